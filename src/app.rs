@@ -1,0 +1,823 @@
+//! The commands: wires workflow files, the state store, components and the scheduler together.
+//!
+//! Everything that decides *which* run and *which* tasks lives here: a new run or the resumption
+//! of an unfinished one, which tables, what each task may reserve. The stages themselves live in
+//! [`crate::task`]; what they may assume (records exist, outputs of predecessors are durable) is
+//! established here before the scheduler starts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::cli::{Cli, Command, PlanFormat};
+use crate::config::{self, Workflow};
+use crate::dag;
+use crate::error::{Error, ErrorKind, Result};
+use crate::lake::{Lake, LakeSettings};
+use crate::progress::Progress;
+use crate::sched::{self, Class, MemoryPool, TaskSpec};
+use crate::source::Source;
+use crate::store::lock::WorkflowLock;
+use crate::store::{RunRecord, RunStatus, Stage, Store, TaskRecord, TaskStatus, now};
+use crate::target::Target;
+use crate::task::{Ctx, TablePlan, TaskRunner, Tuning};
+use crate::types::TableInfo;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+pub async fn main(cli: Cli) -> ExitCode {
+    let res = match &cli.command {
+        Command::Run {
+            workflow,
+            tables,
+            lake_only,
+            memory,
+            new,
+        } => cmd_run(&cli, workflow, tables, *lake_only, memory.as_deref(), *new).await,
+        Command::Retry {
+            target,
+            workflow,
+            memory,
+        } => cmd_retry(&cli, target, workflow.as_deref(), memory.as_deref()).await,
+        Command::Status {
+            workflow,
+            run,
+            json,
+        } => cmd_status(&cli, workflow.as_deref(), run.as_deref(), *json),
+        Command::History { workflow, json } => cmd_history(&cli, workflow.as_deref(), *json),
+        Command::Plan {
+            workflow,
+            format,
+            tables,
+            lake_only,
+            memory,
+        } => cmd_plan(&cli, workflow, *format, tables, *lake_only, memory.as_deref()).await,
+        Command::Validate { workflow } => load_workflow(&cli, workflow).map(|wf| {
+            println!("{}: OK", wf.path.display());
+            EXIT_OK
+        }),
+    };
+    match res {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e.kind {
+                ErrorKind::Config => EXIT_USAGE,
+                ErrorKind::State if e.message.contains("already running") => EXIT_USAGE,
+                _ => EXIT_FAILED,
+            })
+        }
+    }
+}
+
+/// Reads and validates a workflow; `${DAG_STATE_DIR}` expands to the state directory.
+fn load_workflow(cli: &Cli, name: &str) -> Result<Workflow> {
+    let path = config::resolve(name, &cli.workflows).map_err(Error::config)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::config(format!("cannot read {}: {e}", path.display())))?;
+    let state = cli.state.to_string_lossy().into_owned();
+    let env = move |k: &str| {
+        if k == "DAG_STATE_DIR" {
+            Some(state.clone())
+        } else {
+            std::env::var(k).ok()
+        }
+    };
+    config::parse(&text, &path, &env).map_err(|errs| Error::config(errs.to_string()))
+}
+
+fn budget(cli_memory: Option<&str>, wf: &Workflow) -> Result<u64> {
+    match cli_memory {
+        Some(s) => config::parse_size(s).map_err(|e| Error::config(format!("--memory: {e}"))),
+        None => Ok(wf.limits.memory.unwrap_or_else(crate::sysmem::default_budget)),
+    }
+}
+
+fn tuning(wf: &Workflow) -> Tuning {
+    Tuning {
+        batch_rows: wf.limits.batch_rows,
+        row_group_bytes: 32 << 20,
+        default_chunk_rows: 250_000,
+    }
+}
+
+struct Components {
+    source: Source,
+    lake: Arc<Lake>,
+    target: Option<Target>,
+}
+
+async fn open_components(cli: &Cli, wf: &Workflow, lake_only: bool) -> Result<Components> {
+    let base = Path::new(".");
+    let source = Source::build(&wf.source, base)?;
+    let target = match (&wf.target, lake_only) {
+        (Some(t), false) => Some(Target::build(t, base)?),
+        _ => None,
+    };
+    source.prepare().await?;
+    let settings = LakeSettings {
+        uri: wf
+            .lake
+            .uri
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", cli.state.join("catalog.db").display())),
+        catalog_name: wf.lake.catalog_name.clone(),
+        warehouse: wf
+            .lake
+            .warehouse
+            .clone()
+            .unwrap_or_else(|| cli.state.join("warehouse")),
+        namespace: wf.lake.namespace.clone(),
+    };
+    let lake = Arc::new(Lake::open(&settings).await?);
+    Ok(Components {
+        source,
+        lake,
+        target,
+    })
+}
+
+/// Tables of the source that the workflow (and `--tables`) selects.
+async fn select_tables(source: &Source, wf: &Workflow, only: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    let all = source.tables().await?;
+    let mut missing = Vec::new();
+    for t in only {
+        if !all.iter().any(|a| a.eq_ignore_ascii_case(t)) {
+            missing.push(t.clone());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::config(format!(
+            "--tables: no such table(s) in the source: {} (it has: {})",
+            missing.join(", "),
+            all.join(", ")
+        )));
+    }
+    let selected = all
+        .iter()
+        .filter(|t| wf.tables.selects(t))
+        .filter(|t| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(t)))
+        .cloned()
+        .collect::<Vec<_>>();
+    if selected.is_empty() {
+        return Err(Error::config(format!(
+            "{}: tables.include/exclude select no table of the source (it has: {})",
+            wf.path.display(),
+            all.join(", ")
+        )));
+    }
+    Ok((selected, all))
+}
+
+fn override_for<'a>(wf: &'a Workflow, table: &str) -> Option<&'a config::TableOverride> {
+    wf.overrides
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(table))
+        .map(|(_, v)| v)
+}
+
+fn after_map(wf: &Workflow, all: &[String]) -> BTreeMap<String, Vec<String>> {
+    let canon = |t: &str| {
+        all.iter()
+            .find(|a| a.eq_ignore_ascii_case(t))
+            .cloned()
+            .unwrap_or_else(|| t.to_string())
+    };
+    wf.overrides
+        .iter()
+        .filter(|(_, o)| !o.after.is_empty())
+        .map(|(t, o)| (canon(t), o.after.iter().map(|a| canon(a)).collect()))
+        .collect()
+}
+
+/// Bytes a task holds while streaming: batches in flight and the Parquet row group being
+/// built, never more than the whole table would take.
+pub fn estimate(stage: Stage, info: &TableInfo, t: &Tuning) -> u64 {
+    const MIB: u64 = 1 << 20;
+    let w = info.row_width();
+    let whole = info.rows.max(1) * w;
+    let batch = (t.batch_rows as u64 * w).min(whole);
+    match stage {
+        Stage::Extract => {
+            let rg = (t.row_group_rows(info, 1.0) as u64 * w).min(whole);
+            // builders + one batch in the channel + one being encoded, plus the row group
+            3 * batch + 2 * rg + 8 * MIB
+        }
+        Stage::WriteIceberg => 16 * MIB,
+        Stage::Load => 2 * batch + 8 * MIB,
+        Stage::Verify => 4 * batch + 16 * MIB,
+    }
+}
+
+async fn table_plans(
+    wf: &Workflow,
+    source: &Source,
+    store: &Store,
+    run: &str,
+    tables: &[String],
+    tuning: &Tuning,
+) -> Result<HashMap<String, TablePlan>> {
+    let mut out = HashMap::new();
+    for t in tables {
+        let ov = override_for(wf, t);
+        let key = ov.and_then(|o| o.chunk_key.clone());
+        let recorded = store
+            .task(run, t, Stage::Extract)?
+            .and_then(|r| r.outputs.schema);
+        let info = match recorded {
+            Some(i) => i,
+            None => source.describe(t, key.as_deref()).await?,
+        };
+        out.insert(
+            t.clone(),
+            TablePlan {
+                info,
+                chunk_rows: ov
+                    .and_then(|o| o.chunk_rows)
+                    .unwrap_or(tuning.default_chunk_rows),
+                key,
+            },
+        );
+    }
+    Ok(out)
+}
+
+async fn cmd_run(
+    cli: &Cli,
+    name: &str,
+    only: &[String],
+    lake_only: bool,
+    memory: Option<&str>,
+    force_new: bool,
+) -> Result<u8> {
+    let wf = load_workflow(cli, name)?;
+    let budget = budget(memory, &wf)?;
+    for (t, o) in &wf.overrides {
+        if o.mode == config::Mode::Incremental {
+            return Err(Error::config(format!(
+                "table.{t}.mode = \"incremental\": incremental syncs are not part of this build yet; use \"full\""
+            )));
+        }
+        if o.partition.is_some() {
+            return Err(Error::config(format!(
+                "table.{t}.partition: partitioned lake tables are not part of this build yet"
+            )));
+        }
+    }
+    let with_load = wf.target.is_some() && !lake_only;
+    let _lock = WorkflowLock::acquire(&cli.state, &wf.name)?;
+    let store = Arc::new(Store::open(&cli.state, &wf.name)?);
+    let comps = open_components(cli, &wf, lake_only).await?;
+    let progress = Progress::auto();
+
+    // Resume the last run if it never finished and nothing about it changed.
+    let mut resumed = None;
+    if let Some(last) = store.latest_run()?
+        && last.status == RunStatus::Running
+        && !force_new
+    {
+        let same_tables = only.is_empty();
+        if last.config_hash == wf.raw_hash && last.lake_only == !with_load && same_tables {
+            resumed = Some(last);
+        } else {
+            let mut last = last;
+            last.status = RunStatus::Failed;
+            last.ended_at = Some(now());
+            store.put_run(&last)?;
+            progress.line(&format!(
+                "run {} was unfinished but the workflow, its options or its tables changed: starting a new run",
+                last.id
+            ));
+        }
+    }
+    let (run, plan, tuning) = match resumed {
+        Some(mut run) => {
+            let recovered = store.recover(&run.id)?;
+            run.sessions += 1;
+            run.memory_budget = budget;
+            store.put_run(&run)?;
+            progress.line(&format!(
+                "resuming run {} of {} ({} task(s) were interrupted)",
+                run.id, wf.name, recovered
+            ));
+            let all = comps.source.tables().await?;
+            let plan = dag::build(&run.tables, &all, &after_map(&wf, &all), with_load)?;
+            (run, plan, tuning(&wf))
+        }
+        None => {
+            let (selected, all) = select_tables(&comps.source, &wf, only).await?;
+            let plan = dag::build(&selected, &all, &after_map(&wf, &all), with_load)?;
+            let run = RunRecord {
+                id: Store::new_run_id(),
+                workflow: wf.name.clone(),
+                started_at: now(),
+                ended_at: None,
+                status: RunStatus::Running,
+                config_hash: wf.raw_hash.clone(),
+                lake_only: !with_load,
+                memory_budget: budget,
+                tables: plan.tables.clone(),
+                sessions: 1,
+                peak_rss: None,
+                peak_reserved: None,
+            };
+            store.put_run(&run)?;
+            for t in &plan.tasks {
+                store.put_task(&TaskRecord::new(&run.id, &t.table, t.stage))?;
+            }
+            progress.line(&format!(
+                "run {} of {}: {} table(s), memory budget {}",
+                run.id,
+                wf.name,
+                plan.tables.len(),
+                bytesize::ByteSize(budget)
+            ));
+            (run, plan, tuning(&wf))
+        }
+    };
+    execute(&wf, store, comps, run, plan, tuning, budget, progress, None).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    wf: &Workflow,
+    store: Arc<Store>,
+    comps: Components,
+    mut run: RunRecord,
+    plan: dag::Plan,
+    tuning: Tuning,
+    budget: u64,
+    progress: Progress,
+    only_table: Option<&str>,
+) -> Result<u8> {
+    let tasks: Vec<&dag::PlannedTask> = plan
+        .tasks
+        .iter()
+        .filter(|t| only_table.is_none_or(|o| o == t.table))
+        .collect();
+    let tables: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| only_table.is_none_or(|o| o == t.as_str()))
+        .cloned()
+        .collect();
+    let plans = table_plans(wf, &comps.source, &store, &run.id, &tables, &tuning).await?;
+    let index_of: HashMap<(String, Stage), usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ((t.table.clone(), t.stage), i))
+        .collect();
+    let mut specs = Vec::new();
+    for t in &tasks {
+        let rec = store.task(&run.id, &t.table, t.stage)?;
+        let done = rec.is_some_and(|r| r.status == TaskStatus::Succeeded);
+        specs.push(TaskSpec {
+            name: format!("{}.{}", t.table, t.stage),
+            deps: t
+                .deps
+                .iter()
+                .filter_map(|&d| {
+                    let dt = &plan.tasks[d];
+                    index_of.get(&(dt.table.clone(), dt.stage)).copied()
+                })
+                .collect(),
+            mem: estimate(t.stage, &plans[&t.table].info, &tuning),
+            class: match t.stage {
+                Stage::Extract => Class::Source,
+                Stage::Load => Class::Load,
+                _ => Class::Other,
+            },
+            done,
+        });
+    }
+    let nodes = tasks.iter().map(|t| (t.table.clone(), t.stage)).collect();
+    let ctx = Arc::new(Ctx {
+        store: Arc::clone(&store),
+        run_id: run.id.clone(),
+        source: comps.source,
+        lake: comps.lake,
+        target: comps.target,
+        tables: plans,
+        tuning,
+        progress: progress.clone(),
+    });
+    let runner = Arc::new(TaskRunner { ctx, nodes });
+    let pool = MemoryPool::new(budget);
+    let limits = sched::Limits {
+        source_slots: wf.limits.source_connections,
+        load_slots: wf.limits.concurrent_loads,
+        retries: wf.limits.retries,
+        ..sched::Limits::default()
+    };
+    let report = sched::execute(specs, runner, pool, limits).await;
+
+    // The run's status covers every table, not only those this session ran.
+    let all = store.tasks(&run.id)?;
+    let ok = all.iter().all(|t| t.status == TaskStatus::Succeeded);
+    run.status = if ok {
+        RunStatus::Succeeded
+    } else {
+        RunStatus::Failed
+    };
+    run.ended_at = Some(now());
+    run.peak_rss = crate::sysmem::peak_rss();
+    run.peak_reserved = Some(report.peak_reserved);
+    store.put_run(&run)?;
+    print_run(&run, &all);
+    Ok(if ok { EXIT_OK } else { EXIT_FAILED })
+}
+
+async fn cmd_retry(cli: &Cli, spec: &str, workflow: Option<&str>, memory: Option<&str>) -> Result<u8> {
+    let (table, stage) = match spec.split_once('.') {
+        Some((t, s)) => (
+            t.to_string(),
+            Some(Stage::parse(s).ok_or_else(|| {
+                Error::config(format!(
+                    "`{s}` is not a task (use extract, write_iceberg, load or verify)"
+                ))
+            })?),
+        ),
+        None => (spec.to_string(), None),
+    };
+    let wf_name = match workflow {
+        Some(w) => w.to_string(),
+        None => find_workflow_of(&cli.state, &table)?,
+    };
+    let wf = load_workflow(cli, &wf_name)?;
+    let budget = budget(memory, &wf)?;
+    let _lock = WorkflowLock::acquire(&cli.state, &wf.name)?;
+    let store = Arc::new(Store::open(&cli.state, &wf.name)?);
+    let runs = store.runs()?;
+    let Some(mut run) = runs
+        .into_iter()
+        .rev()
+        .find(|r| r.tables.iter().any(|t| t.eq_ignore_ascii_case(&table)))
+    else {
+        return Err(Error::config(format!(
+            "no run of workflow `{}` has a table `{table}`",
+            wf.name
+        )));
+    };
+    let table = run
+        .tables
+        .iter()
+        .find(|t| t.eq_ignore_ascii_case(&table))
+        .cloned()
+        .unwrap_or(table);
+    if run.config_hash != wf.raw_hash {
+        eprintln!(
+            "warning: {} changed since run {} started; the retry uses the current file",
+            wf.path.display(),
+            run.id
+        );
+    }
+    store.recover(&run.id)?;
+    let recs: Vec<TaskRecord> = store
+        .tasks(&run.id)?
+        .into_iter()
+        .filter(|t| t.table == table)
+        .collect();
+    let stages_in_run = dag::stages(!run.lake_only);
+    let from = match stage {
+        Some(s) => {
+            if !stages_in_run.contains(&s) {
+                return Err(Error::config(format!(
+                    "run {} has no {s} task for {table} (it was lake-only)",
+                    run.id
+                )));
+            }
+            if s == Stage::Extract
+                && recs
+                    .iter()
+                    .any(|r| r.stage == Stage::Extract && r.status == TaskStatus::Succeeded)
+            {
+                return Err(Error::config(format!(
+                    "{table}.extract already succeeded in run {}: its rows are recorded and may already be \
+                     published; to extract again start a new run: dag run {} --tables {table}",
+                    run.id, wf.name
+                )));
+            }
+            s
+        }
+        None => match recs.iter().find(|r| r.status != TaskStatus::Succeeded) {
+            Some(r) => r.stage,
+            None => {
+                println!("{table}: every task of run {} already succeeded", run.id);
+                return Ok(EXIT_OK);
+            }
+        },
+    };
+    for mut r in recs {
+        if r.stage >= from && r.status != TaskStatus::Pending {
+            r.status = TaskStatus::Pending;
+            store.put_task(&r)?;
+        }
+    }
+    run.status = RunStatus::Running;
+    run.sessions += 1;
+    run.ended_at = None;
+    store.put_run(&run)?;
+    let progress = Progress::auto();
+    progress.line(&format!("retrying {table} of run {} from {from} on", run.id));
+    let comps = open_components(cli, &wf, run.lake_only).await?;
+    let all = comps.source.tables().await.unwrap_or_else(|_| run.tables.clone());
+    let plan = dag::build(&run.tables, &all, &after_map(&wf, &all), !run.lake_only)?;
+    let t = tuning(&wf);
+    execute(&wf, store, comps, run, plan, t, budget, progress, Some(&table)).await
+}
+
+/// Workflow names that have state.
+fn workflows_with_state(state: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(state.join("db"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn find_workflow_of(state: &Path, table: &str) -> Result<String> {
+    let mut best: Option<(String, String)> = None;
+    for w in workflows_with_state(state) {
+        let Some((run, _)) = read_state(state, &w, None)? else {
+            continue;
+        };
+        if run.tables.iter().any(|t| t.eq_ignore_ascii_case(table))
+            && best.as_ref().is_none_or(|(id, _)| run.id > *id)
+        {
+            best = Some((run.id, w));
+        }
+    }
+    best.map(|(_, w)| w).ok_or_else(|| {
+        Error::config(format!(
+            "no workflow's latest run has a table `{table}` (state: {}); name it with --workflow",
+            state.display()
+        ))
+    })
+}
+
+/// A run and its tasks, from the database or, while a run holds it, from its mirror.
+fn read_state(state: &Path, wf: &str, run_id: Option<&str>) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
+    if WorkflowLock::held_by_other(state, wf).is_some() {
+        return Ok(Store::read_mirror(state, wf)
+            .filter(|m| run_id.is_none_or(|r| r == m.run.id))
+            .map(|m| (m.run, m.tasks)));
+    }
+    let store = Store::open(state, wf)?;
+    let run = match run_id {
+        Some(id) => store.run(id)?,
+        None => store.latest_run()?,
+    };
+    Ok(match run {
+        Some(r) => {
+            let tasks = store.tasks(&r.id)?;
+            Some((r, tasks))
+        }
+        None => None,
+    })
+}
+
+fn mib(b: u64) -> String {
+    bytesize::ByteSize(b).display().iec().to_string()
+}
+
+fn print_run(run: &RunRecord, tasks: &[TaskRecord]) {
+    println!(
+        "workflow {}  run {}  {}  started {}{}  sessions {}  budget {}{}",
+        run.workflow,
+        run.id,
+        run.status,
+        run.started_at,
+        run.ended_at
+            .as_ref()
+            .map(|e| format!("  ended {e}"))
+            .unwrap_or_default(),
+        run.sessions,
+        mib(run.memory_budget),
+        run.peak_rss
+            .map(|p| format!("  peak RSS {}", mib(p)))
+            .unwrap_or_default(),
+    );
+    println!(
+        "{:<18} {:<14} {:<10} {:>10} {:>8} {:>5} {:>10}  DETAIL",
+        "TABLE", "TASK", "STATUS", "ROWS", "TIME", "TRIES", "MEMORY"
+    );
+    for t in tasks {
+        let rows = t.outputs.digest.map(|d| d.rows.to_string()).unwrap_or_default();
+        let time = t
+            .duration_secs()
+            .map(|s| format!("{s:.1}s"))
+            .unwrap_or_default();
+        let detail = match (&t.last_error, t.status) {
+            (Some(e), TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Pending) => e.clone(),
+            _ => match t.stage {
+                Stage::Verify => match (t.outputs.lake, t.outputs.target) {
+                    (Some(l), Some(tg)) => format!("lake {} target {}", l.hex(), tg.hex()),
+                    (Some(l), None) => format!("lake {}", l.hex()),
+                    _ => String::new(),
+                },
+                Stage::WriteIceberg => t
+                    .outputs
+                    .snapshot_id
+                    .map(|s| {
+                        format!(
+                            "snapshot {s}{}",
+                            if t.outputs.commit_found { " (found after a crash)" } else { "" }
+                        )
+                    })
+                    .unwrap_or_default(),
+                Stage::Extract => match (t.outputs.chunk_plan.len(), t.outputs.chunks_reused) {
+                    (0, _) => String::new(),
+                    (n, Some(r)) if r > 0 => format!("{n} chunks, {r} reused"),
+                    (n, _) => format!("{n} chunks"),
+                },
+                Stage::Load => match (t.outputs.chunks_loaded, t.outputs.chunks_already_loaded) {
+                    (Some(l), Some(a)) => format!("{l} chunks loaded, {a} already there"),
+                    _ => String::new(),
+                },
+            },
+        };
+        let detail = match &t.outputs.note {
+            Some(n) => format!("{detail} ({n})"),
+            None => detail,
+        };
+        println!(
+            "{:<18} {:<14} {:<10} {:>10} {:>8} {:>5} {:>10}  {}",
+            t.table,
+            t.stage.name(),
+            t.status.to_string(),
+            rows,
+            time,
+            t.attempts,
+            if t.mem_estimate > 0 { mib(t.mem_estimate) } else { String::new() },
+            detail
+        );
+    }
+}
+
+fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) -> Result<u8> {
+    let names = match workflow {
+        Some(w) => vec![w.to_string()],
+        None => workflows_with_state(&cli.state),
+    };
+    let mut out = Vec::new();
+    for w in &names {
+        match read_state(&cli.state, w, run)? {
+            Some((r, t)) => out.push((r, t)),
+            None if workflow.is_some() => {
+                return Err(Error::config(match run {
+                    Some(id) => format!("workflow `{w}` has no run `{id}`"),
+                    None => format!("workflow `{w}` has not run yet (state: {})", cli.state.display()),
+                }));
+            }
+            None => {}
+        }
+    }
+    if json {
+        let v: Vec<serde_json::Value> = out
+            .iter()
+            .map(|(r, t)| serde_json::json!({ "run": r, "tasks": t }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).map_err(Error::from)?);
+    } else if out.is_empty() {
+        println!("no runs yet (state: {})", cli.state.display());
+    } else {
+        for (i, (r, t)) in out.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            print_run(r, t);
+        }
+    }
+    let failed = out.iter().any(|(r, _)| r.status == RunStatus::Failed);
+    Ok(if failed { EXIT_FAILED } else { EXIT_OK })
+}
+
+fn cmd_history(cli: &Cli, workflow: Option<&str>, json: bool) -> Result<u8> {
+    let names = match workflow {
+        Some(w) => vec![w.to_string()],
+        None => workflows_with_state(&cli.state),
+    };
+    let mut all = Vec::new();
+    for w in names {
+        if WorkflowLock::held_by_other(&cli.state, &w).is_some() {
+            if let Some(m) = Store::read_mirror(&cli.state, &w) {
+                all.push((m.run, m.tasks));
+            }
+            continue;
+        }
+        let store = Store::open(&cli.state, &w)?;
+        for r in store.runs()? {
+            let tasks = store.tasks(&r.id)?;
+            all.push((r, tasks));
+        }
+    }
+    all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    if json {
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(r, t)| {
+                serde_json::json!({
+                    "run": r,
+                    "failed_tasks": t.iter().filter(|t| t.status == TaskStatus::Failed).count(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).map_err(Error::from)?);
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "{:<22} {:<12} {:<10} {:<25} {:<25} {:>6} {:>7} {:>8}",
+        "RUN", "WORKFLOW", "STATUS", "STARTED", "ENDED", "TABLES", "FAILED", "SESSIONS"
+    );
+    for (r, t) in &all {
+        println!(
+            "{:<22} {:<12} {:<10} {:<25} {:<25} {:>6} {:>7} {:>8}",
+            r.id,
+            r.workflow,
+            r.status.to_string(),
+            r.started_at,
+            r.ended_at.clone().unwrap_or_default(),
+            r.tables.len(),
+            t.iter().filter(|t| t.status == TaskStatus::Failed).count(),
+            r.sessions
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+async fn cmd_plan(
+    cli: &Cli,
+    name: &str,
+    format: PlanFormat,
+    only: &[String],
+    lake_only: bool,
+    memory: Option<&str>,
+) -> Result<u8> {
+    let wf = load_workflow(cli, name)?;
+    let budget = budget(memory, &wf)?;
+    let source = Source::build(&wf.source, Path::new("."))?;
+    source.prepare().await?;
+    let (selected, all) = select_tables(&source, &wf, only).await?;
+    let with_load = wf.target.is_some() && !lake_only;
+    let plan = dag::build(&selected, &all, &after_map(&wf, &all), with_load)?;
+    if format == PlanFormat::Dot {
+        print!("{}", plan.dot());
+        return Ok(EXIT_OK);
+    }
+    let t = tuning(&wf);
+    println!(
+        "workflow {} ({}): {} table(s), memory budget {}",
+        wf.name,
+        source.describe_location(),
+        plan.tables.len(),
+        mib(budget)
+    );
+    println!(
+        "{:<18} {:>10} {:>5} {:>7}  {:<14} {:>10}  AFTER",
+        "TABLE", "EST ROWS", "COLS", "CHUNKS", "TASK", "MEMORY"
+    );
+    let after = after_map(&wf, &all);
+    for table in &plan.tables {
+        let ov = override_for(&wf, table);
+        let info = source
+            .describe(table, ov.and_then(|o| o.chunk_key.as_deref()))
+            .await?;
+        let chunk_rows = ov.and_then(|o| o.chunk_rows).unwrap_or(t.default_chunk_rows);
+        let chunks = if info.key.is_some() {
+            info.rows.div_ceil(chunk_rows).max(1)
+        } else {
+            1
+        };
+        for (i, st) in dag::stages(with_load).into_iter().enumerate() {
+            let mem = estimate(st, &info, &t);
+            let note = if mem > budget { " (over budget: runs alone, smaller batches)" } else { "" };
+            if i == 0 {
+                println!(
+                    "{:<18} {:>10} {:>5} {:>7}  {:<14} {:>10}  {}{note}",
+                    table,
+                    info.rows,
+                    info.columns.len(),
+                    chunks,
+                    st.name(),
+                    mib(mem),
+                    after.get(table).map(|a| a.join(",")).unwrap_or_default()
+                );
+            } else {
+                println!("{:<18} {:>10} {:>5} {:>7}  {:<14} {:>10}{note}", "", "", "", "", st.name(), mib(mem));
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+#[allow(dead_code)]
+fn _assert_send(p: PathBuf) -> PathBuf {
+    p
+}

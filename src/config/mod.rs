@@ -1,0 +1,430 @@
+//! Workflow files: `workflows/<name>.toml`, parsed into a validated [`Workflow`].
+//!
+//! A run moves data into the lake and the target and keeps resumable state, so a
+//! mistake in the workflow file must be caught before anything is touched. This
+//! module therefore does all checking up front and reports *every* problem at
+//! once, each with its file, line, column and dotted key
+//! (`workflows/demo.toml:12:1: limits.memory: ...`), instead of failing on the
+//! first one or halfway through a run.
+//!
+//! Loading happens in three steps: the text is parsed with span information
+//! ([`toml::de::DeTable`]), `${ENV_VAR}` references in string values are expanded
+//! (see [`load`]), and the tree is validated key by key (`validate.rs`).
+//! Checks that need the database (do the named tables exist?) or the whole table
+//! graph (cycles among `after`) happen elsewhere.
+
+mod interpolate;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+/// Smallest accepted `limits.memory`: below this, batches cannot make progress.
+pub const MIN_MEMORY: u64 = 16 * 1024 * 1024;
+
+/// A validated workflow file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workflow {
+    /// The file stem: `workflows/demo.toml` is workflow `demo`.
+    pub name: String,
+    /// The file the workflow was loaded from, as given.
+    pub path: PathBuf,
+    pub description: Option<String>,
+    /// A cron expression in the `cron` crate's format (seconds first). A
+    /// 5-field crontab line in the file is stored here with `0 ` prepended.
+    pub schedule: Option<String>,
+    pub source: SourceConfig,
+    pub lake: LakeConfig,
+    pub target: Option<TargetConfig>,
+    pub limits: Limits,
+    pub tables: TableSelection,
+    /// Per-table overrides from `[table.<NAME>]`, keyed by the name as written.
+    /// Use [`Workflow::override_for`] to look one up case-insensitively.
+    pub overrides: BTreeMap<String, TableOverride>,
+    /// FNV-1a 64 of the file text after `${VAR}` expansion, as 16 hex digits.
+    /// Changes whenever the file or a variable it uses changes.
+    pub raw_hash: String,
+}
+
+impl Workflow {
+    /// The override for `table`, matching names case-insensitively like the
+    /// `[tables]` globs do.
+    pub fn override_for(&self, table: &str) -> Option<&TableOverride> {
+        self.overrides
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(table))
+            .map(|(_, o)| o)
+    }
+}
+
+/// Where the tables come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    Sqlite {
+        path: PathBuf,
+        /// Create a demo database at `path` before the run.
+        generate_demo: bool,
+        /// Row count of the demo's big table.
+        demo_big_rows: u64,
+    },
+    Mssql {
+        url: Secret,
+        schema: String,
+    },
+}
+
+/// The Iceberg catalog and warehouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeConfig {
+    pub catalog: CatalogKind,
+    /// Catalog database URI; `None` means `sqlite:<state dir>/catalog.db`.
+    pub uri: Option<String>,
+    pub catalog_name: String,
+    /// `None` means `<state dir>/warehouse`.
+    pub warehouse: Option<PathBuf>,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CatalogKind {
+    /// Iceberg SQL catalog.
+    #[default]
+    Sql,
+}
+
+/// The database the lake tables are copied into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetConfig {
+    Sqlite {
+        path: PathBuf,
+    },
+    Mysql {
+        url: Secret,
+        database: String,
+    },
+    StarRocks {
+        url: Secret,
+        database: String,
+        /// FE HTTP endpoint for stream load, e.g. `http://fe:8030`.
+        http_url: Option<String>,
+    },
+}
+
+/// Resource limits of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory budget in bytes; `None` leaves the choice to the caller.
+    pub memory: Option<u64>,
+    pub source_connections: usize,
+    pub concurrent_loads: usize,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    pub batch_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: None,
+            source_connections: 2,
+            concurrent_loads: 2,
+            retries: 3,
+            batch_rows: 8192,
+        }
+    }
+}
+
+/// Which tables a run moves: those matching an `include` glob and no
+/// `exclude` glob, compared case-insensitively.
+#[derive(Clone)]
+pub struct TableSelection {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    include_set: GlobSet,
+    exclude_set: GlobSet,
+}
+
+impl TableSelection {
+    /// Compiles the globs; the error names the first bad pattern.
+    pub fn new(include: Vec<String>, exclude: Vec<String>) -> Result<Self, String> {
+        let include_set = glob_set(&include)?;
+        let exclude_set = glob_set(&exclude)?;
+        Ok(TableSelection {
+            include,
+            exclude,
+            include_set,
+            exclude_set,
+        })
+    }
+
+    pub fn selects(&self, table: &str) -> bool {
+        self.include_set.is_match(table) && !self.exclude_set.is_match(table)
+    }
+}
+
+impl Default for TableSelection {
+    /// Every table.
+    fn default() -> Self {
+        TableSelection {
+            include: vec!["*".to_owned()],
+            exclude: Vec::new(),
+            include_set: glob_set(&["*".to_owned()]).unwrap_or_else(|_| GlobSet::empty()),
+            exclude_set: GlobSet::empty(),
+        }
+    }
+}
+
+/// Shows the patterns, not the compiled matchers.
+impl fmt::Debug for TableSelection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableSelection")
+            .field("include", &self.include)
+            .field("exclude", &self.exclude)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for TableSelection {
+    fn eq(&self, other: &Self) -> bool {
+        self.include == other.include && self.exclude == other.exclude
+    }
+}
+
+impl Eq for TableSelection {}
+
+/// Compiles one table-name glob the way [`TableSelection`] matches it.
+fn compile_glob(pattern: &str) -> Result<globset::Glob, String> {
+    GlobBuilder::new(pattern)
+        .case_insensitive(true)
+        .build()
+        .map_err(|e| format!("{pattern:?} is not a valid glob: {}", e.kind()))
+}
+
+fn glob_set(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(compile_glob(pattern)?);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// `[table.<NAME>]`: how one table is copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableOverride {
+    /// Column to split the table into chunks by.
+    pub chunk_key: Option<String>,
+    /// Rows per chunk; `None` leaves the choice to the planner.
+    pub chunk_rows: Option<u64>,
+    /// Column whose day partitions the lake table.
+    pub partition: Option<String>,
+    pub mode: Mode,
+    /// Column that only grows, for `mode = "incremental"`.
+    pub cursor: Option<String>,
+    /// Tables that must finish before this one starts.
+    pub after: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Copy every row.
+    #[default]
+    Full,
+    /// Copy rows whose `cursor` is past the last run's maximum.
+    Incremental,
+}
+
+/// A value that must not be printed, such as a connection URL with a password.
+/// `Debug` and `Display` print `***`; use [`Secret::expose`] to get the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// One problem in a workflow file. `line` and `column` are 1-based; both are 0
+/// when the problem is not at a place in the text (the file cannot be read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted key such as `limits.memory`; empty for syntax and read errors.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        f.write_str(": ")?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found in one workflow file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for error in &self.0 {
+            writeln!(f, "{error}")?;
+        }
+        let count = self.0.len();
+        let noun = if count == 1 { "problem" } else { "problems" };
+        match self.0.first() {
+            Some(first) => write!(f, "{count} {noun} in {}", first.file.display()),
+            None => write!(f, "{count} {noun}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Parses a size such as `64MiB`, `2GiB`, `512MB` (decimal), `1.5GiB` or a
+/// plain byte count `1048576`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a size (use e.g. 512MiB, 2GiB)");
+    let trimmed = s.trim();
+    if !trimmed.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let bytes = trimmed
+        .parse::<bytesize::ByteSize>()
+        .map_err(|_| bad())?
+        .as_u64();
+    // `bytesize` saturates instead of failing on overflow.
+    if bytes == u64::MAX {
+        return Err(format!("{s:?} is too large"));
+    }
+    Ok(bytes)
+}
+
+/// Finds `workflows/<name>.toml` under `workflows_dir`, or treats
+/// `name_or_path` as a path if it ends with `.toml` or contains a `/`.
+/// The error for an unknown name lists the available workflows.
+pub fn resolve(name_or_path: &str, workflows_dir: &Path) -> Result<PathBuf, String> {
+    if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
+        let path = PathBuf::from(name_or_path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("workflow file {} does not exist", path.display()))
+        };
+    }
+    let path = workflows_dir.join(format!("{name_or_path}.toml"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    let available = available_workflows(workflows_dir);
+    let mut message = format!("no workflow named {name_or_path:?}");
+    if available.is_empty() {
+        message += &format!(" (no workflows in {})", workflows_dir.display());
+    } else {
+        message += &format!(" (available: {})", available.join(", "));
+        if let Some(close) = validate::closest(name_or_path, available.iter().map(String::as_str)) {
+            message += &format!("; did you mean `{close}`?");
+        }
+    }
+    Err(message)
+}
+
+/// Names of the `*.toml` files in `dir`, sorted.
+fn available_workflows(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == "toml"))
+        .filter_map(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Reads and validates a workflow file, expanding `${VAR}` from the process
+/// environment.
+///
+/// `${VAR}` is expanded in every string value before validation; `$${` stands
+/// for a literal `${`. `url` values are kept as [`Secret`]s.
+pub fn load(path: &Path) -> Result<Workflow, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read workflow file: {e}"),
+        }])
+    })?;
+    parse(&text, path, &|name| std::env::var(name).ok())
+}
+
+/// Validates workflow text read from `path`, looking variables up with `env`.
+/// Does no I/O.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Workflow, ConfigErrors> {
+    let (expanded, _) = interpolate::expand(text, env);
+    let parsed = validate::validate(text, path, env)?;
+    Ok(Workflow {
+        name: path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        path: path.to_path_buf(),
+        description: parsed.description,
+        schedule: parsed.schedule,
+        source: parsed.source,
+        lake: parsed.lake,
+        target: parsed.target,
+        limits: parsed.limits,
+        tables: parsed.tables,
+        overrides: parsed.overrides,
+        raw_hash: format!("{:016x}", fnv1a64(expanded.as_bytes())),
+    })
+}
+
+/// FNV-1a, 64 bit: stable across Rust versions and platforms, unlike `DefaultHasher`.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

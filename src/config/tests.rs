@@ -1,0 +1,500 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const FILE: &str = "workflows/demo.toml";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "TARGET_URL" => Some("mysql://loader:hunter2@db:9030".to_owned()),
+        "MSSQL_URL" => Some("mssql://sa:s3cret@sql:1433/WorldZone".to_owned()),
+        "STATE" => Some("state".to_owned()),
+        _ => None,
+    }
+}
+
+fn parse_ok(text: &str) -> Workflow {
+    match parse(text, Path::new(FILE), &env) {
+        Ok(workflow) => workflow,
+        Err(errors) => panic!("unexpected errors:\n{errors}"),
+    }
+}
+
+fn parse_err(text: &str) -> Vec<String> {
+    match parse(text, Path::new(FILE), &env) {
+        Ok(workflow) => panic!("expected errors, got {workflow:?}"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[source]
+kind = "sqlite"
+path = "db.sqlite"
+
+[lake]
+namespace = "ns"
+"#;
+
+#[test]
+fn full_file_round_trips() {
+    let text = r#"
+description = "WorldZone dbo -> lake -> target"
+schedule = "0 0 2 * * *"
+
+[source]
+kind = "sqlite"
+path = "${STATE}/demo/worldzone.db"
+generate_demo = true
+demo_big_rows = 5_000
+
+[lake]
+catalog = "sql"
+uri = "sqlite:state/catalog.db"
+catalog_name = "wz"
+warehouse = "state/warehouse"
+namespace = "worldzone"
+
+[target]
+kind = "starrocks"
+url = "${TARGET_URL}"
+database = "wz"
+http_url = "http://fe:8030"
+
+[limits]
+memory = "1GiB"
+source_connections = 4
+concurrent_loads = 3
+retries = 0
+batch_rows = 1024
+
+[tables]
+include = ["*"]
+exclude = ["TMP_*"]
+
+[table.AGENTSVES]
+chunk_key = "AGENT_ID"
+chunk_rows = 2000
+partition = "HIRE_DATE"
+mode = "incremental"
+cursor = "UPDATED_AT"
+after = ["COUNTRIES"]
+
+[table.COUNTRIES]
+"#;
+    let workflow = parse_ok(text);
+    let expected = Workflow {
+        name: "demo".to_owned(),
+        path: PathBuf::from(FILE),
+        description: Some("WorldZone dbo -> lake -> target".to_owned()),
+        schedule: Some("0 0 2 * * *".to_owned()),
+        source: SourceConfig::Sqlite {
+            path: PathBuf::from("state/demo/worldzone.db"),
+            generate_demo: true,
+            demo_big_rows: 5_000,
+        },
+        lake: LakeConfig {
+            catalog: CatalogKind::Sql,
+            uri: Some("sqlite:state/catalog.db".to_owned()),
+            catalog_name: "wz".to_owned(),
+            warehouse: Some(PathBuf::from("state/warehouse")),
+            namespace: "worldzone".to_owned(),
+        },
+        target: Some(TargetConfig::StarRocks {
+            url: Secret::new("mysql://loader:hunter2@db:9030"),
+            database: "wz".to_owned(),
+            http_url: Some("http://fe:8030".to_owned()),
+        }),
+        limits: Limits {
+            memory: Some(1 << 30),
+            source_connections: 4,
+            concurrent_loads: 3,
+            retries: 0,
+            batch_rows: 1024,
+        },
+        tables: TableSelection::new(vec!["*".to_owned()], vec!["TMP_*".to_owned()]).unwrap(),
+        overrides: BTreeMap::from([
+            (
+                "AGENTSVES".to_owned(),
+                TableOverride {
+                    chunk_key: Some("AGENT_ID".to_owned()),
+                    chunk_rows: Some(2000),
+                    partition: Some("HIRE_DATE".to_owned()),
+                    mode: Mode::Incremental,
+                    cursor: Some("UPDATED_AT".to_owned()),
+                    after: vec!["COUNTRIES".to_owned()],
+                },
+            ),
+            ("COUNTRIES".to_owned(), TableOverride::default()),
+        ]),
+        raw_hash: workflow.raw_hash.clone(),
+    };
+    assert_eq!(workflow, expected);
+    assert_eq!(workflow.raw_hash.len(), 16);
+    assert!(workflow.tables.selects("agentsves"));
+    assert!(!workflow.tables.selects("tmp_load"));
+    assert_eq!(
+        workflow.override_for("agentsves").map(|o| o.mode),
+        Some(Mode::Incremental)
+    );
+}
+
+#[test]
+fn defaults_fill_in_optional_keys() {
+    let workflow = parse_ok(MINIMAL);
+    assert_eq!(workflow.description, None);
+    assert_eq!(workflow.schedule, None);
+    assert_eq!(
+        workflow.source,
+        SourceConfig::Sqlite {
+            path: PathBuf::from("db.sqlite"),
+            generate_demo: false,
+            demo_big_rows: 1_000_000,
+        }
+    );
+    assert_eq!(
+        workflow.lake,
+        LakeConfig {
+            catalog: CatalogKind::Sql,
+            uri: None,
+            catalog_name: "dag".to_owned(),
+            warehouse: None,
+            namespace: "ns".to_owned(),
+        }
+    );
+    assert_eq!(workflow.target, None);
+    assert_eq!(workflow.limits, Limits::default());
+    assert_eq!(workflow.limits.batch_rows, 8192);
+    assert_eq!(workflow.tables, TableSelection::default());
+    assert!(workflow.tables.selects("ANYTHING"));
+    assert!(workflow.overrides.is_empty());
+}
+
+#[test]
+fn mssql_source_and_mysql_target() {
+    let text = r#"
+[source]
+kind = "mssql"
+url = "${MSSQL_URL}"
+
+[lake]
+namespace = "wz"
+
+[target]
+kind = "mysql"
+url = "${TARGET_URL}"
+database = "wz"
+"#;
+    let workflow = parse_ok(text);
+    let SourceConfig::Mssql { url, schema } = &workflow.source else {
+        panic!("expected mssql, got {:?}", workflow.source);
+    };
+    assert_eq!(url.expose(), "mssql://sa:s3cret@sql:1433/WorldZone");
+    assert_eq!(schema, "dbo");
+    assert_eq!(
+        workflow.target,
+        Some(TargetConfig::Mysql {
+            url: Secret::new("mysql://loader:hunter2@db:9030"),
+            database: "wz".to_owned(),
+        })
+    );
+}
+
+#[test]
+fn reports_every_problem_at_once_with_locations() {
+    let text = r#"description = "broken"
+schedule = "every night"
+colour = "blue"
+
+[lake]
+namespace = "wz"
+
+[limits]
+memory = "2 gigs"
+retries = 99
+
+[tables]
+include = ["A*", "[abc"]
+"#;
+    let errors = parse_err(text);
+    assert_eq!(
+        errors,
+        vec![
+            "workflows/demo.toml:1:1: source: missing required section".to_owned(),
+            format!(
+                "workflows/demo.toml:2:1: schedule: \"every night\" is not a cron expression ({}); \
+                 use \"sec min hour day month weekday\" or a 5-field crontab line",
+                "every night".parse::<cron::Schedule>().unwrap_err()
+            ),
+            "workflows/demo.toml:3:1: colour: unknown key (expected one of: description, \
+             schedule, source, lake, target, limits, tables, table)"
+                .to_owned(),
+            "workflows/demo.toml:9:1: limits.memory: \"2 gigs\" is not a size (use e.g. 512MiB, 2GiB)"
+                .to_owned(),
+            "workflows/demo.toml:10:1: limits.retries: must be between 0 and 20, got 99".to_owned(),
+            "workflows/demo.toml:13:18: tables.include[1]: \"[abc\" is not a valid glob: \
+             unclosed character class; missing ']'"
+                .to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn errors_display_with_summary_line() {
+    let text = "[source]\nkind = \"sqlite\"\npth = \"x.db\"\n\n[lake]\nnamespace = \"wz\"\n";
+    let Err(errors) = parse(text, Path::new(FILE), &env) else {
+        panic!("expected errors");
+    };
+    assert_eq!(
+        errors.to_string(),
+        "workflows/demo.toml:1:1: source.path: missing; required for kind = \"sqlite\"\n\
+         workflows/demo.toml:3:1: source.pth: unknown key (expected one of: kind, path, \
+         generate_demo, demo_big_rows); did you mean `path`?\n\
+         2 problems in workflows/demo.toml"
+    );
+}
+
+#[test]
+fn keys_of_another_kind_are_rejected() {
+    let text = r#"
+[source]
+kind = "mssql"
+url = "${MSSQL_URL}"
+generate_demo = true
+
+[lake]
+namespace = "wz"
+
+[target]
+kind = "mysql"
+url = "x"
+database = "d"
+http_url = "http://fe:8030"
+"#;
+    assert_eq!(
+        parse_err(text),
+        vec![
+            "workflows/demo.toml:5:1: source.generate_demo: not valid for kind = \"mssql\" \
+             (only for kind \"sqlite\")",
+            "workflows/demo.toml:14:1: target.http_url: not valid for kind = \"mysql\" \
+             (only for kind \"starrocks\")",
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_and_bad_values() {
+    let text = r#"
+[source]
+kind = "postgres"
+
+[lake]
+catalog = "rest"
+namespace = "world-zone"
+
+[limits]
+memory = "8MiB"
+source_connections = "2"
+batch_rows = 1.5
+
+[table.A]
+mode = "incremental"
+after = ["a", 3]
+"#;
+    assert_eq!(
+        parse_err(text),
+        vec![
+            "workflows/demo.toml:3:1: source.kind: \"postgres\" is not a supported source kind \
+             (expected one of: sqlite, mssql)",
+            "workflows/demo.toml:6:1: lake.catalog: \"rest\" is not a supported catalog \
+             (expected one of: sql)",
+            "workflows/demo.toml:7:1: lake.namespace: \"world-zone\" is not a namespace \
+             (use ASCII letters, digits and '_')",
+            "workflows/demo.toml:10:1: limits.memory: 8MiB is below the minimum of 16MiB",
+            "workflows/demo.toml:11:1: limits.source_connections: expected an integer, \
+             found a string",
+            "workflows/demo.toml:12:1: limits.batch_rows: expected an integer, found a float",
+            "workflows/demo.toml:15:1: table.A.mode: \"incremental\" needs a `cursor` column",
+            "workflows/demo.toml:16:15: table.A.after[1]: expected a string, found an integer",
+        ]
+    );
+}
+
+#[test]
+fn table_overrides_cannot_wait_for_themselves_or_repeat() {
+    let text = format!(
+        "{MINIMAL}\n[table.Orders]\nafter = [\"Customers\", \"ORDERS\"]\n\n[table.ORDERS]\n\n[table.\"dbo.x\"]\nchunk_rows = 0\n"
+    );
+    // MINIMAL is 7 lines, plus the joining newline.
+    assert_eq!(
+        parse_err(&text),
+        vec![
+            "workflows/demo.toml:10:23: table.Orders.after[1]: a table cannot wait for itself",
+            "workflows/demo.toml:12:8: table.ORDERS: same table as `table.Orders` \
+             (table names are matched case-insensitively)",
+            "workflows/demo.toml:15:1: table.\"dbo.x\".chunk_rows: must be at least 1, got 0",
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_have_their_own_locations() {
+    let errors = parse_err("[source]\nkind = \"sqlite\npath = 1\n\n[lake]\nnamespace = \n");
+    assert_eq!(
+        errors,
+        vec![
+            "workflows/demo.toml:2:15: invalid basic string, expected `\"`",
+            "workflows/demo.toml:6:13: string values must be quoted, expected literal string",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_keys_are_syntax_errors() {
+    let errors = parse_err("[lake]\nnamespace = \"a\"\nnamespace = \"b\"\n");
+    assert_eq!(
+        errors,
+        vec!["workflows/demo.toml:3:1: duplicate key `namespace`"],
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn env_interpolation_expands_escapes_and_reports_missing_variables() {
+    let text = format!("description = \"in ${{STATE}}, cost $5, literal $${{STATE}}\"\n{MINIMAL}");
+    let workflow = parse_ok(&text);
+    assert_eq!(
+        workflow.description.as_deref(),
+        Some("in state, cost $5, literal ${STATE}")
+    );
+
+    let text = "[source]\nkind = \"mssql\"\nurl = \"mssql://${DB_USER}:${DB_PASS}@h\"\n\n[lake]\nnamespace = \"${NS\"\n";
+    assert_eq!(
+        parse_err(text),
+        vec![
+            "workflows/demo.toml:3:1: source.url: environment variable `DB_USER` is not set",
+            "workflows/demo.toml:3:1: source.url: environment variable `DB_PASS` is not set",
+            "workflows/demo.toml:6:1: lake.namespace: unterminated `${` (write `$${` for a literal `${`)",
+        ]
+    );
+}
+
+#[test]
+fn raw_hash_is_fnv1a_of_the_expanded_text() {
+    assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+
+    let text = "[source]\nkind = \"mssql\"\nurl = \"${URL}\"\n[lake]\nnamespace = \"n\"\n";
+    let hash_with = |url: &'static str| {
+        let env = move |name: &str| (name == "URL").then(|| url.to_owned());
+        parse(text, Path::new(FILE), &env).unwrap().raw_hash
+    };
+    let expanded = text.replace("${URL}", "mssql://a");
+    assert_eq!(
+        hash_with("mssql://a"),
+        format!("{:016x}", fnv1a64(expanded.as_bytes()))
+    );
+    assert_ne!(hash_with("mssql://a"), hash_with("mssql://b"));
+}
+
+#[test]
+fn secrets_are_redacted() {
+    let text = "[source]\nkind = \"mssql\"\nurl = \"${MSSQL_URL}\"\n[lake]\nnamespace = \"n\"\n";
+    let workflow = parse_ok(text);
+    let debug = format!("{workflow:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    assert!(debug.contains("url: ***"), "{debug}");
+    let secret = Secret::new("p@ss");
+    assert_eq!(format!("{secret}"), "***");
+    assert_eq!(format!("{secret:?}"), "***");
+    assert_eq!(secret.expose(), "p@ss");
+}
+
+#[test]
+fn schedules_accept_crontab_lines() {
+    let text = format!("schedule = \"30 2 * * *\"\n{MINIMAL}");
+    assert_eq!(parse_ok(&text).schedule.as_deref(), Some("0 30 2 * * *"));
+}
+
+#[test]
+fn table_selection_matches_case_insensitively() {
+    let selection = TableSelection::new(
+        vec!["agent*".to_owned(), "COUNTRIES".to_owned()],
+        vec!["*_TMP".to_owned()],
+    )
+    .unwrap();
+    assert!(selection.selects("AGENTSVES"));
+    assert!(selection.selects("countries"));
+    assert!(!selection.selects("AGENTS_tmp"));
+    assert!(!selection.selects("REGIONS"));
+    assert!(TableSelection::new(vec!["[".to_owned()], vec![]).is_err());
+}
+
+#[test]
+fn parse_size_cases() {
+    assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+    assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+    assert_eq!(parse_size("512MB"), Ok(512_000_000));
+    assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+    assert_eq!(parse_size("1048576"), Ok(1_048_576));
+    assert_eq!(parse_size(" 16 mib "), Ok(16 << 20));
+    for bad in ["", "2 gigs", "GiB", "-1GiB", "1.5", "1e3", "99999999999EiB"] {
+        assert!(parse_size(bad).is_err(), "{bad:?} should not parse");
+    }
+    assert_eq!(
+        parse_size("2 gigs"),
+        Err("\"2 gigs\" is not a size (use e.g. 512MiB, 2GiB)".to_owned())
+    );
+}
+
+#[test]
+fn resolve_by_name_and_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir(&workflows).unwrap();
+    std::fs::write(workflows.join("demo.toml"), MINIMAL).unwrap();
+    std::fs::write(workflows.join("nightly.toml"), MINIMAL).unwrap();
+
+    assert_eq!(resolve("demo", &workflows), Ok(workflows.join("demo.toml")));
+
+    let by_path = workflows.join("nightly.toml");
+    let by_path = by_path.to_str().unwrap();
+    assert_eq!(
+        resolve(by_path, Path::new("elsewhere")),
+        Ok(PathBuf::from(by_path))
+    );
+
+    assert_eq!(
+        resolve("demoo", &workflows),
+        Err(
+            "no workflow named \"demoo\" (available: demo, nightly); did you mean `demo`?"
+                .to_owned()
+        )
+    );
+    let missing = workflows.join("missing.toml");
+    assert!(resolve(missing.to_str().unwrap(), &workflows).is_err());
+}
+
+#[test]
+fn load_reads_the_file_and_reports_read_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.toml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    let workflow = load(&path).unwrap();
+    assert_eq!(workflow.name, "demo");
+    assert_eq!(workflow.path, path);
+
+    let missing = dir.path().join("missing.toml");
+    let errors = load(&missing).unwrap_err();
+    assert_eq!(errors.0.len(), 1);
+    assert_eq!((errors.0[0].line, errors.0[0].column), (0, 0));
+    assert!(
+        errors.to_string().starts_with(&format!(
+            "{}: cannot read workflow file: ",
+            missing.display()
+        )),
+        "{errors}"
+    );
+}

@@ -1,0 +1,863 @@
+//! Walks the spanned TOML tree and turns it into workflow parts, collecting
+//! every problem with its location instead of stopping at the first.
+//!
+//! Each section is handled the same way: reject keys the section does not know
+//! (for sections with a `kind`, keys of the other kinds get their own message),
+//! then read each known key with a typed getter that reports wrong types,
+//! failed `${VAR}` expansion and out-of-range values. A getter returns `None`
+//! after reporting, so the caller just continues with the next key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+use toml::de::{DeString, DeTable, DeValue};
+
+use super::interpolate::expand;
+use super::{
+    CatalogKind, ConfigError, ConfigErrors, LakeConfig, Limits, MIN_MEMORY, Mode, Secret,
+    SourceConfig, TableOverride, TableSelection, TargetConfig, compile_glob, parse_size,
+};
+
+/// The validated contents of a workflow file.
+pub(super) struct Parsed {
+    pub description: Option<String>,
+    pub schedule: Option<String>,
+    pub source: SourceConfig,
+    pub lake: LakeConfig,
+    pub target: Option<TargetConfig>,
+    pub limits: Limits,
+    pub tables: TableSelection,
+    pub overrides: BTreeMap<String, TableOverride>,
+}
+
+/// Parses and validates `text`; the errors are sorted by position.
+pub(super) fn validate(
+    text: &str,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Parsed, ConfigErrors> {
+    let mut v = Validator {
+        file,
+        lines: LineIndex::new(text),
+        env,
+        errors: Vec::new(),
+    };
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        // Validating a half-parsed document would only add noise.
+        for e in syntax_errors {
+            let span = e.span().unwrap_or(0..0);
+            match text.get(span.clone()) {
+                Some(key) if e.message() == "duplicate key" => {
+                    v.report(span.start, "", format!("duplicate key `{key}`"))
+                }
+                _ => v.report(span.start, "", e.message()),
+            }
+        }
+        v.errors.sort_by_key(|e| (e.line, e.column));
+        return Err(ConfigErrors(v.errors));
+    }
+    let root = Section {
+        key: String::new(),
+        table: root.get_ref(),
+        at: 0,
+    };
+    let parsed = v.workflow(&root);
+    match parsed {
+        Some(parsed) if v.errors.is_empty() => Ok(parsed),
+        _ => {
+            // Stable: problems at the same place keep the order they were found in.
+            v.errors.sort_by_key(|e| (e.line, e.column));
+            Err(ConfigErrors(v.errors))
+        }
+    }
+}
+
+/// Keys a section accepts: `common` ones, plus those of its `kind`.
+struct Keys {
+    common: &'static [&'static str],
+    by_kind: &'static [(&'static str, &'static [&'static str])],
+}
+
+const ROOT_KEYS: Keys = Keys {
+    common: &[
+        "description",
+        "schedule",
+        "source",
+        "lake",
+        "target",
+        "limits",
+        "tables",
+        "table",
+    ],
+    by_kind: &[],
+};
+
+const SOURCE_KEYS: Keys = Keys {
+    common: &["kind"],
+    by_kind: &[
+        ("sqlite", &["path", "generate_demo", "demo_big_rows"]),
+        ("mssql", &["url", "schema"]),
+    ],
+};
+
+const LAKE_KEYS: Keys = Keys {
+    common: &["catalog", "uri", "catalog_name", "warehouse", "namespace"],
+    by_kind: &[],
+};
+
+const TARGET_KEYS: Keys = Keys {
+    common: &["kind"],
+    by_kind: &[
+        ("sqlite", &["path"]),
+        ("mysql", &["url", "database"]),
+        ("starrocks", &["url", "database", "http_url"]),
+    ],
+};
+
+const LIMITS_KEYS: Keys = Keys {
+    common: &[
+        "memory",
+        "source_connections",
+        "concurrent_loads",
+        "retries",
+        "batch_rows",
+    ],
+    by_kind: &[],
+};
+
+const TABLES_KEYS: Keys = Keys {
+    common: &["include", "exclude"],
+    by_kind: &[],
+};
+
+const OVERRIDE_KEYS: Keys = Keys {
+    common: &[
+        "chunk_key",
+        "chunk_rows",
+        "partition",
+        "mode",
+        "cursor",
+        "after",
+    ],
+    by_kind: &[],
+};
+
+/// A TOML table being validated.
+struct Section<'t, 'i> {
+    /// Dotted key of the table; empty for the document root.
+    key: String,
+    table: &'t DeTable<'i>,
+    /// Where "missing key" errors point: the table's header or opening brace.
+    at: usize,
+}
+
+impl<'t, 'i> Section<'t, 'i> {
+    fn get(&self, name: &str) -> Option<(&'t Spanned<DeString<'i>>, &'t Spanned<DeValue<'i>>)> {
+        self.table.iter().find(|(key, _)| key.get_ref() == name)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn key_of(&self, name: &str) -> String {
+        join_key(&self.key, name)
+    }
+}
+
+/// A value read from the file, with the offset that errors about it point at.
+struct Located<T> {
+    value: T,
+    at: usize,
+}
+
+/// Whether a getter reports an absent key.
+#[derive(Clone, Copy)]
+enum Need<'a> {
+    Optional,
+    Required,
+    /// Required for the section's `kind`, which is named in the message.
+    RequiredFor(&'a str),
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    lines: LineIndex<'a>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Validator<'a> {
+    fn report(&mut self, at: usize, key: &str, message: impl Into<String>) {
+        let (line, column) = self.lines.position(at);
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn workflow(&mut self, root: &Section<'_, '_>) -> Option<Parsed> {
+        self.check_keys(root, &ROOT_KEYS, None);
+        let description = self.string(root, "description", Need::Optional);
+        let schedule = self.schedule(root);
+        let source = self.source(root);
+        let lake = self.lake(root);
+        let target = self.target(root);
+        let limits = self.limits(root);
+        let tables = self.tables(root);
+        let overrides = self.overrides(root);
+        Some(Parsed {
+            description: description.map(|d| d.value),
+            schedule,
+            source: source?,
+            lake: lake?,
+            target,
+            limits,
+            tables: tables?,
+            overrides,
+        })
+    }
+
+    fn schedule(&mut self, root: &Section<'_, '_>) -> Option<String> {
+        let expr = self.string(root, "schedule", Need::Optional)?;
+        let trimmed = expr.value.trim();
+        let normalized = if trimmed.split_whitespace().count() == 5 {
+            format!("0 {trimmed}")
+        } else {
+            trimmed.to_owned()
+        };
+        match normalized.parse::<cron::Schedule>() {
+            Ok(_) => Some(normalized),
+            Err(e) => {
+                let message = format!(
+                    "{:?} is not a cron expression ({e}); use \"sec min hour day month weekday\" \
+                     or a 5-field crontab line",
+                    expr.value
+                );
+                self.report(expr.at, "schedule", message);
+                None
+            }
+        }
+    }
+
+    fn source(&mut self, root: &Section<'_, '_>) -> Option<SourceConfig> {
+        let sec = self.section(root, "source", Need::Required)?;
+        let kind = self.kind(&sec, &SOURCE_KEYS, "source");
+        self.check_keys(&sec, &SOURCE_KEYS, kind);
+        match kind? {
+            "sqlite" => {
+                let need = Need::RequiredFor("sqlite");
+                let path = self.path(&sec, "path", need);
+                let generate_demo = self.boolean(&sec, "generate_demo");
+                let demo_big_rows = self.integer(&sec, "demo_big_rows", 1, u64::MAX);
+                Some(SourceConfig::Sqlite {
+                    path: path?,
+                    generate_demo: generate_demo.unwrap_or(false),
+                    demo_big_rows: demo_big_rows.map_or(1_000_000, |n| n.value),
+                })
+            }
+            _ /* "mssql" */ => {
+                let url = self.secret(&sec, "url", Need::RequiredFor("mssql"));
+                let schema = self.name(&sec, "schema", Need::Optional);
+                Some(SourceConfig::Mssql {
+                    url: url?,
+                    schema: schema.unwrap_or_else(|| "dbo".to_owned()),
+                })
+            }
+        }
+    }
+
+    fn lake(&mut self, root: &Section<'_, '_>) -> Option<LakeConfig> {
+        let sec = self.section(root, "lake", Need::Required)?;
+        self.check_keys(&sec, &LAKE_KEYS, None);
+        let catalog = self.string(&sec, "catalog", Need::Optional);
+        if let Some(catalog) = &catalog
+            && catalog.value != "sql"
+        {
+            let message = format!(
+                "{:?} is not a supported catalog (expected one of: sql)",
+                catalog.value
+            );
+            self.report(catalog.at, &sec.key_of("catalog"), message);
+        }
+        let uri = self.name(&sec, "uri", Need::Optional);
+        let catalog_name = self.name(&sec, "catalog_name", Need::Optional);
+        let warehouse = self.path(&sec, "warehouse", Need::Optional);
+        let namespace = self.string(&sec, "namespace", Need::Required);
+        if let Some(ns) = &namespace
+            && (ns.value.is_empty()
+                || !ns
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            let message = format!(
+                "{:?} is not a namespace (use ASCII letters, digits and '_')",
+                ns.value
+            );
+            self.report(ns.at, &sec.key_of("namespace"), message);
+        }
+        Some(LakeConfig {
+            catalog: CatalogKind::Sql,
+            uri,
+            catalog_name: catalog_name.unwrap_or_else(|| "dag".to_owned()),
+            warehouse,
+            namespace: namespace?.value,
+        })
+    }
+
+    fn target(&mut self, root: &Section<'_, '_>) -> Option<TargetConfig> {
+        let sec = self.section(root, "target", Need::Optional)?;
+        let kind = self.kind(&sec, &TARGET_KEYS, "target");
+        self.check_keys(&sec, &TARGET_KEYS, kind);
+        let kind = kind?;
+        if kind == "sqlite" {
+            let path = self.path(&sec, "path", Need::RequiredFor(kind));
+            return Some(TargetConfig::Sqlite { path: path? });
+        }
+        let url = self.secret(&sec, "url", Need::RequiredFor(kind));
+        let database = self.name(&sec, "database", Need::RequiredFor(kind));
+        if kind == "mysql" {
+            return Some(TargetConfig::Mysql {
+                url: url?,
+                database: database?,
+            });
+        }
+        let http_url = self.string(&sec, "http_url", Need::Optional);
+        if let Some(http) = &http_url
+            && !(http.value.starts_with("http://") || http.value.starts_with("https://"))
+        {
+            let message = format!("{:?} is not an http:// or https:// URL", http.value);
+            self.report(http.at, &sec.key_of("http_url"), message);
+        }
+        Some(TargetConfig::StarRocks {
+            url: url?,
+            database: database?,
+            http_url: http_url.map(|h| h.value),
+        })
+    }
+
+    fn limits(&mut self, root: &Section<'_, '_>) -> Limits {
+        let defaults = Limits::default();
+        let Some(sec) = self.section(root, "limits", Need::Optional) else {
+            return defaults;
+        };
+        self.check_keys(&sec, &LIMITS_KEYS, None);
+        let count = |v: &mut Self, name: &str, min: u64, max: u64| {
+            v.integer(&sec, name, min, max).map(|n| n.value)
+        };
+        let source_connections = count(self, "source_connections", 1, 64);
+        let concurrent_loads = count(self, "concurrent_loads", 1, 64);
+        let retries = count(self, "retries", 0, 20);
+        let batch_rows = count(self, "batch_rows", 64, 1_000_000);
+        // The ranges above keep every value far below `u32::MAX`.
+        Limits {
+            memory: self.memory(&sec),
+            source_connections: source_connections
+                .map_or(defaults.source_connections, |n| n as usize),
+            concurrent_loads: concurrent_loads.map_or(defaults.concurrent_loads, |n| n as usize),
+            retries: retries.map_or(defaults.retries, |n| n as u32),
+            batch_rows: batch_rows.map_or(defaults.batch_rows, |n| n as usize),
+        }
+    }
+
+    fn memory(&mut self, sec: &Section<'_, '_>) -> Option<u64> {
+        let (key, at, value) = self.lookup(sec, "memory", Need::Optional)?;
+        let (bytes, shown) = match value.get_ref() {
+            DeValue::String(_) => {
+                let text = self.expand(&key, at, value)?;
+                match parse_size(&text) {
+                    Ok(bytes) => (bytes, text),
+                    Err(message) => {
+                        self.report(at, &key, message);
+                        return None;
+                    }
+                }
+            }
+            DeValue::Integer(_) => {
+                let bytes = self.integer_value(&key, at, value, 0, u64::MAX)?;
+                (bytes, format!("{bytes} bytes"))
+            }
+            other => {
+                let message = format!(
+                    "expected a size such as \"512MiB\", found {}",
+                    type_name(other)
+                );
+                self.report(at, &key, message);
+                return None;
+            }
+        };
+        if bytes < MIN_MEMORY {
+            let message = format!("{shown} is below the minimum of 16MiB");
+            self.report(at, &key, message);
+            return None;
+        }
+        Some(bytes)
+    }
+
+    fn tables(&mut self, root: &Section<'_, '_>) -> Option<TableSelection> {
+        let Some(sec) = self.section(root, "tables", Need::Optional) else {
+            return Some(TableSelection::default());
+        };
+        self.check_keys(&sec, &TABLES_KEYS, None);
+        let include = self.globs(&sec, "include");
+        let exclude = self.globs(&sec, "exclude");
+        if let Some(include) = &include
+            && include.value.is_empty()
+        {
+            let message = "selects no tables; use [\"*\"] for all of them";
+            self.report(include.at, &sec.key_of("include"), message);
+        }
+        let bad = |list: &Option<_>, name| list.is_none() && sec.has(name);
+        if bad(&include, "include") || bad(&exclude, "exclude") {
+            return None;
+        }
+        let include = include.map_or_else(|| vec!["*".to_owned()], |i| i.value);
+        let exclude = exclude.map_or_else(Vec::new, |e| e.value);
+        // Each glob compiled above, so this can only fail on e.g. a size limit.
+        match TableSelection::new(include, exclude) {
+            Ok(selection) => Some(selection),
+            Err(message) => {
+                self.report(sec.at, &sec.key, message);
+                None
+            }
+        }
+    }
+
+    /// A list of globs; each bad one is reported at its own position.
+    fn globs(&mut self, sec: &Section<'_, '_>, name: &str) -> Option<Located<Vec<String>>> {
+        let list = self.string_list(sec, name)?;
+        let mut ok = true;
+        for (index, pattern) in list.value.iter().enumerate() {
+            if let Err(message) = compile_glob(&pattern.value) {
+                self.report(
+                    pattern.at,
+                    &format!("{}[{index}]", sec.key_of(name)),
+                    message,
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| Located {
+            value: list.value.into_iter().map(|p| p.value).collect(),
+            at: list.at,
+        })
+    }
+
+    fn overrides(&mut self, root: &Section<'_, '_>) -> BTreeMap<String, TableOverride> {
+        let mut overrides = BTreeMap::new();
+        let Some(sec) = self.section(root, "table", Need::Optional) else {
+            return overrides;
+        };
+        let mut entries: Vec<_> = sec.table.iter().collect();
+        entries.sort_by_key(|(key, _)| key.span().start);
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in entries {
+            let table_name = name.get_ref().to_string();
+            let key = sec.key_of(&table_name);
+            let at = name.span().start;
+            if table_name.trim().is_empty() {
+                self.report(at, &key, "table name must not be empty");
+                continue;
+            }
+            if let Some(first) = seen.insert(table_name.to_lowercase(), table_name.clone()) {
+                let message = format!(
+                    "same table as `{}` (table names are matched case-insensitively)",
+                    sec.key_of(&first)
+                );
+                self.report(at, &key, message);
+                continue;
+            }
+            let DeValue::Table(table) = value.get_ref() else {
+                let message = format!("expected a table, found {}", type_name(value.get_ref()));
+                self.report(at, &key, message);
+                continue;
+            };
+            let table_sec = Section {
+                key,
+                table,
+                at: value.span().start,
+            };
+            if let Some(o) = self.table_override(&table_sec, &table_name) {
+                overrides.insert(table_name, o);
+            }
+        }
+        overrides
+    }
+
+    fn table_override(&mut self, sec: &Section<'_, '_>, table: &str) -> Option<TableOverride> {
+        self.check_keys(sec, &OVERRIDE_KEYS, None);
+        let chunk_key = self.name(sec, "chunk_key", Need::Optional);
+        let chunk_rows = self.integer(sec, "chunk_rows", 1, u64::MAX);
+        let partition = self.name(sec, "partition", Need::Optional);
+        let mode = self.mode(sec);
+        let cursor = self.name(sec, "cursor", Need::Optional);
+        if let Some(mode) = &mode
+            && mode.value == Mode::Incremental
+            && !sec.has("cursor")
+        {
+            let message = "\"incremental\" needs a `cursor` column";
+            self.report(mode.at, &sec.key_of("mode"), message);
+        }
+        let after = self.string_list(sec, "after");
+        for (index, other) in after.iter().flat_map(|a| &a.value).enumerate() {
+            let key = format!("{}[{index}]", sec.key_of("after"));
+            if other.value.trim().is_empty() {
+                self.report(other.at, &key, "table name must not be empty");
+            } else if other.value.eq_ignore_ascii_case(table) {
+                self.report(other.at, &key, "a table cannot wait for itself");
+            }
+        }
+        Some(TableOverride {
+            chunk_key,
+            chunk_rows: chunk_rows.map(|n| n.value),
+            partition,
+            mode: mode.map_or(Mode::Full, |m| m.value),
+            cursor,
+            after: after.map_or_else(Vec::new, |a| a.value.into_iter().map(|s| s.value).collect()),
+        })
+    }
+
+    fn mode(&mut self, sec: &Section<'_, '_>) -> Option<Located<Mode>> {
+        let mode = self.string(sec, "mode", Need::Optional)?;
+        let value = match mode.value.as_str() {
+            "full" => Mode::Full,
+            "incremental" => Mode::Incremental,
+            other => {
+                let message =
+                    format!("{other:?} is not a mode (expected one of: full, incremental)");
+                self.report(mode.at, &sec.key_of("mode"), message);
+                return None;
+            }
+        };
+        Some(Located { value, at: mode.at })
+    }
+
+    // ---- structure ----
+
+    /// The sub-table `name` of `parent`.
+    fn section<'t, 'i>(
+        &mut self,
+        parent: &Section<'t, 'i>,
+        name: &str,
+        need: Need<'_>,
+    ) -> Option<Section<'t, 'i>> {
+        let key = parent.key_of(name);
+        let Some((key_span, value)) = parent.get(name) else {
+            if let Need::Required | Need::RequiredFor(_) = need {
+                self.report(parent.at, &key, "missing required section");
+            }
+            return None;
+        };
+        match value.get_ref() {
+            DeValue::Table(table) => Some(Section {
+                key,
+                table,
+                at: value.span().start,
+            }),
+            other => {
+                let message = format!("expected a table, found {}", type_name(other));
+                self.report(key_span.span().start, &key, message);
+                None
+            }
+        }
+    }
+
+    /// The section's required `kind`, if it is one of `keys.by_kind`.
+    fn kind(&mut self, sec: &Section<'_, '_>, keys: &Keys, what: &str) -> Option<&'static str> {
+        let kind = self.string(sec, "kind", Need::Required)?;
+        let known = keys.by_kind.iter().map(|(k, _)| *k);
+        if let Some(found) = known.clone().find(|k| *k == kind.value) {
+            return Some(found);
+        }
+        let message = format!(
+            "{:?} is not a supported {what} kind (expected one of: {})",
+            kind.value,
+            known.collect::<Vec<_>>().join(", ")
+        );
+        self.report(kind.at, &sec.key_of("kind"), message);
+        None
+    }
+
+    /// Reports keys that `sec` does not accept. With an unknown `kind`, the
+    /// keys of every kind are accepted.
+    fn check_keys(&mut self, sec: &Section<'_, '_>, keys: &Keys, kind: Option<&str>) {
+        let mut allowed: Vec<&str> = keys.common.to_vec();
+        for (k, kind_keys) in keys.by_kind {
+            if kind.is_none_or(|kind| kind == *k) {
+                for key in *kind_keys {
+                    if !allowed.contains(key) {
+                        allowed.push(key);
+                    }
+                }
+            }
+        }
+        for (key, _) in sec.table.iter() {
+            let name = key.get_ref().as_ref();
+            if allowed.contains(&name) {
+                continue;
+            }
+            let owners: Vec<String> = keys
+                .by_kind
+                .iter()
+                .filter(|(_, kind_keys)| kind_keys.contains(&name))
+                .map(|(k, _)| format!("{k:?}"))
+                .collect();
+            let message = match kind {
+                Some(kind) if !owners.is_empty() => format!(
+                    "not valid for kind = {kind:?} (only for kind {})",
+                    owners.join(" or ")
+                ),
+                _ => {
+                    let mut message =
+                        format!("unknown key (expected one of: {})", allowed.join(", "));
+                    if let Some(close) = closest(name, allowed.iter().copied()) {
+                        message += &format!("; did you mean `{close}`?");
+                    }
+                    message
+                }
+            };
+            self.report(key.span().start, &sec.key_of(name), message);
+        }
+    }
+
+    // ---- typed getters: report problems, return None after reporting ----
+
+    /// The key, its position and its value; reports an absent required key.
+    fn lookup<'t, 'i>(
+        &mut self,
+        sec: &Section<'t, 'i>,
+        name: &str,
+        need: Need<'_>,
+    ) -> Option<(String, usize, &'t Spanned<DeValue<'i>>)> {
+        let key = sec.key_of(name);
+        match sec.get(name) {
+            Some((key_span, value)) => Some((key, key_span.span().start, value)),
+            None => {
+                match need {
+                    Need::Optional => {}
+                    Need::Required => self.report(sec.at, &key, "missing required key"),
+                    Need::RequiredFor(kind) => {
+                        let message = format!("missing; required for kind = {kind:?}");
+                        self.report(sec.at, &key, message);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn string(
+        &mut self,
+        sec: &Section<'_, '_>,
+        name: &str,
+        need: Need<'_>,
+    ) -> Option<Located<String>> {
+        let (key, at, value) = self.lookup(sec, name, need)?;
+        let value = self.expand(&key, at, value)?;
+        Some(Located { value, at })
+    }
+
+    /// A string that must not be blank, such as a column or database name.
+    fn name(&mut self, sec: &Section<'_, '_>, name: &str, need: Need<'_>) -> Option<String> {
+        let value = self.string(sec, name, need)?;
+        if value.value.trim().is_empty() {
+            self.report(value.at, &sec.key_of(name), "must not be empty");
+            return None;
+        }
+        Some(value.value)
+    }
+
+    fn path(&mut self, sec: &Section<'_, '_>, name: &str, need: Need<'_>) -> Option<PathBuf> {
+        self.name(sec, name, need).map(PathBuf::from)
+    }
+
+    fn secret(&mut self, sec: &Section<'_, '_>, name: &str, need: Need<'_>) -> Option<Secret> {
+        self.name(sec, name, need).map(Secret::new)
+    }
+
+    fn boolean(&mut self, sec: &Section<'_, '_>, name: &str) -> Option<bool> {
+        let (key, at, value) = self.lookup(sec, name, Need::Optional)?;
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                let message = format!("expected true or false, found {}", type_name(other));
+                self.report(at, &key, message);
+                None
+            }
+        }
+    }
+
+    /// An optional integer in `min..=max`.
+    fn integer(
+        &mut self,
+        sec: &Section<'_, '_>,
+        name: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<Located<u64>> {
+        let (key, at, value) = self.lookup(sec, name, Need::Optional)?;
+        let value = self.integer_value(&key, at, value, min, max)?;
+        Some(Located { value, at })
+    }
+
+    fn integer_value(
+        &mut self,
+        key: &str,
+        at: usize,
+        value: &Spanned<DeValue<'_>>,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let DeValue::Integer(int) = value.get_ref() else {
+            let message = format!("expected an integer, found {}", type_name(value.get_ref()));
+            self.report(at, key, message);
+            return None;
+        };
+        let parsed = i128::from_str_radix(int.as_str(), int.radix()).ok();
+        match parsed.and_then(|n| u64::try_from(n).ok()) {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                let message = if max == u64::MAX {
+                    format!("must be at least {min}, got {int}")
+                } else {
+                    format!("must be between {min} and {max}, got {int}")
+                };
+                self.report(at, key, message);
+                None
+            }
+        }
+    }
+
+    /// An optional array of strings; each element is located at itself.
+    fn string_list(
+        &mut self,
+        sec: &Section<'_, '_>,
+        name: &str,
+    ) -> Option<Located<Vec<Located<String>>>> {
+        let (key, at, value) = self.lookup(sec, name, Need::Optional)?;
+        let DeValue::Array(items) = value.get_ref() else {
+            let message = format!(
+                "expected an array of strings, found {}",
+                type_name(value.get_ref())
+            );
+            self.report(at, &key, message);
+            return None;
+        };
+        let mut list = Vec::new();
+        let mut ok = true;
+        for (index, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{index}]");
+            let item_at = item.span().start;
+            match self.expand(&item_key, item_at, item) {
+                Some(value) => list.push(Located { value, at: item_at }),
+                None => ok = false,
+            }
+        }
+        ok.then_some(Located { value: list, at })
+    }
+
+    /// A string value with `${VAR}` expanded; reports non-strings and
+    /// unexpandable references. Never echoes the value, which may be secret.
+    fn expand(&mut self, key: &str, at: usize, value: &Spanned<DeValue<'_>>) -> Option<String> {
+        let DeValue::String(text) = value.get_ref() else {
+            let message = format!("expected a string, found {}", type_name(value.get_ref()));
+            self.report(at, key, message);
+            return None;
+        };
+        let (expanded, problems) = expand(text, self.env);
+        for problem in &problems {
+            self.report(at, key, problem.to_string());
+        }
+        problems.is_empty().then_some(expanded)
+    }
+}
+
+/// `parent.name`, quoting `name` when it is not a bare TOML key.
+fn join_key(parent: &str, name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let name = if bare {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    };
+    if parent.is_empty() {
+        name
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+fn type_name(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// The candidate closest to `word` within edit distance 2, if any.
+pub(super) fn closest<'c>(
+    word: &str,
+    candidates: impl Iterator<Item = &'c str>,
+) -> Option<&'c str> {
+    candidates
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Byte offset to 1-based line and column (in characters).
+struct LineIndex<'a> {
+    text: &'a str,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, line_starts }
+    }
+
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self.line_starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
+        (line, column + 1)
+    }
+}

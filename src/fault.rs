@@ -1,0 +1,58 @@
+//! Fault injection for tests: fail a named task, or kill the process at a named point.
+//!
+//! Crash safety is only believable if tests crash the process where it hurts most. `DAG_FAULT`
+//! holds a comma-separated list of:
+//! - `fail:<table>.<task>`: the task fails with a non-retryable error on every attempt;
+//! - `flaky:<table>.<task>`: the task fails with a retryable error on its first attempt;
+//! - `kill:<point>`: the process SIGKILLs itself when it reaches `<point>`, one of
+//!   `after_chunk:<table>:<n>` (chunk n of the extract recorded), `after_commit:<table>` (lake
+//!   commit made, not yet published), `after_publish:<table>` (published, state not yet written),
+//!   `mid_load:<table>:<n>` (half of chunk n inserted into the target, not committed).
+//!
+//! A kill is a real SIGKILL, not an error path: no destructor, flush or rollback code runs.
+
+use crate::error::{Error, ErrorKind, Result};
+
+fn spec() -> Vec<String> {
+    std::env::var("DAG_FAULT")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Kills the process if `kill:<name>` is configured.
+pub fn point(name: &str) {
+    if spec().iter().any(|s| s.strip_prefix("kill:") == Some(name)) {
+        eprintln!("DAG_FAULT: killing the process at {name}");
+        // SAFETY: kill(2) on our own pid with a valid signal number has no memory effects.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+        // SIGKILL cannot be caught; if we are still here the signal failed, which must not
+        // silently continue a test that expects a crash.
+        std::process::abort();
+    }
+}
+
+/// Returns the injected error for `table.task` on this attempt, if any.
+pub fn fail(table: &str, task: &str, attempt: u32) -> Result<()> {
+    let id = format!("{table}.{task}");
+    for s in spec() {
+        if s.strip_prefix("fail:") == Some(&id) {
+            return Err(Error::new(
+                ErrorKind::Injected,
+                format!("injected failure of {id} (DAG_FAULT)"),
+            ));
+        }
+        if s.strip_prefix("flaky:") == Some(&id) && attempt == 1 {
+            return Err(Error::new(
+                ErrorKind::Injected,
+                format!("injected transient failure of {id} (DAG_FAULT)"),
+            )
+            .retryable(true));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! `dag`: moves whole databases into an Apache Iceberg lakehouse and on into a target, as a
+//! workflow of small per-table task DAGs that survive crashes exactly, under a memory budget,
+//! and proves with verification what it moved. The binary's commands live in [`app`].
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod dag;
+pub mod error;
+pub mod fault;
+pub mod fingerprint;
+pub mod lake;
+pub mod progress;
+pub mod sched;
+pub mod source;
+pub mod store;
+pub mod sysmem;
+pub mod target;
+pub mod task;
+pub mod types;

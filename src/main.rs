@@ -1,0 +1,37 @@
+//! The `dag` binary: parse arguments, set up logging, run a command, exit 0 (all succeeded),
+//! 1 (some task failed) or 2 (usage or configuration error).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match dag::cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { dag::app::EXIT_USAGE } else { 0 });
+        }
+    };
+    let level = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DAG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,dag={level}"))),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(dag::app::EXIT_FAILED);
+        }
+    };
+    rt.block_on(dag::app::main(cli))
+}

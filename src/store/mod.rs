@@ -1,0 +1,475 @@
+//! The durable state store: runs, tasks and chunk checkpoints in sled.
+//!
+//! Exact resume depends on one rule: a task's outputs are flushed to disk before any successor
+//! starts. Every `put_*` here therefore ends with a synchronous `flush`, and readers rebuild all
+//! decisions (what to skip, what to redo) from these records alone. Each workflow has its own sled
+//! database under `<state>/db/<workflow>` so that different workflows can run at once, and a
+//! per-workflow lock file ([`lock::WorkflowLock`]) keeps a second process of the same workflow
+//! out. Because sled admits one process per database, every write also refreshes a small JSON
+//! mirror that `dag status` reads while a run holds the database.
+
+pub mod lock;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::Digest128;
+use crate::types::TableInfo;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Extract,
+    WriteIceberg,
+    Load,
+    Verify,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [
+        Stage::Extract,
+        Stage::WriteIceberg,
+        Stage::Load,
+        Stage::Verify,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Stage::Extract => "extract",
+            Stage::WriteIceberg => "write_iceberg",
+            Stage::Load => "load",
+            Stage::Verify => "verify",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.name() == s)
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Skipped => "skipped",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub workflow: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub status: RunStatus,
+    /// Hash of the workflow file: a resumed run must use the configuration it started with.
+    pub config_hash: String,
+    pub lake_only: bool,
+    pub memory_budget: u64,
+    pub tables: Vec<String>,
+    /// How many times a process picked this run up (1 = never resumed).
+    pub sessions: u32,
+    /// Peak resident memory of the last process that worked on the run.
+    #[serde(default)]
+    pub peak_rss: Option<u64>,
+    /// Most memory the scheduler had reserved at once in that process.
+    #[serde(default)]
+    pub peak_reserved: Option<u64>,
+}
+
+/// A half-open key range `[lo, hi)` of the chunk key; `None` bounds are open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRange {
+    pub index: u32,
+    pub lo: Option<i64>,
+    pub hi: Option<i64>,
+}
+
+/// The outputs a task records; which fields are set depends on the stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outputs {
+    /// extract: the table as the source described it when extraction started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<TableInfo>,
+    /// extract: the chunk plan, fixed at the first attempt so a resume reuses it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunk_plan: Vec<ChunkRange>,
+    /// extract: rows and fingerprint of what the source returned; load: of what was loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest128>,
+    /// extract: data files written (all chunks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_files: Option<usize>,
+    /// write_iceberg: the snapshot that holds this run's rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<i64>,
+    /// write_iceberg: whether the commit was found already made (resumed after a crash).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub commit_found: bool,
+    /// verify: what each side holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lake: Option<Digest128>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Digest128>,
+    /// verify: the source's row count when verifying (it may have moved on since extraction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_rows_now: Option<u64>,
+    /// load: chunks loaded by this attempt vs. found already loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_loaded: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_already_loaded: Option<u32>,
+    /// extract: chunks extracted by earlier attempts and reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_reused: Option<u32>,
+    /// Anything worth telling the user about the result (e.g. source drift seen by verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub run_id: String,
+    pub table: String,
+    pub stage: Stage,
+    pub status: TaskStatus,
+    pub attempts: u32,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub last_error: Option<String>,
+    /// Memory the scheduler reserved for the task (bytes).
+    pub mem_estimate: u64,
+    pub outputs: Outputs,
+}
+
+impl TaskRecord {
+    pub fn new(run_id: &str, table: &str, stage: Stage) -> Self {
+        TaskRecord {
+            run_id: run_id.to_string(),
+            table: table.to_string(),
+            stage,
+            status: TaskStatus::Pending,
+            attempts: 0,
+            started_at: None,
+            ended_at: None,
+            last_error: None,
+            mem_estimate: 0,
+            outputs: Outputs::default(),
+        }
+    }
+
+    pub fn duration_secs(&self) -> Option<f64> {
+        let s = chrono::DateTime::parse_from_rfc3339(self.started_at.as_deref()?).ok()?;
+        let e = chrono::DateTime::parse_from_rfc3339(self.ended_at.as_deref()?).ok()?;
+        Some((e - s).num_milliseconds() as f64 / 1000.0)
+    }
+}
+
+/// A finished chunk of an extract: its rows are in `files` and nowhere else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub index: u32,
+    pub digest: Digest128,
+    /// Iceberg DataFile descriptions (JSON), ready to be committed.
+    pub files: Vec<String>,
+    /// Paths of those files, for the loader and for clean-up.
+    pub paths: Vec<String>,
+    pub attempt: u32,
+    pub bytes: u64,
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A status snapshot written beside the database for readers while a run holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Mirror {
+    pub run: RunRecord,
+    pub tasks: Vec<TaskRecord>,
+    pub pid: u32,
+}
+
+pub struct Store {
+    db: sled::Db,
+    runs: sled::Tree,
+    tasks: sled::Tree,
+    chunks: sled::Tree,
+    mirror: Option<PathBuf>,
+    pub workflow: String,
+}
+
+fn task_key(run: &str, table: &str, stage: Stage) -> Vec<u8> {
+    format!("{run}/{table}/{}", stage.name()).into_bytes()
+}
+
+fn chunk_key(run: &str, table: &str, index: u32) -> Vec<u8> {
+    format!("{run}/{table}/{index:08}").into_bytes()
+}
+
+impl Store {
+    pub fn db_dir(state_dir: &Path, workflow: &str) -> PathBuf {
+        state_dir.join("db").join(workflow)
+    }
+
+    pub fn mirror_path(state_dir: &Path, workflow: &str) -> PathBuf {
+        state_dir.join("db").join(format!("{workflow}.status.json"))
+    }
+
+    /// Opens (creating) the workflow's database. Fails with a clear message if another process
+    /// holds it.
+    pub fn open(state_dir: &Path, workflow: &str) -> Result<Store> {
+        let dir = Self::db_dir(state_dir, workflow);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::state(format!("cannot create {}: {e}", dir.display())))?;
+        let db = sled::Config::new().path(&dir).open().map_err(|e| {
+            Error::state(format!(
+                "cannot open the state of workflow `{workflow}` at {}: {e} (is a run of it in progress?)",
+                dir.display()
+            ))
+        })?;
+        Self::from_db(db, workflow, Some(Self::mirror_path(state_dir, workflow)))
+    }
+
+    /// A store that lives in memory only (tests).
+    pub fn temporary(workflow: &str) -> Result<Store> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::from_db(db, workflow, None)
+    }
+
+    fn from_db(db: sled::Db, workflow: &str, mirror: Option<PathBuf>) -> Result<Store> {
+        Ok(Store {
+            runs: db.open_tree("runs")?,
+            tasks: db.open_tree("tasks")?,
+            chunks: db.open_tree("chunks")?,
+            db,
+            mirror,
+            workflow: workflow.to_string(),
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Run ids sort by start time and stay unique even if the state directory is wiped while the
+    /// lake keeps older runs (the id appears in Iceberg snapshot summaries and target ledgers).
+    pub fn new_run_id() -> String {
+        format!(
+            "{}_{:04x}",
+            chrono::Utc::now().format("%Y%m%d%H%M%S"),
+            fastrand::u16(..)
+        )
+    }
+
+    pub fn put_run(&self, run: &RunRecord) -> Result<()> {
+        self.runs
+            .insert(run.id.as_bytes(), serde_json::to_vec(run)?)?;
+        self.flush()?;
+        self.write_mirror(&run.id);
+        Ok(())
+    }
+
+    pub fn run(&self, id: &str) -> Result<Option<RunRecord>> {
+        match self.runs.get(id.as_bytes())? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All runs, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        self.runs
+            .iter()
+            .values()
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    pub fn latest_run(&self) -> Result<Option<RunRecord>> {
+        match self.runs.last()? {
+            Some((_, v)) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_task(&self, t: &TaskRecord) -> Result<()> {
+        self.tasks.insert(
+            task_key(&t.run_id, &t.table, t.stage),
+            serde_json::to_vec(t)?,
+        )?;
+        self.flush()?;
+        self.write_mirror(&t.run_id);
+        Ok(())
+    }
+
+    pub fn task(&self, run: &str, table: &str, stage: Stage) -> Result<Option<TaskRecord>> {
+        match self.tasks.get(task_key(run, table, stage))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every task of a run, in table then stage order.
+    pub fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>> {
+        let mut out: Vec<TaskRecord> = self
+            .tasks
+            .scan_prefix(format!("{run}/").as_bytes())
+            .values()
+            .map(|v| Ok::<_, Error>(serde_json::from_slice(&v?)?))
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| (&a.table, a.stage).cmp(&(&b.table, b.stage)));
+        Ok(out)
+    }
+
+    pub fn put_chunk(&self, run: &str, table: &str, c: &ChunkRecord) -> Result<()> {
+        self.chunks
+            .insert(chunk_key(run, table, c.index), serde_json::to_vec(c)?)?;
+        self.flush()
+    }
+
+    /// Finished chunks of a table in a run, by index.
+    pub fn chunks(&self, run: &str, table: &str) -> Result<Vec<ChunkRecord>> {
+        self.chunks
+            .scan_prefix(format!("{run}/{table}/").as_bytes())
+            .values()
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    /// Tasks a dead process left `running` go back to `pending`, keeping their attempts and
+    /// checkpoints, so the next process picks them up where they stopped.
+    pub fn recover(&self, run: &str) -> Result<usize> {
+        let mut n = 0;
+        for mut t in self.tasks(run)? {
+            if t.status == TaskStatus::Running {
+                t.status = TaskStatus::Pending;
+                t.last_error = Some("interrupted: the process running it died".into());
+                t.ended_at = Some(now());
+                self.put_task(&t)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn write_mirror(&self, run_id: &str) {
+        let Some(path) = &self.mirror else { return };
+        let (Ok(Some(run)), Ok(tasks)) = (self.run(run_id), self.tasks(run_id)) else {
+            return;
+        };
+        let m = Mirror {
+            run,
+            tasks,
+            pid: std::process::id(),
+        };
+        let tmp = path.with_extension("json.tmp");
+        if let Ok(bytes) = serde_json::to_vec(&m)
+            && std::fs::write(&tmp, bytes).is_ok()
+        {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+
+    pub fn read_mirror(state_dir: &Path, workflow: &str) -> Option<Mirror> {
+        let bytes = std::fs::read(Self::mirror_path(state_dir, workflow)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_reopen_and_running_tasks_are_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunRecord {
+            id: Store::new_run_id(),
+            workflow: "w".into(),
+            started_at: now(),
+            ended_at: None,
+            status: RunStatus::Running,
+            config_hash: "h".into(),
+            lake_only: false,
+            memory_budget: 1 << 30,
+            tables: vec!["T".into()],
+            sessions: 1,
+            peak_rss: None,
+            peak_reserved: None,
+        };
+        {
+            let s = Store::open(dir.path(), "w").unwrap();
+            s.put_run(&run).unwrap();
+            let mut t = TaskRecord::new(&run.id, "T", Stage::Extract);
+            t.status = TaskStatus::Running;
+            t.attempts = 1;
+            s.put_task(&t).unwrap();
+            s.put_chunk(
+                &run.id,
+                "T",
+                &ChunkRecord {
+                    index: 3,
+                    digest: Digest128 { rows: 5, sum: 9 },
+                    files: vec![],
+                    paths: vec![],
+                    attempt: 1,
+                    bytes: 10,
+                },
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path(), "w").unwrap();
+        assert_eq!(s.latest_run().unwrap().unwrap().id, run.id);
+        assert_eq!(s.recover(&run.id).unwrap(), 1);
+        let t = s.task(&run.id, "T", Stage::Extract).unwrap().unwrap();
+        assert_eq!(t.status, TaskStatus::Pending);
+        assert_eq!(t.attempts, 1);
+        let c = s.chunks(&run.id, "T").unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].digest.rows, 5);
+        let m = Store::read_mirror(dir.path(), "w").unwrap();
+        assert_eq!(m.tasks.len(), 1);
+    }
+}

@@ -1,0 +1,274 @@
+//! SQLite as a target: the embedded demo's stand-in for StarRocks.
+//!
+//! Values are stored in the same forms the SQLite source reads (decimals, dates and timestamps as
+//! text), so the verifier reads the target back with the source's own reader and compares
+//! fingerprints of the same canonical values.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rusqlite::types::{ToSqlOutput, Value};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::Digest128;
+use crate::source::sqlite::{self as reader, quote};
+use crate::types::TableInfo;
+
+#[derive(Debug, Clone)]
+pub struct SqliteTarget {
+    pub path: PathBuf,
+}
+
+fn stage_name(table: &str, run: &str) -> String {
+    format!("{table}__dag_{run}")
+}
+
+impl SqliteTarget {
+    fn conn(&self) -> Result<rusqlite::Connection> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let c = reader::open(&self.path, true)?;
+        c.pragma_update(None, "journal_mode", "WAL")?;
+        c.execute_batch(
+            "CREATE TABLE IF NOT EXISTS _dag_ledger (run_id TEXT NOT NULL, table_name TEXT NOT NULL, \
+               chunk INTEGER NOT NULL, rows INTEGER NOT NULL, loaded_at TEXT NOT NULL, \
+               PRIMARY KEY (run_id, table_name, chunk));
+             CREATE TABLE IF NOT EXISTS _dag_published (run_id TEXT NOT NULL, table_name TEXT NOT NULL, \
+               published_at TEXT NOT NULL, PRIMARY KEY (run_id, table_name));",
+        )?;
+        Ok(c)
+    }
+
+    pub fn is_published(&self, run: &str, table: &str) -> Result<bool> {
+        let c = self.conn()?;
+        let n: i64 = c.query_row(
+            "SELECT COUNT(*) FROM _dag_published WHERE run_id = ?1 AND table_name = ?2",
+            [run, table],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Creates the run's staging table (if missing) and returns the chunks already loaded into it.
+    pub fn prepare(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+        let c = self.conn()?;
+        let cols = info
+            .columns
+            .iter()
+            .map(|col| {
+                format!(
+                    "{} {}{}",
+                    quote(&col.name),
+                    col.ty.sqlite_decl(),
+                    if col.nullable { "" } else { " NOT NULL" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        c.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} ({cols})",
+            quote(&stage_name(&info.name, run))
+        ))?;
+        let mut st = c.prepare("SELECT chunk FROM _dag_ledger WHERE run_id = ?1 AND table_name = ?2")?;
+        let done = st
+            .query_map([run, &info.name], |r| r.get::<_, u32>(0))?
+            .collect::<rusqlite::Result<HashSet<_>>>()?;
+        Ok(done)
+    }
+
+    /// Loads one chunk's data files into the staging table and records it in the ledger, in one
+    /// transaction. Returns the digest of the rows inserted.
+    pub fn load_chunk(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        chunk: u32,
+        files: &[String],
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        let mut c = self.conn()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let placeholders = (1..=info.columns.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut digest = Digest128::default();
+        {
+            let mut st = tx.prepare(&format!(
+                "INSERT INTO {} VALUES ({placeholders})",
+                quote(&stage_name(&info.name, run))
+            ))?;
+            let mid_point = format!("mid_load:{}:{chunk}", info.name);
+            for (fi, path) in files.iter().enumerate() {
+                let local = path.strip_prefix("file://").unwrap_or(path);
+                let file = std::fs::File::open(local).map_err(|e| {
+                    Error::internal(format!("cannot open data file {local}: {e}"))
+                })?;
+                let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+                    .with_batch_size(batch_rows.max(1))
+                    .build()?;
+                for (bi, batch) in reader.enumerate() {
+                    let batch = batch?;
+                    insert_batch(&mut st, &batch).map_err(|e| e.context(format!("table {}", info.name)))?;
+                    digest.add_batch(&batch).map_err(Error::internal)?;
+                    if fi == 0 && bi == 0 {
+                        // Rows are in, the ledger row and the commit are not.
+                        crate::fault::point(&mid_point);
+                    }
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO _dag_ledger (run_id, table_name, chunk, rows, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![run, info.name, chunk, digest.rows as i64, crate::store::now()],
+        )?;
+        tx.commit()?;
+        Ok(digest)
+    }
+
+    /// Swaps the staging table in as the real one and forgets staging tables of other runs, in one
+    /// transaction. Idempotent.
+    pub fn publish(&self, table: &str, run: &str) -> Result<()> {
+        let mut c = self.conn()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let already: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM _dag_published WHERE run_id = ?1 AND table_name = ?2",
+            [run, table],
+            |r| r.get(0),
+        )?;
+        if already > 0 {
+            return Ok(());
+        }
+        let stale: Vec<String> = {
+            let mut st = tx.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter(|n| {
+                    n.strip_prefix(table)
+                        .is_some_and(|rest| rest.starts_with("__dag_") && *n != stage_name(table, run))
+                })
+                .collect()
+        };
+        for s in stale {
+            tx.execute_batch(&format!("DROP TABLE {}", quote(&s)))?;
+        }
+        tx.execute_batch(&format!(
+            "DROP TABLE IF EXISTS {t}; ALTER TABLE {s} RENAME TO {t};",
+            t = quote(table),
+            s = quote(&stage_name(table, run))
+        ))?;
+        tx.execute(
+            "INSERT INTO _dag_published (run_id, table_name, published_at) VALUES (?1, ?2, ?3)",
+            [run, table, &crate::store::now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Count and fingerprint of the published table, read back with the SQLite reader.
+    pub fn digest(&self, info: &TableInfo, batch_rows: usize) -> Result<Digest128> {
+        let c = reader::open(&self.path, false)?;
+        let mut d = Digest128::default();
+        reader::read(&c, info, "", batch_rows, |b| {
+            d.add_batch(&b).map_err(Error::internal)?;
+            Ok(true)
+        })?;
+        Ok(d)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn insert_batch(st: &mut rusqlite::Statement<'_>, batch: &RecordBatch) -> Result<()> {
+    let cols = batch.columns();
+    for row in 0..batch.num_rows() {
+        for (i, col) in cols.iter().enumerate() {
+            st.raw_bind_parameter(i + 1, cell(col.as_ref(), row)?)?;
+        }
+        st.raw_execute()?;
+    }
+    Ok(())
+}
+
+fn cell(a: &dyn Array, row: usize) -> Result<ToSqlOutput<'_>> {
+    use ToSqlOutput::{Borrowed, Owned};
+    use rusqlite::types::ValueRef;
+    if a.is_null(row) {
+        return Ok(Owned(Value::Null));
+    }
+    Ok(match a.data_type() {
+        DataType::Boolean => Owned(Value::Integer(i64::from(a.as_boolean().value(row)))),
+        DataType::Int32 => Owned(Value::Integer(i64::from(a.as_primitive::<Int32Type>().value(row)))),
+        DataType::Int64 => Owned(Value::Integer(a.as_primitive::<Int64Type>().value(row))),
+        DataType::Float64 => Owned(Value::Real(a.as_primitive::<Float64Type>().value(row))),
+        DataType::Decimal128(_, s) => Owned(Value::Text(decimal_text(
+            a.as_primitive::<Decimal128Type>().value(row),
+            *s,
+        ))),
+        DataType::Date32 => Owned(Value::Text(date_text(a.as_primitive::<Date32Type>().value(row)))),
+        DataType::Timestamp(_, _) => Owned(Value::Text(timestamp_text(
+            a.as_primitive::<TimestampMicrosecondType>().value(row),
+        ))),
+        DataType::Utf8 => Borrowed(ValueRef::Text(a.as_string::<i32>().value(row).as_bytes())),
+        DataType::LargeUtf8 => Borrowed(ValueRef::Text(a.as_string::<i64>().value(row).as_bytes())),
+        DataType::Binary => Borrowed(ValueRef::Blob(a.as_binary::<i32>().value(row))),
+        DataType::LargeBinary => Borrowed(ValueRef::Blob(a.as_binary::<i64>().value(row))),
+        other => return Err(Error::data(format!("cannot store Arrow type {other} in SQLite"))),
+    })
+}
+
+pub fn decimal_text(v: i128, scale: i8) -> String {
+    let s = scale.max(0) as usize;
+    let digits = v.unsigned_abs().to_string();
+    let sign = if v < 0 { "-" } else { "" };
+    if s == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = s + 1);
+    let (int, frac) = padded.split_at(padded.len() - s);
+    format!("{sign}{int}.{frac}")
+}
+
+fn date_text(days: i32) -> String {
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+fn timestamp_text(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_forms_read_back_to_the_same_values() {
+        assert_eq!(decimal_text(-12_345_600, 4), "-1234.5600");
+        assert_eq!(decimal_text(5, 2), "0.05");
+        assert_eq!(decimal_text(700, 0), "700");
+        for (v, s) in [(-5i128, 2i8), (123456789012345678901234567890, 10), (0, 3)] {
+            assert_eq!(reader::parse_decimal(&decimal_text(v, s), 38, s), Some(v));
+        }
+        for d in [-719_162, -1, 0, 19_000, 2_932_896] {
+            assert_eq!(reader::parse_date(&date_text(d)), Some(d));
+        }
+        for t in [-1i64, 0, 1_500_000, 946_684_800_123_456] {
+            assert_eq!(reader::parse_timestamp(&timestamp_text(t)), Some(t));
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The four stages of a table: extract, write_iceberg, load, verify.
+//!
+//! Each stage is one file with one entry point taking the shared [`Ctx`]. They share a life
+//! cycle, kept here: mark the task running (durably), do the work, record outputs and success
+//! (durably) before returning, so the scheduler starts successors only after that. The [`Runner`]
+//! impl maps scheduler callbacks (failure, retry, skip) onto task records.
+
+mod extract;
+mod load;
+mod verify;
+mod write_iceberg;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::error::{Error, Result};
+use crate::lake::Lake;
+use crate::progress::Progress;
+use crate::sched::{Grant, Runner};
+use crate::source::Source;
+use crate::store::{Stage, Store, TaskRecord, TaskStatus, now};
+use crate::target::Target;
+use crate::types::TableInfo;
+
+/// Buffers and sizes derived from the limits (before a grant's scale is applied).
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub batch_rows: usize,
+    /// Most bytes a Parquet row group may buffer before it is flushed.
+    pub row_group_bytes: u64,
+    pub default_chunk_rows: u64,
+}
+
+impl Tuning {
+    pub fn batch_rows(&self, scale: f64) -> usize {
+        ((self.batch_rows as f64 * scale) as usize).max(64)
+    }
+
+    pub fn row_group_rows(&self, info: &TableInfo, scale: f64) -> usize {
+        let rows = (self.row_group_bytes as f64 * scale) as u64 / info.row_width();
+        rows.clamp(1024, 1 << 20) as usize
+    }
+}
+
+/// What one table needs during the run.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    pub info: TableInfo,
+    pub chunk_rows: u64,
+    pub key: Option<String>,
+}
+
+pub struct Ctx {
+    pub store: Arc<Store>,
+    pub run_id: String,
+    pub source: Source,
+    pub lake: Arc<Lake>,
+    pub target: Option<Target>,
+    pub tables: HashMap<String, TablePlan>,
+    pub tuning: Tuning,
+    pub progress: Progress,
+}
+
+impl Ctx {
+    fn record(&self, table: &str, stage: Stage) -> Result<TaskRecord> {
+        Ok(self
+            .store
+            .task(&self.run_id, table, stage)?
+            .unwrap_or_else(|| TaskRecord::new(&self.run_id, table, stage)))
+    }
+
+    /// Marks a task running, durably, and returns its record.
+    fn start(&self, table: &str, stage: Stage, grant: &Grant) -> Result<TaskRecord> {
+        let mut rec = self.record(table, stage)?;
+        rec.status = TaskStatus::Running;
+        rec.attempts += 1;
+        rec.started_at = Some(now());
+        rec.ended_at = None;
+        rec.mem_estimate = grant.reservation.bytes();
+        self.store.put_task(&rec)?;
+        crate::fault::fail(table, stage.name(), grant.attempt)?;
+        Ok(rec)
+    }
+
+    fn succeed(&self, mut rec: TaskRecord) -> Result<()> {
+        rec.status = TaskStatus::Succeeded;
+        rec.ended_at = Some(now());
+        rec.last_error = None;
+        self.store.put_task(&rec)
+    }
+
+    fn plan(&self, table: &str) -> Result<&TablePlan> {
+        self.tables
+            .get(table)
+            .ok_or_else(|| Error::internal(format!("table {table} is not in the plan")))
+    }
+}
+
+pub async fn run_stage(ctx: Arc<Ctx>, table: String, stage: Stage, grant: Grant) -> Result<()> {
+    let res = match stage {
+        Stage::Extract => extract::run(&ctx, &table, &grant).await,
+        Stage::WriteIceberg => write_iceberg::run(&ctx, &table, &grant).await,
+        Stage::Load => load::run(&ctx, &table, &grant).await,
+        Stage::Verify => verify::run(&ctx, &table, &grant).await,
+    };
+    drop(grant);
+    res.map_err(|e| e.context(format!("table {table}, task {stage}")))
+}
+
+pub struct TaskRunner {
+    pub ctx: Arc<Ctx>,
+    pub nodes: Vec<(String, Stage)>,
+}
+
+impl TaskRunner {
+    fn update(&self, idx: usize, f: impl FnOnce(&mut TaskRecord)) {
+        let (table, stage) = &self.nodes[idx];
+        match self.ctx.record(table, *stage) {
+            Ok(mut rec) => {
+                f(&mut rec);
+                if let Err(e) = self.ctx.store.put_task(&rec) {
+                    tracing::error!(table, task = %stage, "cannot record the task's state: {e}");
+                }
+            }
+            Err(e) => tracing::error!(table, task = %stage, "cannot read the task's state: {e}"),
+        }
+    }
+}
+
+impl Runner for TaskRunner {
+    fn run(&self, idx: usize, grant: Grant) -> BoxFuture<'static, Result<()>> {
+        let (table, stage) = self.nodes[idx].clone();
+        let ctx = Arc::clone(&self.ctx);
+        Box::pin(run_stage(ctx, table, stage, grant))
+    }
+
+    fn failed(&self, idx: usize, err: &Error, attempt: u32, retry_in: Option<Duration>) {
+        let (table, stage) = &self.nodes[idx];
+        match retry_in {
+            Some(d) => self.ctx.progress.line(&format!(
+                "{table}.{stage}: attempt {attempt} failed, retrying in {:.1}s: {err}",
+                d.as_secs_f64()
+            )),
+            None => self.ctx.progress.line(&format!("{table}.{stage}: FAILED: {err}")),
+        }
+        self.update(idx, |r| {
+            r.status = if retry_in.is_some() {
+                TaskStatus::Pending
+            } else {
+                TaskStatus::Failed
+            };
+            r.ended_at = Some(now());
+            r.last_error = Some(err.to_string());
+        });
+    }
+
+    fn skipped(&self, idx: usize, cause: usize) {
+        let (ct, cs) = &self.nodes[cause];
+        let msg = format!("skipped because {ct}.{cs} did not succeed");
+        self.update(idx, |r| {
+            r.status = TaskStatus::Skipped;
+            r.last_error = Some(msg);
+        });
+    }
+}

@@ -1,0 +1,48 @@
+//! write_iceberg: one commit of the run's data files, then the atomic publish.
+//!
+//! The commit carries the run id in its snapshot summary; [`crate::lake::Lake::commit_and_publish`]
+//! looks for it first, so a task that crashed after committing skips straight to publishing.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::sched::Grant;
+use crate::store::Stage;
+
+use super::Ctx;
+
+pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
+    let mut rec = ctx.start(table, Stage::WriteIceberg, grant)?;
+    let run = &ctx.run_id;
+    let extract = ctx
+        .store
+        .task(run, table, Stage::Extract)?
+        .ok_or_else(|| Error::internal("extract has no record"))?;
+    let info = extract
+        .outputs
+        .schema
+        .ok_or_else(|| Error::internal("extract recorded no schema"))?;
+    let digest = extract.outputs.digest.unwrap_or_default();
+    let files: Vec<String> = ctx
+        .store
+        .chunks(run, table)?
+        .into_iter()
+        .flat_map(|c| c.files)
+        .collect();
+    let props = HashMap::from([
+        ("dag.rows".to_string(), digest.rows.to_string()),
+        ("dag.fingerprint".to_string(), digest.hex()),
+    ]);
+    let published = ctx.lake.commit_and_publish(&info, run, &files, props).await?;
+    crate::fault::point(&format!("after_publish:{table}"));
+    rec.outputs.snapshot_id = Some(published.snapshot_id);
+    rec.outputs.commit_found = published.found;
+    rec.outputs.digest = Some(digest);
+    rec.outputs.data_files = Some(files.len());
+    match ctx.lake.prune_old_runs(table, run) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(table, "removed the files of {n} older run(s)"),
+        Err(e) => tracing::warn!(table, "could not remove files of older runs: {e}"),
+    }
+    ctx.succeed(rec)
+}

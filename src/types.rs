@@ -1,0 +1,137 @@
+//! One type-mapping table used by every stage.
+//!
+//! Source connectors describe columns with [`ColType`]; the lake writer, the target loader and the
+//! verifier all derive their own types from it here, so a column means the same thing at every hop.
+//! The canonical value form used by fingerprints lives in [`crate::fingerprint`].
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+/// The logical type of a column, independent of where it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ColType {
+    Bool,
+    Int32,
+    Int64,
+    Float64,
+    Decimal { precision: u8, scale: i8 },
+    Date,
+    /// Microseconds since the epoch, no zone.
+    Timestamp,
+    String,
+    Binary,
+}
+
+impl ColType {
+    /// Bytes one value occupies in an Arrow array (strings and binaries: a typical width, used for
+    /// estimates only).
+    pub fn width(&self) -> u64 {
+        match self {
+            ColType::Bool => 1,
+            ColType::Int32 | ColType::Date => 4,
+            ColType::Int64 | ColType::Float64 | ColType::Timestamp => 8,
+            ColType::Decimal { .. } => 16,
+            ColType::String => 32,
+            ColType::Binary => 64,
+        }
+    }
+
+    pub fn arrow(&self) -> DataType {
+        match self {
+            ColType::Bool => DataType::Boolean,
+            ColType::Int32 => DataType::Int32,
+            ColType::Int64 => DataType::Int64,
+            ColType::Float64 => DataType::Float64,
+            ColType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale),
+            ColType::Date => DataType::Date32,
+            ColType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            ColType::String => DataType::Utf8,
+            ColType::Binary => DataType::LargeBinary,
+        }
+    }
+
+    pub fn iceberg(&self) -> iceberg::spec::Type {
+        use iceberg::spec::{PrimitiveType as P, Type};
+        Type::Primitive(match self {
+            ColType::Bool => P::Boolean,
+            ColType::Int32 => P::Int,
+            ColType::Int64 => P::Long,
+            ColType::Float64 => P::Double,
+            ColType::Decimal { precision, scale } => P::Decimal {
+                precision: u32::from(*precision),
+                scale: *scale as u32,
+            },
+            ColType::Date => P::Date,
+            ColType::Timestamp => P::Timestamp,
+            ColType::String => P::String,
+            ColType::Binary => P::Binary,
+        })
+    }
+
+    /// Declared type used when creating a table in a SQLite database (source or target); the
+    /// SQLite connector maps it back to the same [`ColType`].
+    pub fn sqlite_decl(&self) -> String {
+        match self {
+            ColType::Bool => "BOOLEAN".into(),
+            ColType::Int32 => "INT".into(),
+            ColType::Int64 => "BIGINT".into(),
+            ColType::Float64 => "DOUBLE".into(),
+            ColType::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
+            ColType::Date => "DATE".into(),
+            ColType::Timestamp => "DATETIME".into(),
+            ColType::String => "TEXT".into(),
+            ColType::Binary => "BLOB".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ColType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ColType::Decimal { precision, scale } => write!(f, "decimal({precision},{scale})"),
+            other => write!(f, "{}", format!("{other:?}").to_lowercase()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColType,
+    pub nullable: bool,
+}
+
+/// What a source knows about one table before moving it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableInfo {
+    pub name: String,
+    pub columns: Vec<Column>,
+    /// Single integer key used to split the table into chunks, if any.
+    pub key: Option<String>,
+    /// Estimated row count (exact for SQLite).
+    pub rows: u64,
+}
+
+impl TableInfo {
+    /// Typical bytes of one row in Arrow form.
+    pub fn row_width(&self) -> u64 {
+        self.columns.iter().map(|c| c.ty.width() + 1).sum::<u64>().max(1)
+    }
+
+    /// Arrow schema without Iceberg field ids (the lake writer uses the table's own schema).
+    pub fn arrow_schema(&self) -> Arc<ArrowSchema> {
+        Arc::new(ArrowSchema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.ty.arrow(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    pub fn types(&self) -> Vec<ColType> {
+        self.columns.iter().map(|c| c.ty).collect()
+    }
+}
