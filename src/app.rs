@@ -227,9 +227,23 @@ async fn table_plans(
         let recorded = store
             .task(run, t, Stage::Extract)?
             .and_then(|r| r.outputs.schema);
+        // A table the source cannot describe still gets a plan: its extract describes it again
+        // and fails with the reason, while the other tables go on.
         let info = match recorded {
             Some(i) => i,
-            None => source.describe(t, key.as_deref()).await?,
+            None => match source.describe(t, key.as_deref()).await {
+                Ok(i) => i,
+                Err(e) if e.kind != ErrorKind::Config => {
+                    tracing::debug!(table = %t, "cannot describe yet: {e}");
+                    TableInfo {
+                        name: t.clone(),
+                        columns: Vec::new(),
+                        key: None,
+                        rows: 0,
+                    }
+                }
+                Err(e) => return Err(e),
+            },
         };
         out.insert(
             t.clone(),

@@ -79,7 +79,8 @@ impl ColType {
             ColType::Int32 => "INT".into(),
             ColType::Int64 => "BIGINT".into(),
             ColType::Float64 => "DOUBLE".into(),
-            ColType::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
+            // TEXT affinity keeps every digit (see `source::sqlite::decl_type`).
+            ColType::Decimal { precision, scale } => format!("TEXT DECIMAL({precision},{scale})"),
             ColType::Date => "DATE".into(),
             ColType::Timestamp => "DATETIME".into(),
             ColType::String => "TEXT".into(),

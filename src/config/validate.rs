@@ -457,10 +457,12 @@ impl<'a> Validator<'a> {
         let mut entries: Vec<_> = sec.table.iter().collect();
         entries.sort_by_key(|(key, _)| key.span().start);
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut located: BTreeMap<String, (usize, String)> = BTreeMap::new();
         for (name, value) in entries {
             let table_name = name.get_ref().to_string();
             let key = sec.key_of(&table_name);
             let at = name.span().start;
+            located.insert(table_name.to_lowercase(), (at, format!("{key}.after")));
             if table_name.trim().is_empty() {
                 self.report(at, &key, "table name must not be empty");
                 continue;
@@ -487,7 +489,43 @@ impl<'a> Validator<'a> {
                 overrides.insert(table_name, o);
             }
         }
+        self.order_cycles(&overrides, &located);
         overrides
+    }
+
+    /// Reports every cycle among `after` declarations, with the tables on it in order. Whether
+    /// the tables exist is only known at run time; a cycle is wrong whatever the source holds.
+    fn order_cycles(
+        &mut self,
+        overrides: &BTreeMap<String, TableOverride>,
+        located: &BTreeMap<String, (usize, String)>,
+    ) {
+        use petgraph::graph::DiGraph;
+        let mut g: DiGraph<String, ()> = DiGraph::new();
+        let mut idx = BTreeMap::new();
+        let mut node = |g: &mut DiGraph<String, ()>, name: &str| {
+            *idx.entry(name.to_lowercase())
+                .or_insert_with(|| g.add_node(name.to_string()))
+        };
+        for (table, o) in overrides {
+            let b = node(&mut g, table);
+            for dep in &o.after {
+                let a = node(&mut g, dep);
+                g.add_edge(a, b, ());
+            }
+        }
+        for mut scc in petgraph::algo::kosaraju_scc(&g) {
+            if scc.len() < 2 {
+                continue; // self-waits are reported per key above
+            }
+            scc.reverse();
+            let mut names: Vec<&str> = scc.iter().map(|n| g[*n].as_str()).collect();
+            names.push(names[0]);
+            let first = names[0].to_lowercase();
+            let (at, key) = located.get(&first).cloned().unwrap_or((0, "table".to_string()));
+            let message = format!("the declared table order has a cycle: {}", names.join(" -> "));
+            self.report(at, &key, message);
+        }
     }
 
     fn table_override(&mut self, sec: &Section<'_, '_>, table: &str) -> Option<TableOverride> {

@@ -27,6 +27,13 @@ pub fn decl_type(decl: &str) -> Option<ColType> {
         Some(i) => (d[..i].trim(), Some(d[i + 1..].trim_end_matches(')'))),
         None => (d.as_str(), None),
     };
+    // `TEXT DECIMAL(p,s)` / `TEXT MONEY`: a decimal whose declared type gives the column TEXT
+    // affinity. With plain `DECIMAL(p,s)` SQLite converts '12345678901234567.1234' to a REAL
+    // and loses digits; with TEXT affinity the exact text is kept.
+    let base = match base.strip_prefix("TEXT ") {
+        Some(rest @ ("DECIMAL" | "NUMERIC" | "MONEY")) => rest,
+        _ => base,
+    };
     Some(match base {
         "BOOLEAN" | "BIT" | "BOOL" => ColType::Bool,
         "INT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" => ColType::Int32,
@@ -108,10 +115,10 @@ pub fn describe(c: &rusqlite::Connection, table: &str, key_override: Option<&str
     let key = match key_override {
         Some(k) => {
             let col = columns.iter().find(|c| c.name.eq_ignore_ascii_case(k)).ok_or_else(|| {
-                Error::config(format!("table {table}: chunk_key column `{k}` does not exist"))
+                Error::data(format!("table {table}: chunk_key column `{k}` does not exist"))
             })?;
             if !matches!(col.ty, ColType::Int32 | ColType::Int64) {
-                return Err(Error::config(format!(
+                return Err(Error::data(format!(
                     "table {table}: chunk_key column `{k}` is {}, not an integer",
                     col.ty
                 )));

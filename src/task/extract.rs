@@ -24,7 +24,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let info = match &rec.outputs.schema {
         Some(info) => info.clone(),
         None => {
-            let info = plan.info.clone();
+            let info = ctx.source.describe(table, plan.key.as_deref()).await?;
             rec.outputs.chunk_plan = ctx.source.plan_chunks(&info, plan.chunk_rows).await?;
             rec.outputs.schema = Some(info.clone());
             ctx.store.put_task(&rec)?;

@@ -154,7 +154,13 @@ class SourceColumn:
 
 def parse_declared_type(name: str, declared: str) -> SourceColumn:
     """Maps a SQLite declared type to the spec's logical type (raises SourceError if unknown)."""
-    m = _DECL_RE.match(" ".join(declared.upper().split()))
+    norm = " ".join(declared.upper().split())
+    # "TEXT DECIMAL(p,s)" / "TEXT MONEY": a decimal declared with TEXT affinity so that SQLite
+    # keeps its exact text (a plain DECIMAL column would turn long values into lossy REALs).
+    for qualified in ("TEXT DECIMAL", "TEXT NUMERIC", "TEXT MONEY"):
+        if norm.startswith(qualified):
+            norm = norm[len("TEXT "):]
+    m = _DECL_RE.match(norm)
     kind = _BASE_TYPES.get(m.group(1)) if m else None
     if kind is None:
         raise SourceError(f"column {name!r}: declared type {declared!r} is not in the spec")
@@ -640,7 +646,8 @@ def _timed(fn: Callable[[], Digest]) -> tuple[Digest, float]:
 
 
 def check_table(name: str, src: sqlite3.Connection, catalog: Any, namespace: str,
-                readers: list[str], duck: DuckDBReader | None) -> TableReport:
+                readers: list[str], duck: DuckDBReader | None,
+                target: sqlite3.Connection | None = None) -> TableReport:
     rep = TableReport(name)
     try:
         columns = source_columns(src, name)
@@ -686,6 +693,23 @@ def check_table(name: str, src: sqlite3.Connection, catalog: Any, namespace: str
         rep.readers[r] = {**d.as_json(), "ok": not differs, "differs": differs, "seconds": secs}
         if differs:
             rep.failures.append(f"{r}: " + ", ".join(differs))
+    if target is not None:
+        # The SQLite target stores values in the source's forms: read it like a source.
+        try:
+            d, secs = _timed(lambda: source_digest(target, name, source_columns(target, name)))
+        except Exception as e:
+            rep.readers["target"] = {"error": f"{type(e).__name__}: {e}"}
+            rep.failures.append(f"target: read failed: {type(e).__name__}: {e}")
+            return rep
+        differs = []
+        if d.rows != sd.rows:
+            differs.append(f"rows {d.rows} != {sd.rows}")
+        if d.fingerprint != sd.fingerprint:
+            differs.append("fingerprint")
+        rep.readers["target"] = {**d.as_json(), "ok": not differs, "differs": differs,
+                                 "seconds": secs}
+        if differs:
+            rep.failures.append("target: " + ", ".join(differs))
     return rep
 
 
@@ -782,6 +806,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tables", help="comma-separated table names (default: all user tables)")
     p.add_argument("--readers", default=",".join(READERS),
                    help="comma-separated subset of: " + ", ".join(READERS))
+    p.add_argument("--target-db", help="also compare this SQLite target database's tables")
     p.add_argument("--json", help="write the per-table results to this JSON file")
     p.add_argument("--self-test", action="store_true",
                    help="check the fingerprint implementation against known values and exit")
@@ -831,16 +856,23 @@ def main(argv: list[str]) -> int:
 
     catalog = open_catalog(args.catalog_name, args.catalog, args.warehouse)
     duck = DuckDBReader() if "duckdb" in args.reader_list else None
+    target = None
+    if args.target_db:
+        target = sqlite3.connect(f"file:{os.path.abspath(args.target_db)}?mode=ro", uri=True)
+        target.text_factory = bytes
+    shown = args.reader_list + (["target"] if target is not None else [])
     reports = []
     try:
         for t in tables:
-            rep = check_table(t, src, catalog, args.namespace, args.reader_list, duck)
-            print(rep.line(args.reader_list), flush=True)
+            rep = check_table(t, src, catalog, args.namespace, args.reader_list, duck, target)
+            print(rep.line(shown), flush=True)
             reports.append(rep)
     finally:
         if duck is not None:
             duck.close()
         src.close()
+        if target is not None:
+            target.close()
 
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
@@ -853,7 +885,7 @@ def main(argv: list[str]) -> int:
         for r in failed:
             print(f"  {r.name}: " + "; ".join(r.failures), file=sys.stderr)
         return 1
-    print(f"all {len(reports)} tables match the source ({', '.join(args.reader_list)})")
+    print(f"all {len(reports)} tables match the source ({', '.join(shown)})")
     return 0
 
 
