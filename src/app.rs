@@ -54,7 +54,17 @@ pub async fn main(cli: Cli) -> ExitCode {
             tables,
             lake_only,
             memory,
-        } => cmd_plan(&cli, workflow, *format, tables, *lake_only, memory.as_deref()).await,
+        } => {
+            cmd_plan(
+                &cli,
+                workflow,
+                *format,
+                tables,
+                *lake_only,
+                memory.as_deref(),
+            )
+            .await
+        }
         Command::Validate { workflow } => load_workflow(&cli, workflow).map(|wf| {
             println!("{}: OK", wf.path.display());
             EXIT_OK
@@ -92,7 +102,10 @@ fn load_workflow(cli: &Cli, name: &str) -> Result<Workflow> {
 fn budget(cli_memory: Option<&str>, wf: &Workflow) -> Result<u64> {
     match cli_memory {
         Some(s) => config::parse_size(s).map_err(|e| Error::config(format!("--memory: {e}"))),
-        None => Ok(wf.limits.memory.unwrap_or_else(crate::sysmem::default_budget)),
+        None => Ok(wf
+            .limits
+            .memory
+            .unwrap_or_else(crate::sysmem::default_budget)),
     }
 }
 
@@ -141,7 +154,11 @@ async fn open_components(cli: &Cli, wf: &Workflow, lake_only: bool) -> Result<Co
 }
 
 /// Tables of the source that the workflow (and `--tables`) selects.
-async fn select_tables(source: &Source, wf: &Workflow, only: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+async fn select_tables(
+    source: &Source,
+    wf: &Workflow,
+    only: &[String],
+) -> Result<(Vec<String>, Vec<String>)> {
     let all = source.tables().await?;
     let mut missing = Vec::new();
     for t in only {
@@ -294,7 +311,7 @@ async fn cmd_run(
         && !force_new
     {
         let same_tables = only.is_empty();
-        if last.config_hash == wf.raw_hash && last.lake_only == !with_load && same_tables {
+        if last.config_hash == wf.raw_hash && last.lake_only != with_load && same_tables {
             resumed = Some(last);
         } else {
             let mut last = last;
@@ -444,7 +461,12 @@ async fn execute(
     Ok(if ok { EXIT_OK } else { EXIT_FAILED })
 }
 
-async fn cmd_retry(cli: &Cli, spec: &str, workflow: Option<&str>, memory: Option<&str>) -> Result<u8> {
+async fn cmd_retry(
+    cli: &Cli,
+    spec: &str,
+    workflow: Option<&str>,
+    memory: Option<&str>,
+) -> Result<u8> {
     let (table, stage) = match spec.split_once('.') {
         Some((t, s)) => (
             t.to_string(),
@@ -535,12 +557,30 @@ async fn cmd_retry(cli: &Cli, spec: &str, workflow: Option<&str>, memory: Option
     run.ended_at = None;
     store.put_run(&run)?;
     let progress = Progress::auto();
-    progress.line(&format!("retrying {table} of run {} from {from} on", run.id));
+    progress.line(&format!(
+        "retrying {table} of run {} from {from} on",
+        run.id
+    ));
     let comps = open_components(cli, &wf, run.lake_only).await?;
-    let all = comps.source.tables().await.unwrap_or_else(|_| run.tables.clone());
+    let all = comps
+        .source
+        .tables()
+        .await
+        .unwrap_or_else(|_| run.tables.clone());
     let plan = dag::build(&run.tables, &all, &after_map(&wf, &all), !run.lake_only)?;
     let t = tuning(&wf);
-    execute(&wf, store, comps, run, plan, t, budget, progress, Some(&table)).await
+    execute(
+        &wf,
+        store,
+        comps,
+        run,
+        plan,
+        t,
+        budget,
+        progress,
+        Some(&table),
+    )
+    .await
 }
 
 /// Workflow names that have state.
@@ -577,7 +617,11 @@ fn find_workflow_of(state: &Path, table: &str) -> Result<String> {
 }
 
 /// A run and its tasks, from the database or, while a run holds it, from its mirror.
-fn read_state(state: &Path, wf: &str, run_id: Option<&str>) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
+fn read_state(
+    state: &Path,
+    wf: &str,
+    run_id: Option<&str>,
+) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
     if WorkflowLock::held_by_other(state, wf).is_some() {
         return Ok(Store::read_mirror(state, wf)
             .filter(|m| run_id.is_none_or(|r| r == m.run.id))
@@ -623,7 +667,11 @@ fn print_run(run: &RunRecord, tasks: &[TaskRecord]) {
         "TABLE", "TASK", "STATUS", "ROWS", "TIME", "TRIES", "MEMORY"
     );
     for t in tasks {
-        let rows = t.outputs.digest.map(|d| d.rows.to_string()).unwrap_or_default();
+        let rows = t
+            .outputs
+            .digest
+            .map(|d| d.rows.to_string())
+            .unwrap_or_default();
         let time = t
             .duration_secs()
             .map(|s| format!("{s:.1}s"))
@@ -642,7 +690,11 @@ fn print_run(run: &RunRecord, tasks: &[TaskRecord]) {
                     .map(|s| {
                         format!(
                             "snapshot {s}{}",
-                            if t.outputs.commit_found { " (found after a crash)" } else { "" }
+                            if t.outputs.commit_found {
+                                " (found after a crash)"
+                            } else {
+                                ""
+                            }
                         )
                     })
                     .unwrap_or_default(),
@@ -669,7 +721,11 @@ fn print_run(run: &RunRecord, tasks: &[TaskRecord]) {
             rows,
             time,
             t.attempts,
-            if t.mem_estimate > 0 { mib(t.mem_estimate) } else { String::new() },
+            if t.mem_estimate > 0 {
+                mib(t.mem_estimate)
+            } else {
+                String::new()
+            },
             detail
         );
     }
@@ -687,7 +743,10 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
             None if workflow.is_some() => {
                 return Err(Error::config(match run {
                     Some(id) => format!("workflow `{w}` has no run `{id}`"),
-                    None => format!("workflow `{w}` has not run yet (state: {})", cli.state.display()),
+                    None => format!(
+                        "workflow `{w}` has not run yet (state: {})",
+                        cli.state.display()
+                    ),
                 }));
             }
             None => {}
@@ -803,7 +862,9 @@ async fn cmd_plan(
         let info = source
             .describe(table, ov.and_then(|o| o.chunk_key.as_deref()))
             .await?;
-        let chunk_rows = ov.and_then(|o| o.chunk_rows).unwrap_or(t.default_chunk_rows);
+        let chunk_rows = ov
+            .and_then(|o| o.chunk_rows)
+            .unwrap_or(t.default_chunk_rows);
         let chunks = if info.key.is_some() {
             info.rows.div_ceil(chunk_rows).max(1)
         } else {
@@ -811,7 +872,11 @@ async fn cmd_plan(
         };
         for (i, st) in dag::stages(with_load).into_iter().enumerate() {
             let mem = estimate(st, &info, &t);
-            let note = if mem > budget { " (over budget: runs alone, smaller batches)" } else { "" };
+            let note = if mem > budget {
+                " (over budget: runs alone, smaller batches)"
+            } else {
+                ""
+            };
             if i == 0 {
                 println!(
                     "{:<18} {:>10} {:>5} {:>7}  {:<14} {:>10}  {}{note}",
@@ -824,7 +889,15 @@ async fn cmd_plan(
                     after.get(table).map(|a| a.join(",")).unwrap_or_default()
                 );
             } else {
-                println!("{:<18} {:>10} {:>5} {:>7}  {:<14} {:>10}{note}", "", "", "", "", st.name(), mib(mem));
+                println!(
+                    "{:<18} {:>10} {:>5} {:>7}  {:<14} {:>10}{note}",
+                    "",
+                    "",
+                    "",
+                    "",
+                    st.name(),
+                    mib(mem)
+                );
             }
         }
     }

@@ -5,14 +5,23 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "dag", version, about = "Move whole databases into an Iceberg lakehouse and on into a target, \
-in bounded memory, with exact resume and verification")]
+#[command(
+    name = "dag",
+    version,
+    about = "Move whole databases into an Iceberg lakehouse and on into a target, \
+in bounded memory, with exact resume and verification"
+)]
 pub struct Cli {
     /// State directory (sled database, locks, local catalog and warehouse).
     #[arg(long, global = true, env = "DAG_STATE", default_value = "state")]
     pub state: PathBuf,
     /// Directory holding workflow files.
-    #[arg(long, global = true, env = "DAG_WORKFLOWS", default_value = "workflows")]
+    #[arg(
+        long,
+        global = true,
+        env = "DAG_WORKFLOWS",
+        default_value = "workflows"
+    )]
     pub workflows: PathBuf,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -7,7 +7,8 @@
 //! - `kill:<point>`: the process SIGKILLs itself when it reaches `<point>`, one of
 //!   `after_chunk:<table>:<n>` (chunk n of the extract recorded), `after_commit:<table>` (lake
 //!   commit made, not yet published), `after_publish:<table>` (published, state not yet written),
-//!   `mid_load:<table>:<n>` (half of chunk n inserted into the target, not committed).
+//!   `mid_load:<table>:<n>` (half of chunk n inserted into the target, not committed);
+//! - `stall:<point>`: the process stops for a minute at `<point>` (to observe a run in progress).
 //!
 //! A kill is a real SIGKILL, not an error path: no destructor, flush or rollback code runs.
 
@@ -22,8 +23,15 @@ fn spec() -> Vec<String> {
         .collect()
 }
 
-/// Kills the process if `kill:<name>` is configured.
+/// Kills the process if `kill:<name>` is configured (stalls it for `stall:<name>`).
 pub fn point(name: &str) {
+    if spec()
+        .iter()
+        .any(|s| s.strip_prefix("stall:") == Some(name))
+    {
+        eprintln!("DAG_FAULT: stalling at {name}");
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
     if spec().iter().any(|s| s.strip_prefix("kill:") == Some(name)) {
         eprintln!("DAG_FAULT: killing the process at {name}");
         // SAFETY: kill(2) on our own pid with a valid signal number has no memory effects.

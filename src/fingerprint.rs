@@ -108,7 +108,9 @@ impl<'a> Col<'a> {
             DataType::Float64 => Col::F64(a.as_primitive()),
             DataType::Decimal128(_, _) => Col::Dec(a.as_primitive()),
             DataType::Date32 => Col::Date(a.as_primitive()),
-            DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => Col::Ts(a.as_primitive()),
+            DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => {
+                Col::Ts(a.as_primitive())
+            }
             DataType::Utf8 => Col::Str(a.as_string()),
             DataType::LargeUtf8 => Col::LStr(a.as_string()),
             DataType::Binary => Col::Bin(a.as_binary()),
@@ -214,8 +216,11 @@ mod tests {
     #[test]
     fn order_and_chunking_do_not_matter_but_content_and_duplicates_do() {
         let mut a = Digest128::default();
-        a.add_batch(&batch(vec![Some(1), Some(2), None], vec![Some("é"), None, Some("")]))
-            .unwrap();
+        a.add_batch(&batch(
+            vec![Some(1), Some(2), None],
+            vec![Some("é"), None, Some("")],
+        ))
+        .unwrap();
         let mut b = Digest128::default();
         b.add_batch(&batch(vec![None], vec![Some("")])).unwrap();
         b.add_batch(&batch(vec![Some(2), Some(1)], vec![None, Some("é")]))
@@ -224,7 +229,10 @@ mod tests {
 
         let mut changed = Digest128::default();
         changed
-            .add_batch(&batch(vec![Some(1), Some(2), None], vec![Some("e"), None, Some("")]))
+            .add_batch(&batch(
+                vec![Some(1), Some(2), None],
+                vec![Some("e"), None, Some("")],
+            ))
             .unwrap();
         assert_ne!(a.sum, changed.sum);
 
@@ -236,7 +244,8 @@ mod tests {
         assert_ne!(n.sum, e.sum);
 
         let mut dup = a;
-        dup.add_batch(&batch(vec![Some(1)], vec![Some("é")])).unwrap();
+        dup.add_batch(&batch(vec![Some(1)], vec![Some("é")]))
+            .unwrap();
         assert_ne!(dup.sum, a.sum);
         assert_eq!(dup.rows, 4);
     }

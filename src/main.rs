@@ -10,7 +10,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { dag::app::EXIT_USAGE } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                dag::app::EXIT_USAGE
+            } else {
+                0
+            });
         }
     };
     let level = match cli.verbose {
@@ -20,13 +24,17 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DAG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,dag={level}"))),
+            tracing_subscriber::EnvFilter::try_from_env("DAG_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("warn,dag={level}"))
+            }),
         )
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

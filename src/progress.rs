@@ -22,7 +22,9 @@ impl Progress {
     /// Bars when stderr is a terminal (and `DAG_PROGRESS` is not `plain`).
     pub fn auto() -> Progress {
         let tty = std::io::stderr().is_terminal()
-            && std::env::var("DAG_PROGRESS").map(|v| v != "plain").unwrap_or(true);
+            && std::env::var("DAG_PROGRESS")
+                .map(|v| v != "plain")
+                .unwrap_or(true);
         Progress {
             multi: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
         }

@@ -17,7 +17,10 @@ pub enum ColType {
     Int32,
     Int64,
     Float64,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     Date,
     /// Microseconds since the epoch, no zone.
     Timestamp,
@@ -119,7 +122,11 @@ pub struct TableInfo {
 impl TableInfo {
     /// Typical bytes of one row in Arrow form.
     pub fn row_width(&self) -> u64 {
-        self.columns.iter().map(|c| c.ty.width() + 1).sum::<u64>().max(1)
+        self.columns
+            .iter()
+            .map(|c| c.ty.width() + 1)
+            .sum::<u64>()
+            .max(1)
     }
 
     /// Arrow schema without Iceberg field ids (the lake writer uses the table's own schema).

@@ -514,16 +514,31 @@ impl<'a> Validator<'a> {
                 g.add_edge(a, b, ());
             }
         }
-        for mut scc in petgraph::algo::kosaraju_scc(&g) {
+        for scc in petgraph::algo::kosaraju_scc(&g) {
             if scc.len() < 2 {
                 continue; // self-waits are reported per key above
             }
-            scc.reverse();
-            let mut names: Vec<&str> = scc.iter().map(|n| g[*n].as_str()).collect();
-            names.push(names[0]);
+            // Start at the table declared first (a stable message), then follow "waits for"
+            // edges (incoming ones: an edge runs from the awaited table to the waiting one)
+            // along a shortest way back to it.
+            let start = *scc
+                .iter()
+                .min_by_key(|n| {
+                    located
+                        .get(&g[**n].to_lowercase())
+                        .map_or(usize::MAX, |l| l.0)
+                })
+                .expect("non-empty component");
+            let names = shortest_cycle(&g, start, &scc);
             let first = names[0].to_lowercase();
-            let (at, key) = located.get(&first).cloned().unwrap_or((0, "table".to_string()));
-            let message = format!("the declared table order has a cycle: {}", names.join(" -> "));
+            let (at, key) = located
+                .get(&first)
+                .cloned()
+                .unwrap_or((0, "table".to_string()));
+            let message = format!(
+                "the declared table order has a cycle: {}",
+                names.join(" -> ")
+            );
             self.report(at, &key, message);
         }
     }
@@ -817,6 +832,43 @@ impl<'a> Validator<'a> {
 }
 
 /// `parent.name`, quoting `name` when it is not a bare TOML key.
+/// The tables on a shortest cycle from `start` back to itself, following "waits for" edges
+/// inside the strongly connected component `scc`; `start` is repeated at the end.
+fn shortest_cycle<'g>(
+    g: &'g petgraph::graph::DiGraph<String, ()>,
+    start: petgraph::graph::NodeIndex,
+    scc: &[petgraph::graph::NodeIndex],
+) -> Vec<&'g str> {
+    use petgraph::Direction::Incoming;
+    let mut prev = std::collections::HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    'search: while let Some(n) = queue.pop_front() {
+        for m in g.neighbors_directed(n, Incoming) {
+            if !scc.contains(&m) || prev.contains_key(&m) {
+                continue;
+            }
+            prev.insert(m, n);
+            if m == start {
+                break 'search;
+            }
+            queue.push_back(m);
+        }
+    }
+    // Walk back from start's predecessor to start, then reverse into waiting order.
+    let mut path = vec![start];
+    let mut cur = start;
+    while let Some(&p) = prev.get(&cur) {
+        if p == start {
+            break;
+        }
+        path.push(p);
+        cur = p;
+    }
+    path.push(start);
+    path.reverse();
+    path.into_iter().map(|n| g[n].as_str()).collect()
+}
+
 fn join_key(parent: &str, name: &str) -> String {
     let bare = !name.is_empty()
         && name

@@ -52,7 +52,9 @@ pub fn build(
     for (t, deps) in after {
         for d in deps {
             if !known.iter().any(|k| k == d) {
-                problems.push(format!("table.{t}.after: table `{d}` does not exist in the source"));
+                problems.push(format!(
+                    "table.{t}.after: table `{d}` does not exist in the source"
+                ));
                 continue;
             }
             if let (Some(&a), Some(&b)) = (idx.get(d.as_str()), idx.get(t.as_str())) {

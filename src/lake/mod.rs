@@ -164,7 +164,11 @@ impl Lake {
     }
 
     /// The run's staging table for `info`, created on first use.
-    pub async fn staging_table(&self, info: &TableInfo, run: &str) -> Result<iceberg::table::Table> {
+    pub async fn staging_table(
+        &self,
+        info: &TableInfo,
+        run: &str,
+    ) -> Result<iceberg::table::Table> {
         let ident = self.staging_ident(&info.name, run);
         let _g = self.commit_lock.lock().await;
         if self.catalog.table_exists(&ident).await? {
@@ -194,7 +198,11 @@ impl Lake {
         t.metadata()
             .snapshots()
             .find(|s| {
-                s.summary().additional_properties.get(RUN_ID_PROP).map(String::as_str) == Some(run)
+                s.summary()
+                    .additional_properties
+                    .get(RUN_ID_PROP)
+                    .map(String::as_str)
+                    == Some(run)
             })
             .map(|s| s.snapshot_id())
     }
@@ -341,7 +349,12 @@ impl Lake {
 
     /// Deletes files under the run's data directory of `table` that no finished chunk recorded:
     /// leftovers of attempts that died before recording their chunk. Returns how many.
-    pub fn remove_unrecorded_files(&self, table: &str, run: &str, keep: &HashSet<String>) -> Result<usize> {
+    pub fn remove_unrecorded_files(
+        &self,
+        table: &str,
+        run: &str,
+        keep: &HashSet<String>,
+    ) -> Result<usize> {
         let dir = self.run_location(table, run).join("data");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(0);

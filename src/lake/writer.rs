@@ -22,7 +22,8 @@ use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
 
-type Inner = DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+type Inner =
+    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 pub struct ChunkWriter {
     inner: Inner,

@@ -160,7 +160,10 @@ pub async fn execute(
                 continue;
             }
             if let Some(&bad) = tasks[i].deps.iter().find(|&&d| {
-                matches!(st[d], St::Done(Outcome::Failed) | St::Done(Outcome::Skipped))
+                matches!(
+                    st[d],
+                    St::Done(Outcome::Failed) | St::Done(Outcome::Skipped)
+                )
             }) {
                 st[i] = St::Done(Outcome::Skipped);
                 runner.skipped(i, bad);
@@ -178,7 +181,10 @@ pub async fn execute(
         if (0..n).any(|i| {
             st[i] == St::Waiting
                 && tasks[i].deps.iter().any(|&d| {
-                    matches!(st[d], St::Done(Outcome::Failed) | St::Done(Outcome::Skipped))
+                    matches!(
+                        st[d],
+                        St::Done(Outcome::Failed) | St::Done(Outcome::Skipped)
+                    )
                 })
         }) {
             continue;
@@ -242,7 +248,7 @@ pub async fn execute(
                 tokio::time::sleep_until(at.into()).await;
                 continue;
             }
-            if st.iter().any(|s| *s == St::Ready) {
+            if st.contains(&St::Ready) {
                 // Nothing runs yet something is ready: only possible if it can never fit, which
                 // try_reserve_all rules out; guard against a spin anyway.
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -5,11 +5,14 @@ use super::*;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// (task, others running when it started, pool used when it started, scale)
+type Start = (usize, Vec<usize>, u64, f64);
+
 #[derive(Default)]
 struct Probe {
     running: Mutex<Vec<usize>>,
     /// (task, others running when it started, pool used when it started, scale)
-    starts: Mutex<Vec<(usize, Vec<usize>, u64, f64)>>,
+    starts: Mutex<Vec<Start>>,
     failed: Mutex<Vec<(usize, u32, bool)>>,
     skipped: Mutex<Vec<(usize, usize)>>,
     fail_always: Vec<usize>,
@@ -95,7 +98,13 @@ async fn concurrent_reservations_never_exceed_the_budget() {
     let pool = MemoryPool::new(100);
     let tasks = chains(8, |i| 10 + (i as u64 * 7) % 40);
     let mems: Vec<u64> = tasks.iter().map(|t| t.mem).collect();
-    let report = execute(tasks, Arc::new(R(Arc::clone(&probe))), Arc::clone(&pool), fast_limits()).await;
+    let report = execute(
+        tasks,
+        Arc::new(R(Arc::clone(&probe))),
+        Arc::clone(&pool),
+        fast_limits(),
+    )
+    .await;
     assert!(report.all_ok());
     assert!(report.peak_reserved <= 100, "peak {}", report.peak_reserved);
     let starts = probe.starts.lock().unwrap();
@@ -154,7 +163,10 @@ async fn a_failed_task_skips_its_downstream_while_other_tables_finish() {
     assert!(!report.all_ok());
     use Outcome::*;
     assert_eq!(&report.outcomes[0..4], &[Succeeded; 4]);
-    assert_eq!(&report.outcomes[4..8], &[Succeeded, Failed, Skipped, Skipped]);
+    assert_eq!(
+        &report.outcomes[4..8],
+        &[Succeeded, Failed, Skipped, Skipped]
+    );
     assert_eq!(&report.outcomes[8..12], &[Succeeded; 4]);
     assert_eq!(&report.outcomes[12..16], &[Skipped; 4]);
     let failed = probe.failed.lock().unwrap();
@@ -173,7 +185,13 @@ async fn finished_tasks_are_not_run_again() {
     let mut tasks = chains(2, |_| 1);
     tasks[0].done = true;
     tasks[1].done = true;
-    let report = execute(tasks, Arc::new(R(Arc::clone(&probe))), MemoryPool::new(10), fast_limits()).await;
+    let report = execute(
+        tasks,
+        Arc::new(R(Arc::clone(&probe))),
+        MemoryPool::new(10),
+        fast_limits(),
+    )
+    .await;
     assert!(report.all_ok());
     assert_eq!(probe.calls.load(Ordering::SeqCst), 6);
     assert_eq!(report.outcomes[0], Outcome::Reused);

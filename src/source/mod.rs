@@ -28,12 +28,10 @@ pub enum Source {
     },
 }
 
-fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> impl Future<Output = Result<T>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::internal(format!("source worker panicked: {e}")))?
-    }
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("source worker panicked: {e}")))?
 }
 
 impl Source {
@@ -72,7 +70,8 @@ impl Source {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir)?;
                     }
-                    let made = demo::ensure(&path, rows).map_err(|e| Error::internal(e.to_string()))?;
+                    let made =
+                        demo::ensure(&path, rows).map_err(|e| Error::internal(e.to_string()))?;
                     if made {
                         tracing::info!(path = %path.display(), "created the demo source database");
                     }
@@ -106,7 +105,10 @@ impl Source {
         match self {
             Source::Sqlite { path, .. } => {
                 let (path, table, key) = (path.clone(), table.to_string(), key.map(str::to_string));
-                blocking(move || sqlite::describe(&sqlite::open(&path, false)?, &table, key.as_deref())).await
+                blocking(move || {
+                    sqlite::describe(&sqlite::open(&path, false)?, &table, key.as_deref())
+                })
+                .await
             }
         }
     }
@@ -115,7 +117,10 @@ impl Source {
         match self {
             Source::Sqlite { path, .. } => {
                 let (path, info) = (path.clone(), info.clone());
-                blocking(move || sqlite::plan_chunks(&sqlite::open(&path, false)?, &info, chunk_rows)).await
+                blocking(move || {
+                    sqlite::plan_chunks(&sqlite::open(&path, false)?, &info, chunk_rows)
+                })
+                .await
             }
         }
     }

@@ -38,7 +38,11 @@ impl WorkflowLock {
                 return Err(Error::state(format!(
                     "workflow `{workflow}` is already running ({}); wait for it to finish or stop it first \
                      (lock: {})",
-                    if holder.is_empty() { "another process" } else { holder },
+                    if holder.is_empty() {
+                        "another process"
+                    } else {
+                        holder
+                    },
                     path.display()
                 )));
             }
@@ -83,7 +87,10 @@ mod tests {
         let first = WorkflowLock::acquire(dir.path(), "demo").unwrap();
         let err = WorkflowLock::acquire(dir.path(), "demo").unwrap_err();
         assert!(err.to_string().contains("already running"), "{err}");
-        assert!(err.to_string().contains(&format!("pid {}", std::process::id())));
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id()))
+        );
         assert!(WorkflowLock::held_by_other(dir.path(), "demo").is_some());
         // Another workflow is independent.
         let _other = WorkflowLock::acquire(dir.path(), "nightly").unwrap();

@@ -77,7 +77,8 @@ impl SqliteTarget {
             "CREATE TABLE IF NOT EXISTS {} ({cols})",
             quote(&stage_name(&info.name, run))
         ))?;
-        let mut st = c.prepare("SELECT chunk FROM _dag_ledger WHERE run_id = ?1 AND table_name = ?2")?;
+        let mut st =
+            c.prepare("SELECT chunk FROM _dag_ledger WHERE run_id = ?1 AND table_name = ?2")?;
         let done = st
             .query_map([run, &info.name], |r| r.get::<_, u32>(0))?
             .collect::<rusqlite::Result<HashSet<_>>>()?;
@@ -109,15 +110,15 @@ impl SqliteTarget {
             let mid_point = format!("mid_load:{}:{chunk}", info.name);
             for (fi, path) in files.iter().enumerate() {
                 let local = path.strip_prefix("file://").unwrap_or(path);
-                let file = std::fs::File::open(local).map_err(|e| {
-                    Error::internal(format!("cannot open data file {local}: {e}"))
-                })?;
+                let file = std::fs::File::open(local)
+                    .map_err(|e| Error::internal(format!("cannot open data file {local}: {e}")))?;
                 let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
                     .with_batch_size(batch_rows.max(1))
                     .build()?;
                 for (bi, batch) in reader.enumerate() {
                     let batch = batch?;
-                    insert_batch(&mut st, &batch).map_err(|e| e.context(format!("table {}", info.name)))?;
+                    insert_batch(&mut st, &batch)
+                        .map_err(|e| e.context(format!("table {}", info.name)))?;
                     digest.add_batch(&batch).map_err(Error::internal)?;
                     if fi == 0 && bi == 0 {
                         // Rows are in, the ledger row and the commit are not.
@@ -153,8 +154,9 @@ impl SqliteTarget {
                 .collect::<rusqlite::Result<Vec<_>>>()?
                 .into_iter()
                 .filter(|n| {
-                    n.strip_prefix(table)
-                        .is_some_and(|rest| rest.starts_with("__dag_") && *n != stage_name(table, run))
+                    n.strip_prefix(table).is_some_and(|rest| {
+                        rest.starts_with("__dag_") && *n != stage_name(table, run)
+                    })
                 })
                 .collect()
         };
@@ -209,14 +211,18 @@ fn cell(a: &dyn Array, row: usize) -> Result<ToSqlOutput<'_>> {
     }
     Ok(match a.data_type() {
         DataType::Boolean => Owned(Value::Integer(i64::from(a.as_boolean().value(row)))),
-        DataType::Int32 => Owned(Value::Integer(i64::from(a.as_primitive::<Int32Type>().value(row)))),
+        DataType::Int32 => Owned(Value::Integer(i64::from(
+            a.as_primitive::<Int32Type>().value(row),
+        ))),
         DataType::Int64 => Owned(Value::Integer(a.as_primitive::<Int64Type>().value(row))),
         DataType::Float64 => Owned(Value::Real(a.as_primitive::<Float64Type>().value(row))),
         DataType::Decimal128(_, s) => Owned(Value::Text(decimal_text(
             a.as_primitive::<Decimal128Type>().value(row),
             *s,
         ))),
-        DataType::Date32 => Owned(Value::Text(date_text(a.as_primitive::<Date32Type>().value(row)))),
+        DataType::Date32 => Owned(Value::Text(date_text(
+            a.as_primitive::<Date32Type>().value(row),
+        ))),
         DataType::Timestamp(_, _) => Owned(Value::Text(timestamp_text(
             a.as_primitive::<TimestampMicrosecondType>().value(row),
         ))),
@@ -224,7 +230,11 @@ fn cell(a: &dyn Array, row: usize) -> Result<ToSqlOutput<'_>> {
         DataType::LargeUtf8 => Borrowed(ValueRef::Text(a.as_string::<i64>().value(row).as_bytes())),
         DataType::Binary => Borrowed(ValueRef::Blob(a.as_binary::<i32>().value(row))),
         DataType::LargeBinary => Borrowed(ValueRef::Blob(a.as_binary::<i64>().value(row))),
-        other => return Err(Error::data(format!("cannot store Arrow type {other} in SQLite"))),
+        other => {
+            return Err(Error::data(format!(
+                "cannot store Arrow type {other} in SQLite"
+            )));
+        }
     })
 }
 

@@ -49,7 +49,8 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     rec.outputs.chunks_loaded = Some(loaded);
     rec.outputs.chunks_already_loaded = Some(already);
     rec.outputs.digest = extract.outputs.digest;
-    ctx.progress
-        .line(&format!("{table}.load: {loaded} chunk(s) loaded, {already} already there"));
+    ctx.progress.line(&format!(
+        "{table}.load: {loaded} chunk(s) loaded, {already} already there"
+    ));
     ctx.succeed(rec)
 }

@@ -144,7 +144,10 @@ impl Runner for TaskRunner {
                 "{table}.{stage}: attempt {attempt} failed, retrying in {:.1}s: {err}",
                 d.as_secs_f64()
             )),
-            None => self.ctx.progress.line(&format!("{table}.{stage}: FAILED: {err}")),
+            None => self
+                .ctx
+                .progress
+                .line(&format!("{table}.{stage}: FAILED: {err}")),
         }
         self.update(idx, |r| {
             r.status = if retry_in.is_some() {

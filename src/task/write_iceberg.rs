@@ -33,7 +33,10 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         ("dag.rows".to_string(), digest.rows.to_string()),
         ("dag.fingerprint".to_string(), digest.hex()),
     ]);
-    let published = ctx.lake.commit_and_publish(&info, run, &files, props).await?;
+    let published = ctx
+        .lake
+        .commit_and_publish(&info, run, &files, props)
+        .await?;
     crate::fault::point(&format!("after_publish:{table}"));
     rec.outputs.snapshot_id = Some(published.snapshot_id);
     rec.outputs.commit_found = published.found;

@@ -1,0 +1,166 @@
+//! The command line: one writer per workflow, validation before any state, plan output.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+#[test]
+fn a_second_concurrent_run_is_refused_and_a_killed_run_does_not_block_the_next() {
+    let src = small_demo_source();
+    let env = Env::new();
+    env.workflow("w", &small_workflow(&src));
+    let mut first = env.spawn(&["run", "w"], Some("stall:after_chunk:AGENTSVES:0"));
+    // Wait until the first run holds the lock and has started extracting.
+    let lock = env.state().join("locks/w.lock");
+    let t0 = Instant::now();
+    loop {
+        let held = std::fs::read_to_string(&lock).is_ok_and(|s| s.contains("pid"));
+        if held && env.state().join("db/w.status.json").exists() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the first run never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = env.dag(&["run", "w"]);
+    assert_eq!(second.code, Some(2), "{second:?}");
+    assert!(second.stderr.contains("already running"), "{second:?}");
+    assert!(
+        second.stderr.contains(&format!("pid {}", first.id())),
+        "{second:?}"
+    );
+    // status works while the run holds the database.
+    let status = env.dag(&["status", "w"]);
+    assert!(status.stdout.contains("running"), "{status:?}");
+
+    first.kill().unwrap(); // SIGKILL: no clean-up runs
+    first.wait().unwrap();
+    let third = env.dag(&["run", "w"]);
+    assert_eq!(third.code, Some(0), "{third:?}");
+    assert!(third.stderr.contains("resuming run"), "{third:?}");
+}
+
+#[test]
+fn an_invalid_workflow_reports_every_problem_with_its_location_and_writes_no_state() {
+    let env = Env::new();
+    env.workflow(
+        "bad",
+        r#"description = "four problems"
+[lake]
+namespace = "worldzone"
+colour = "blue"
+
+[limits]
+memory = "lots"
+
+[table.A]
+after = ["B"]
+
+[table.B]
+after = ["A"]
+"#,
+    );
+    let r = env.dag(&["run", "bad"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    for expected in [
+        "workflows/bad.toml:1:1: source: missing required section",
+        "workflows/bad.toml:4:1: lake.colour: unknown key",
+        "workflows/bad.toml:7:1: limits.memory: \"lots\" is not a size",
+        "cycle: A -> B -> A",
+        "4 problems",
+    ] {
+        assert!(
+            r.stderr.contains(expected),
+            "missing `{expected}` in: {r:?}"
+        );
+    }
+    assert!(!env.state().exists(), "validation must not write state");
+    let r = env.dag(&["validate", "bad"]);
+    assert_eq!(r.code, Some(2));
+    assert!(!env.state().exists());
+}
+
+#[test]
+fn a_bad_memory_flag_and_an_unknown_table_are_usage_errors() {
+    let src = small_demo_source();
+    let env = Env::new();
+    env.workflow("w", &small_workflow(&src));
+    let r = env.dag(&["run", "w", "--memory", "a lot"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--memory"), "{r:?}");
+    let r = env.dag(&["run", "w", "--tables", "NOPE"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("NOPE"), "{r:?}");
+    let r = env.dag(&["run", "missing"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("w"), "lists available workflows: {r:?}");
+}
+
+#[test]
+fn plan_shows_tables_tasks_estimates_and_graphviz() {
+    let src = small_demo_source();
+    let env = Env::new();
+    env.workflow(
+        "w",
+        &format!(
+            "{}\n[table.COUNTRIES]\nafter = [\"CURRENCY_RATES\"]\n",
+            small_workflow(&src)
+        ),
+    );
+    let r = env.dag(&["plan", "w"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("AGENTSVES"))
+        .expect("AGENTSVES row");
+    assert!(
+        line.contains("9066") && line.contains(" 66 ") && line.contains("extract"),
+        "{line}"
+    );
+    assert!(r.stdout.contains("write_iceberg") && r.stdout.contains("verify"));
+    let pos = |t: &str| r.stdout.find(&format!("\n{t} ")).unwrap();
+    assert!(
+        pos("CURRENCY_RATES") < pos("COUNTRIES"),
+        "declared order: {}",
+        r.stdout
+    );
+    let dot = env.dag(&["plan", "w", "--format", "dot", "--lake-only"]);
+    assert!(dot.stdout.starts_with("digraph"), "{dot:?}");
+    assert!(
+        !dot.stdout.contains("load"),
+        "lake-only has no load: {}",
+        dot.stdout
+    );
+    assert!(!env.state().join("db").exists(), "plan writes no run state");
+}
+
+#[test]
+fn lake_only_runs_have_no_load_and_history_lists_runs() {
+    let src = small_demo_source();
+    let env = Env::new();
+    env.workflow("w", &small_workflow(&src));
+    let r = env.dag(&[
+        "run",
+        "w",
+        "--lake-only",
+        "--tables",
+        "COUNTRIES,CURRENCY_RATES",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let (run, tasks) = env.status("w");
+    assert_eq!(run["lake_only"], true);
+    assert_eq!(tasks.len(), 6);
+    assert!(tasks.iter().all(|t| t["stage"] != "load"));
+    assert!(!env.state().join("target.db").exists());
+    let r = env.dag(&["run", "w", "--tables", "COUNTRIES"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let h = env.dag(&["history"]);
+    assert_eq!(
+        h.stdout.lines().filter(|l| l.contains("succeeded")).count(),
+        2,
+        "{h:?}"
+    );
+}

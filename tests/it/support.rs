@@ -1,0 +1,255 @@
+//! Test harness: a scratch directory per test, the `dag` binary, the shared small demo source
+//! and the independent Python readers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const DAG: &str = env!("CARGO_BIN_EXE_dag");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skips (returns false) with a printed reason, except under CI where a missing dependency fails.
+pub fn require(ok: Result<(), String>) -> bool {
+    match ok {
+        Ok(()) => true,
+        Err(why) if under_ci() => panic!("required under CI: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            false
+        }
+    }
+}
+
+/// pyiceberg, pyarrow and DuckDB with its iceberg extension, as `tests/readers/check_lake.py` needs.
+pub fn python_readers() -> Result<(), String> {
+    static OK: OnceLock<Result<(), String>> = OnceLock::new();
+    OK.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import pyiceberg, pyarrow, duckdb, duckdb_extension_iceberg, duckdb_extension_avro"])
+            .output()
+            .map_err(|e| format!("python3 not runnable: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "python readers missing (pip install \"pyiceberg[sql-sqlite,pyarrow]\" duckdb==1.5.5 \
+                 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5): {}",
+                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            ))
+        }
+    })
+    .clone()
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Ran {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} signal {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+}
+
+impl From<Output> for Ran {
+    fn from(o: Output) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        Ran {
+            code: o.status.code(),
+            signal: o.status.signal(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+        Env { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.path().join("state")
+    }
+
+    pub fn workflow(&self, name: &str, text: &str) {
+        std::fs::write(
+            self.path().join("workflows").join(format!("{name}.toml")),
+            text,
+        )
+        .unwrap();
+    }
+
+    pub fn command(&self, args: &[&str], fault: Option<&str>) -> Command {
+        let mut c = Command::new(DAG);
+        c.args(args)
+            .current_dir(self.path())
+            .env_remove("DAG_STATE")
+            .env_remove("DAG_WORKFLOWS")
+            .env("DAG_PROGRESS", "plain")
+            .stdin(Stdio::null());
+        match fault {
+            Some(f) => c.env("DAG_FAULT", f),
+            None => c.env_remove("DAG_FAULT"),
+        };
+        c
+    }
+
+    pub fn dag(&self, args: &[&str]) -> Ran {
+        self.command(args, None).output().expect("run dag").into()
+    }
+
+    pub fn dag_fault(&self, args: &[&str], fault: &str) -> Ran {
+        self.command(args, Some(fault))
+            .output()
+            .expect("run dag")
+            .into()
+    }
+
+    pub fn spawn(&self, args: &[&str], fault: Option<&str>) -> Child {
+        self.command(args, fault)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dag")
+    }
+
+    /// `dag status <wf> --json` of the latest run: (run, tasks).
+    pub fn status(&self, wf: &str) -> (serde_json::Value, Vec<serde_json::Value>) {
+        let r = self.dag(&["status", wf, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {r:?}"));
+        let entry = &v[0];
+        (
+            entry["run"].clone(),
+            entry["tasks"].as_array().cloned().unwrap_or_default(),
+        )
+    }
+
+    pub fn task(&self, wf: &str, table: &str, stage: &str) -> serde_json::Value {
+        self.status(wf)
+            .1
+            .into_iter()
+            .find(|t| t["table"] == table && t["stage"] == stage)
+            .unwrap_or_else(|| panic!("no task {table}.{stage}"))
+    }
+
+    /// Runs the independent readers (pyiceberg, DuckDB) over the lake and reads the SQLite
+    /// target too; panics with their report if anything differs from the source.
+    pub fn check_lake(&self, source: &Path, namespace: &str, target: Option<&Path>) -> String {
+        let state = self.state();
+        let mut c = Command::new("python3");
+        c.arg(repo().join("tests/readers/check_lake.py"))
+            .arg("--source")
+            .arg(source)
+            .arg("--catalog")
+            .arg(state.join("catalog.db"))
+            .args(["--catalog-name", "dag", "--namespace", namespace])
+            .arg("--warehouse")
+            .arg(state.join("warehouse"));
+        if let Some(t) = target {
+            c.arg("--target-db").arg(t);
+        }
+        let out: Ran = c.output().expect("run check_lake.py").into();
+        assert_eq!(
+            out.code,
+            Some(0),
+            "independent readers disagree with the source: {out:?}"
+        );
+        out.stdout
+    }
+}
+
+/// A small demo source (AGENTSVES 9,066 x 66 and friends, TRANSACTIONS of 30,000 rows), made once
+/// per test process and shared read-only.
+pub fn small_demo_source() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("dag-it-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("worldzone-small.db");
+        dag::source::demo::ensure(&db, 30_000).expect("generate the small demo");
+        db
+    })
+    .clone()
+}
+
+/// A workflow over the small demo with chunks small enough to crash between.
+pub fn small_workflow(source: &Path) -> String {
+    format!(
+        r#"
+[source]
+kind = "sqlite"
+path = "{}"
+
+[lake]
+namespace = "worldzone"
+
+[target]
+kind = "sqlite"
+path = "${{DAG_STATE_DIR}}/target.db"
+
+[limits]
+memory = "512MiB"
+retries = 1
+
+[table.AGENTSVES]
+chunk_rows = 2000
+
+[table.TRANSACTIONS]
+chunk_rows = 10000
+"#,
+        source.display()
+    )
+}
+
+pub fn count_distinct(db: &Path, table: &str, key: &str) -> (i64, i64) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row(
+        &format!("SELECT COUNT(*), COUNT(DISTINCT \"{key}\") FROM \"{table}\""),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+/// Parquet files present in the warehouse for a table's run.
+pub fn parquet_files(state: &Path, table: &str, run: &str) -> usize {
+    std::fs::read_dir(
+        state
+            .join("warehouse/worldzone")
+            .join(table)
+            .join(run)
+            .join("data"),
+    )
+    .map(|d| {
+        d.flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+            .count()
+    })
+    .unwrap_or(0)
+}
