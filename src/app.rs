@@ -457,7 +457,7 @@ async fn execute(
     run.peak_rss = crate::sysmem::peak_rss();
     run.peak_reserved = Some(report.peak_reserved);
     store.put_run(&run)?;
-    print_run(&run, &all);
+    print_run(&run, &all, false);
     Ok(if ok { EXIT_OK } else { EXIT_FAILED })
 }
 
@@ -645,12 +645,17 @@ fn mib(b: u64) -> String {
     bytesize::ByteSize(b).display().iec().to_string()
 }
 
-fn print_run(run: &RunRecord, tasks: &[TaskRecord]) {
+fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
+    let status = if run.status == RunStatus::Running && !active {
+        format!("interrupted (resume with `dag run {}`)", run.workflow)
+    } else {
+        run.status.to_string()
+    };
     println!(
         "workflow {}  run {}  {}  started {}{}  sessions {}  budget {}{}",
         run.workflow,
         run.id,
-        run.status,
+        status,
         run.started_at,
         run.ended_at
             .as_ref()
@@ -738,8 +743,9 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
     };
     let mut out = Vec::new();
     for w in &names {
+        let active = WorkflowLock::held_by_other(&cli.state, w).is_some();
         match read_state(&cli.state, w, run)? {
-            Some((r, t)) => out.push((r, t)),
+            Some((r, t)) => out.push((r, t, active)),
             None if workflow.is_some() => {
                 return Err(Error::config(match run {
                     Some(id) => format!("workflow `{w}` has no run `{id}`"),
@@ -755,20 +761,20 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
     if json {
         let v: Vec<serde_json::Value> = out
             .iter()
-            .map(|(r, t)| serde_json::json!({ "run": r, "tasks": t }))
+            .map(|(r, t, active)| serde_json::json!({ "run": r, "tasks": t, "active": active }))
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).map_err(Error::from)?);
     } else if out.is_empty() {
         println!("no runs yet (state: {})", cli.state.display());
     } else {
-        for (i, (r, t)) in out.iter().enumerate() {
+        for (i, (r, t, active)) in out.iter().enumerate() {
             if i > 0 {
                 println!();
             }
-            print_run(r, t);
+            print_run(r, t, *active);
         }
     }
-    let failed = out.iter().any(|(r, _)| r.status == RunStatus::Failed);
+    let failed = out.iter().any(|(r, _, _)| r.status == RunStatus::Failed);
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 

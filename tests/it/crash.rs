@@ -20,6 +20,8 @@ fn killed_then_resumed(point: &str) -> (Env, std::path::PathBuf) {
     );
     let (run, _) = env.status("w");
     assert_eq!(run["status"], "running", "a killed run stays unfinished");
+    let text = env.dag(&["status", "w"]);
+    assert!(text.stdout.contains("interrupted"), "{text:?}");
     let r = env.dag(&["run", "w"]);
     assert_eq!(r.code, Some(0), "the resumed run must finish: {r:?}");
     assert!(r.stderr.contains("resuming run"), "{r:?}");

@@ -48,3 +48,22 @@ fn the_demo_runs_end_to_end_and_independent_readers_agree_with_the_source() {
         env.check_lake(&source, "worldzone", Some(&target));
     }
 }
+
+#[test]
+fn the_python_checker_passes_its_own_known_answer_test() {
+    if !require(python_readers()) {
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("tests/readers/check_lake.py"))
+        .arg("--self-test")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The one-int-row value is the same one the Rust unit test derives from SHA-256 directly.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ad1bd49ee893af1af6e71b35ddedf60c"));
+}
