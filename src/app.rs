@@ -306,21 +306,26 @@ async fn cmd_run(
 
     // Resume the last run if it never finished and nothing about it changed.
     let mut resumed = None;
-    if let Some(last) = store.latest_run()?
+    if let Some(mut last) = store.latest_run()?
         && last.status == RunStatus::Running
-        && !force_new
     {
-        let same_tables = only.is_empty();
-        if last.config_hash == wf.raw_hash && last.lake_only != with_load && same_tables {
+        let same = last.config_hash == wf.raw_hash && last.lake_only != with_load && only.is_empty();
+        if same && !force_new {
             resumed = Some(last);
         } else {
-            let mut last = last;
+            // Abandoned: its finished work stays recorded, its staging data is dropped when a
+            // later run publishes the same tables.
             last.status = RunStatus::Failed;
             last.ended_at = Some(now());
             store.put_run(&last)?;
             progress.line(&format!(
-                "run {} was unfinished but the workflow, its options or its tables changed: starting a new run",
-                last.id
+                "run {} was unfinished; {}: starting a new run",
+                last.id,
+                if force_new {
+                    "--new was given"
+                } else {
+                    "the workflow, its options or its tables changed"
+                }
             ));
         }
     }

@@ -335,12 +335,19 @@ impl Lake {
                 .await?;
             }
         }
+        // Drop this run's staging entry and those that abandoned runs of the table left behind
+        // (same prefix and a run id of the same shape, so table `A__B` is not mistaken for one).
+        let prefix = format!("{table}__");
         sqlx::query(
-            "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+            "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
+             AND substr(table_name, 1, length(?)) = ? AND length(table_name) = length(?) + ?",
         )
         .bind(&self.catalog_name)
         .bind(self.staging.join("."))
-        .bind(staging.name())
+        .bind(&prefix)
+        .bind(&prefix)
+        .bind(&prefix)
+        .bind(run.len() as i64)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

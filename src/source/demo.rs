@@ -224,16 +224,7 @@ fn create_table_sql(table: &str, columns: &[ColumnDecl]) -> String {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use super::sqlite::days_from_civil;
 
 /// Inverse of [`days_from_civil`]: (year, month, day).
 const fn civil_from_days(days: i64) -> (i64, i64, i64) {

@@ -298,7 +298,7 @@ impl Store {
     pub fn new_run_id() -> String {
         format!(
             "{}_{:04x}",
-            chrono::Utc::now().format("%Y%m%d%H%M%S"),
+            chrono::Utc::now().format("%Y%m%d%H%M%S%3f"),
             fastrand::u16(..)
         )
     }
