@@ -309,7 +309,8 @@ async fn cmd_run(
     if let Some(mut last) = store.latest_run()?
         && last.status == RunStatus::Running
     {
-        let same = last.config_hash == wf.raw_hash && last.lake_only != with_load && only.is_empty();
+        let same =
+            last.config_hash == wf.raw_hash && last.lake_only != with_load && only.is_empty();
         if same && !force_new {
             resumed = Some(last);
         } else {
