@@ -262,12 +262,29 @@ impl Store {
         let dir = Self::db_dir(state_dir, workflow);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::state(format!("cannot create {}: {e}", dir.display())))?;
-        let db = sled::Config::new().path(&dir).open().map_err(|e| {
-            Error::state(format!(
-                "cannot open the state of workflow `{workflow}` at {}: {e} (is a run of it in progress?)",
-                dir.display()
-            ))
-        })?;
+        // Every write flushes explicitly, so sled's background flusher is off; without that
+        // thread a dropped database also releases its file lock at once. A database dropped by
+        // this process a moment ago may still be closing: retry briefly before giving up.
+        let config = sled::Config::new().path(&dir).flush_every_ms(None);
+        let mut waited = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                // sled reports a held lock as ErrorKind::Other with this text.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && waited < 2000 =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    waited += 20;
+                }
+                Err(e) => {
+                    return Err(Error::state(format!(
+                        "cannot open the state of workflow `{workflow}` at {}: {e} (is a run of it in progress?)",
+                        dir.display()
+                    )));
+                }
+            }
+        };
         Self::from_db(db, workflow, Some(Self::mirror_path(state_dir, workflow)))
     }
 

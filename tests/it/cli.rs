@@ -164,3 +164,53 @@ fn lake_only_runs_have_no_load_and_history_lists_runs() {
         "{h:?}"
     );
 }
+
+#[test]
+fn bad_data_fails_only_its_table_with_table_column_and_value_named() {
+    let env = Env::new();
+    let src = env.path().join("src.db");
+    let c = rusqlite::Connection::open(&src).unwrap();
+    c.execute_batch(
+        "CREATE TABLE GOOD (ID INTEGER PRIMARY KEY, NAME TEXT);
+         INSERT INTO GOOD VALUES (1, 'a'), (2, 'b');
+         CREATE TABLE BADVAL (ID INTEGER PRIMARY KEY, AMOUNT TEXT DECIMAL(5,2));
+         INSERT INTO BADVAL VALUES (1, '1.50'), (2, '12345.6');
+         CREATE TABLE BADTYPE (ID INTEGER PRIMARY KEY, SHAPE GEOGRAPHY);",
+    )
+    .unwrap();
+    drop(c);
+    env.workflow(
+        "w",
+        "[source]\nkind = \"sqlite\"\npath = \"src.db\"\n[lake]\nnamespace = \"ns\"\n\
+         [target]\nkind = \"sqlite\"\npath = \"${DAG_STATE_DIR}/t.db\"\n",
+    );
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let bad = env.task("w", "BADVAL", "extract");
+    assert_eq!(bad["status"], "failed");
+    let msg = bad["last_error"].as_str().unwrap();
+    assert!(
+        msg.contains("column AMOUNT, key 2") && msg.contains("'12345.6'"),
+        "{msg}"
+    );
+    let ty = env.task("w", "BADTYPE", "extract");
+    assert!(
+        ty["last_error"].as_str().unwrap().contains("GEOGRAPHY"),
+        "{ty}"
+    );
+    assert_eq!(
+        env.task("w", "BADVAL", "write_iceberg")["status"],
+        "skipped"
+    );
+    assert_eq!(env.task("w", "GOOD", "verify")["status"], "succeeded");
+    // Nothing of the failed tables reached the lake or the target.
+    let t = rusqlite::Connection::open(env.state().join("t.db")).unwrap();
+    let n: i64 = t
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'BADVAL'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0);
+}
