@@ -379,18 +379,32 @@ impl Lake {
         Ok(n)
     }
 
-    /// Deletes the files of runs of `table` older than the published one and the one before it
-    /// (readers that opened the previous version keep working).
-    pub fn prune_old_runs(&self, table: &str, run: &str) -> Result<usize> {
+    /// Deletes the files of earlier runs of `table`, except the version published before this
+    /// one (readers that opened it keep working). Runs that never published are removed too.
+    pub async fn prune_old_runs(&self, table: &str, run: &str) -> Result<usize> {
+        let previous: Option<String> = sqlx::query(
+            "SELECT previous_metadata_location FROM iceberg_tables \
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+        )
+        .bind(&self.catalog_name)
+        .bind(self.namespace.join("."))
+        .bind(table)
+        .fetch_optional(&self.db)
+        .await?
+        .and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten());
         let dir = self.warehouse.join(self.namespace.join("/")).join(table);
-        let mut runs: Vec<String> = std::fs::read_dir(&dir)?
+        // <table dir>/<run>/metadata/<file>.metadata.json
+        let keep = previous
+            .as_deref()
+            .map(Path::new)
+            .and_then(|p| p.parent()?.parent()?.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let runs: Vec<String> = std::fs::read_dir(&dir)?
             .flatten()
             .filter(|e| e.path().is_dir())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.as_str() < run)
+            .filter(|n| n.as_str() < run && Some(n) != keep.as_ref())
             .collect();
-        runs.sort();
-        runs.pop(); // keep the previous version
         for r in &runs {
             std::fs::remove_dir_all(dir.join(r))?;
         }

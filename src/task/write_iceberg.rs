@@ -42,7 +42,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     rec.outputs.commit_found = published.found;
     rec.outputs.digest = Some(digest);
     rec.outputs.data_files = Some(files.len());
-    match ctx.lake.prune_old_runs(table, run) {
+    match ctx.lake.prune_old_runs(table, run).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(table, "removed the files of {n} older run(s)"),
         Err(e) => tracing::warn!(table, "could not remove files of older runs: {e}"),

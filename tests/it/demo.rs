@@ -44,6 +44,11 @@ fn the_demo_runs_end_to_end_and_independent_readers_agree_with_the_source() {
     let (run2, _) = env.status("demo");
     assert_ne!(run2["id"], run["id"]);
     assert!(run2["peak_reserved"].as_u64().unwrap() <= 64 << 20);
+    // The replaced version's files stay for readers that opened it; nothing older is kept.
+    let versions = std::fs::read_dir(env.state().join("warehouse/worldzone/AGENTSVES"))
+        .unwrap()
+        .count();
+    assert_eq!(versions, 2);
     if readers_ok {
         env.check_lake(&source, "worldzone", Some(&target));
     }
