@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `dag status | head` must end quietly when the reader goes away, as other command-line
+    // tools do, instead of panicking on a broken pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match dag::cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
