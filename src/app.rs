@@ -6,7 +6,7 @@
 //! established here before the scheduler starts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -914,9 +914,4 @@ async fn cmd_plan(
         }
     }
     Ok(EXIT_OK)
-}
-
-#[allow(dead_code)]
-fn _assert_send(p: PathBuf) -> PathBuf {
-    p
 }
