@@ -236,6 +236,9 @@ pub struct Store {
     tasks: sled::Tree,
     chunks: sled::Tree,
     mirror: Option<PathBuf>,
+    /// When the mirror was last written: task writes refresh it at most a few times a second,
+    /// so a schema of thousands of tables does not rewrite it on every transition.
+    mirrored_at: std::sync::Mutex<Option<std::time::Instant>>,
     pub workflow: String,
 }
 
@@ -301,6 +304,7 @@ impl Store {
             chunks: db.open_tree("chunks")?,
             db,
             mirror,
+            mirrored_at: std::sync::Mutex::new(None),
             workflow: workflow.to_string(),
         })
     }
@@ -324,7 +328,7 @@ impl Store {
         self.runs
             .insert(run.id.as_bytes(), serde_json::to_vec(run)?)?;
         self.flush()?;
-        self.write_mirror(&run.id);
+        self.write_mirror(&run.id, true);
         Ok(())
     }
 
@@ -357,7 +361,7 @@ impl Store {
             serde_json::to_vec(t)?,
         )?;
         self.flush()?;
-        self.write_mirror(&t.run_id);
+        self.write_mirror(&t.run_id, false);
         Ok(())
     }
 
@@ -411,8 +415,18 @@ impl Store {
         Ok(n)
     }
 
-    fn write_mirror(&self, run_id: &str) {
+    fn write_mirror(&self, run_id: &str, force: bool) {
         let Some(path) = &self.mirror else { return };
+        {
+            let mut at = self.mirrored_at.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            if !force
+                && at.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(250))
+            {
+                return;
+            }
+            *at = Some(now);
+        }
         let (Ok(Some(run)), Ok(tasks)) = (self.run(run_id), self.tasks(run_id)) else {
             return;
         };
