@@ -24,7 +24,13 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let info = match &rec.outputs.schema {
         Some(info) => info.clone(),
         None => {
-            let info = ctx.source.describe(table, plan.key.as_deref()).await?;
+            // The plan described the table moments ago; describe again only if that failed
+            // (an empty column list), so this attempt reports why.
+            let info = if plan.info.columns.is_empty() {
+                ctx.source.describe(table, plan.key.as_deref()).await?
+            } else {
+                plan.info.clone()
+            };
             rec.outputs.chunk_plan = ctx.source.plan_chunks(&info, plan.chunk_rows).await?;
             rec.outputs.schema = Some(info.clone());
             ctx.store.put_task(&rec)?;
