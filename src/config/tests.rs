@@ -1,3 +1,5 @@
+//! Workflow-file tests: every problem reported at once with its location, interpolation, secrets.
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
