@@ -124,10 +124,9 @@ struct Components {
 }
 
 async fn open_components(cli: &Cli, wf: &Workflow, lake_only: bool) -> Result<Components> {
-    let base = Path::new(".");
-    let source = Source::build(&wf.source, base)?;
+    let source = Source::build(&wf.source)?;
     let target = match (&wf.target, lake_only) {
-        (Some(t), false) => Some(Target::build(t, base)?),
+        (Some(t), false) => Some(Target::build(t)?),
         _ => None,
     };
     source.prepare().await?;
@@ -189,13 +188,6 @@ async fn select_tables(
     Ok((selected, all))
 }
 
-fn override_for<'a>(wf: &'a Workflow, table: &str) -> Option<&'a config::TableOverride> {
-    wf.overrides
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(table))
-        .map(|(_, v)| v)
-}
-
 fn after_map(wf: &Workflow, all: &[String]) -> BTreeMap<String, Vec<String>> {
     let canon = |t: &str| {
         all.iter()
@@ -210,25 +202,6 @@ fn after_map(wf: &Workflow, all: &[String]) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-/// Bytes a task holds while streaming: batches in flight and the Parquet row group being
-/// built, never more than the whole table would take.
-pub fn estimate(stage: Stage, info: &TableInfo, t: &Tuning) -> u64 {
-    const MIB: u64 = 1 << 20;
-    let w = info.row_width();
-    let whole = info.rows.max(1) * w;
-    let batch = (t.batch_rows as u64 * w).min(whole);
-    match stage {
-        Stage::Extract => {
-            let rg = (t.row_group_rows(info, 1.0) as u64 * w).min(whole);
-            // builders + one batch in the channel + one being encoded, plus the row group
-            3 * batch + 2 * rg + 8 * MIB
-        }
-        Stage::WriteIceberg => 16 * MIB,
-        Stage::Load => 2 * batch + 8 * MIB,
-        Stage::Verify => 4 * batch + 16 * MIB,
-    }
-}
-
 async fn table_plans(
     wf: &Workflow,
     source: &Source,
@@ -239,7 +212,7 @@ async fn table_plans(
 ) -> Result<HashMap<String, TablePlan>> {
     let mut out = HashMap::new();
     for t in tables {
-        let ov = override_for(wf, t);
+        let ov = wf.override_for(t);
         let key = ov.and_then(|o| o.chunk_key.clone());
         let recorded = store
             .task(run, t, Stage::Extract)?
@@ -421,7 +394,7 @@ async fn execute(
                     index_of.get(&(dt.table.clone(), dt.stage)).copied()
                 })
                 .collect(),
-            mem: estimate(t.stage, &plans[&t.table].info, &tuning),
+            mem: tuning.estimate(t.stage, &plans[&t.table].info),
             class: match t.stage {
                 Stage::Extract => Class::Source,
                 Stage::Load => Class::Load,
@@ -847,11 +820,12 @@ async fn cmd_plan(
 ) -> Result<u8> {
     let wf = load_workflow(cli, name)?;
     let budget = budget(memory, &wf)?;
-    let source = Source::build(&wf.source, Path::new("."))?;
+    let source = Source::build(&wf.source)?;
     source.prepare().await?;
     let (selected, all) = select_tables(&source, &wf, only).await?;
     let with_load = wf.target.is_some() && !lake_only;
-    let plan = dag::build(&selected, &all, &after_map(&wf, &all), with_load)?;
+    let after = after_map(&wf, &all);
+    let plan = dag::build(&selected, &all, &after, with_load)?;
     if format == PlanFormat::Dot {
         print!("{}", plan.dot());
         return Ok(EXIT_OK);
@@ -868,9 +842,8 @@ async fn cmd_plan(
         "{:<18} {:>10} {:>5} {:>7}  {:<14} {:>10}  AFTER",
         "TABLE", "EST ROWS", "COLS", "CHUNKS", "TASK", "MEMORY"
     );
-    let after = after_map(&wf, &all);
     for table in &plan.tables {
-        let ov = override_for(&wf, table);
+        let ov = wf.override_for(table);
         let info = source
             .describe(table, ov.and_then(|o| o.chunk_key.as_deref()))
             .await?;
@@ -883,7 +856,7 @@ async fn cmd_plan(
             1
         };
         for (i, st) in dag::stages(with_load).into_iter().enumerate() {
-            let mem = estimate(st, &info, &t);
+            let mem = t.estimate(st, &info);
             let note = if mem > budget {
                 " (over budget: runs alone, smaller batches)"
             } else {

@@ -8,7 +8,7 @@
 pub mod demo;
 pub mod sqlite;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use tokio::sync::mpsc;
@@ -35,14 +35,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl Source {
-    pub fn build(cfg: &SourceConfig, base: &Path) -> Result<Source> {
+    /// Relative paths are taken from the directory `dag` runs in, as the workflow file says.
+    pub fn build(cfg: &SourceConfig) -> Result<Source> {
         match cfg {
             SourceConfig::Sqlite {
                 path,
                 generate_demo,
                 demo_big_rows,
             } => Ok(Source::Sqlite {
-                path: sqlite::resolve(path, base),
+                path: path.clone(),
                 demo: generate_demo.then_some(*demo_big_rows),
             }),
             SourceConfig::Mssql { .. } => Err(Error::config(

@@ -6,7 +6,7 @@
 //! a time, and every value that does not fit its declared type fails with table, column, key and
 //! value named.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -521,15 +521,6 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
         _ => return None,
     };
     Some(((days * 24 + h) * 60 + mi) * 60_000_000 + sec * 1_000_000 + micros)
-}
-
-/// Location of a SQLite file named in a workflow, relative to the directory the command runs in.
-pub fn resolve(path: &Path, base: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    }
 }
 
 #[cfg(test)]

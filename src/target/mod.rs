@@ -8,8 +8,6 @@
 
 pub mod sqlite;
 
-use std::path::Path;
-
 use crate::config::TargetConfig;
 use crate::error::{Error, Result};
 
@@ -19,11 +17,11 @@ pub enum Target {
 }
 
 impl Target {
-    pub fn build(cfg: &TargetConfig, base: &Path) -> Result<Target> {
+    pub fn build(cfg: &TargetConfig) -> Result<Target> {
         match cfg {
-            TargetConfig::Sqlite { path } => Ok(Target::Sqlite(sqlite::SqliteTarget {
-                path: crate::source::sqlite::resolve(path, base),
-            })),
+            TargetConfig::Sqlite { path } => {
+                Ok(Target::Sqlite(sqlite::SqliteTarget { path: path.clone() }))
+            }
             TargetConfig::Mysql { .. } | TargetConfig::StarRocks { .. } => Err(Error::config(
                 "target.kind: only \"sqlite\" targets are part of this build yet",
             )),

@@ -43,6 +43,25 @@ impl Tuning {
         let rows = (self.row_group_bytes as f64 * scale) as u64 / info.row_width();
         rows.clamp(1024, 1 << 20) as usize
     }
+
+    /// Bytes a task holds while streaming: batches in flight and the Parquet row group being
+    /// built, never more than the whole table would take.
+    pub fn estimate(&self, stage: Stage, info: &TableInfo) -> u64 {
+        const MIB: u64 = 1 << 20;
+        let w = info.row_width();
+        let whole = info.rows.max(1) * w;
+        let batch = (self.batch_rows as u64 * w).min(whole);
+        match stage {
+            Stage::Extract => {
+                let rg = (self.row_group_rows(info, 1.0) as u64 * w).min(whole);
+                // builders + one batch in the channel + one being encoded, plus the row group
+                3 * batch + 2 * rg + 8 * MIB
+            }
+            Stage::WriteIceberg => 16 * MIB,
+            Stage::Load => 2 * batch + 8 * MIB,
+            Stage::Verify => 4 * batch + 16 * MIB,
+        }
+    }
 }
 
 /// What one table needs during the run.
