@@ -17,14 +17,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let Some(Target::Sqlite(target)) = ctx.target.clone() else {
         return Err(Error::internal("load planned without a target"));
     };
-    let extract = ctx
-        .store
-        .task(&run, table, Stage::Extract)?
-        .ok_or_else(|| Error::internal("extract has no record"))?;
-    let info = extract
-        .outputs
-        .schema
-        .ok_or_else(|| Error::internal("extract recorded no schema"))?;
+    let (info, digest) = ctx.extracted(table)?;
     let chunks = ctx.store.chunks(&run, table)?;
     let batch_rows = ctx.tuning.batch_rows(grant.scale);
     let table_name = table.to_string();
@@ -48,7 +41,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     .map_err(|e| Error::internal(format!("load worker panicked: {e}")))??;
     rec.outputs.chunks_loaded = Some(loaded);
     rec.outputs.chunks_already_loaded = Some(already);
-    rec.outputs.digest = extract.outputs.digest;
+    rec.outputs.digest = Some(digest);
     ctx.progress.line(&format!(
         "{table}.load: {loaded} chunk(s) loaded, {already} already there"
     ));

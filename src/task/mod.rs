@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::error::{Error, Result};
+use crate::fingerprint::Digest128;
 use crate::lake::Lake;
 use crate::progress::Progress;
 use crate::sched::{Grant, Runner};
@@ -109,6 +110,20 @@ impl Ctx {
         rec.ended_at = Some(now());
         rec.last_error = None;
         self.store.put_task(&rec)
+    }
+
+    /// What the table's extract recorded: the schema it moved and the digest of the rows the
+    /// source returned. Every later stage works from these, never from the source again.
+    fn extracted(&self, table: &str) -> Result<(TableInfo, Digest128)> {
+        let rec = self
+            .store
+            .task(&self.run_id, table, Stage::Extract)?
+            .ok_or_else(|| Error::internal("extract has no record"))?;
+        let info = rec
+            .outputs
+            .schema
+            .ok_or_else(|| Error::internal("extract recorded no schema"))?;
+        Ok((info, rec.outputs.digest.unwrap_or_default()))
     }
 
     fn plan(&self, table: &str) -> Result<&TablePlan> {

@@ -15,16 +15,7 @@ use super::Ctx;
 
 pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let mut rec = ctx.start(table, Stage::Verify, grant)?;
-    let run = &ctx.run_id;
-    let extract = ctx
-        .store
-        .task(run, table, Stage::Extract)?
-        .ok_or_else(|| Error::internal("extract has no record"))?;
-    let info = extract
-        .outputs
-        .schema
-        .ok_or_else(|| Error::internal("extract recorded no schema"))?;
-    let source = extract.outputs.digest.unwrap_or_default();
+    let (info, source) = ctx.extracted(table)?;
     let lake = ctx.lake.digest(table).await?;
     let mut problems = Vec::new();
     if lake != source {

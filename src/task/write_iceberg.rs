@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sched::Grant;
 use crate::store::Stage;
 
@@ -14,15 +14,7 @@ use super::Ctx;
 pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let mut rec = ctx.start(table, Stage::WriteIceberg, grant)?;
     let run = &ctx.run_id;
-    let extract = ctx
-        .store
-        .task(run, table, Stage::Extract)?
-        .ok_or_else(|| Error::internal("extract has no record"))?;
-    let info = extract
-        .outputs
-        .schema
-        .ok_or_else(|| Error::internal("extract recorded no schema"))?;
-    let digest = extract.outputs.digest.unwrap_or_default();
+    let (info, digest) = ctx.extracted(table)?;
     let files: Vec<String> = ctx
         .store
         .chunks(run, table)?
