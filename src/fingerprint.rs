@@ -16,14 +16,11 @@
 
 use std::fmt::Write as _;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
-};
-use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::DataType;
+use arrow_array::RecordBatch;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::columns::Cells;
 
 /// Count and fingerprint of a set of rows; adding two gives the fingerprint of their union.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,17 +42,18 @@ impl Digest128 {
 
     /// Adds every row of `batch`. Columns are taken in batch order.
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), String> {
-        let cols: Vec<Col<'_>> = batch
+        let cols: Vec<Cells<'_>> = batch
             .columns()
             .iter()
-            .map(Col::new)
-            .collect::<Result<_, _>>()?;
+            .map(Cells::new)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("no canonical form: {e}"))?;
         let mut buf = Vec::with_capacity(256);
         let mut text = String::with_capacity(64);
         for row in 0..batch.num_rows() {
             buf.clear();
             for col in &cols {
-                col.canonical(row, &mut buf, &mut text);
+                canonical(col, row, &mut buf, &mut text);
             }
             let h = Sha256::digest(&buf);
             let mut first = [0u8; 16];
@@ -84,110 +82,59 @@ mod hex_u128 {
     }
 }
 
-/// One column downcast once per batch, so the per-cell path does no dynamic dispatch.
-enum Col<'a> {
-    Bool(&'a arrow_array::BooleanArray),
-    I32(&'a arrow_array::PrimitiveArray<Int32Type>),
-    I64(&'a arrow_array::PrimitiveArray<Int64Type>),
-    F64(&'a arrow_array::PrimitiveArray<Float64Type>),
-    Dec(&'a arrow_array::PrimitiveArray<Decimal128Type>),
-    Date(&'a arrow_array::PrimitiveArray<Date32Type>),
-    Ts(&'a arrow_array::PrimitiveArray<TimestampMicrosecondType>),
-    Str(&'a arrow_array::StringArray),
-    LStr(&'a arrow_array::LargeStringArray),
-    Bin(&'a arrow_array::BinaryArray),
-    LBin(&'a arrow_array::LargeBinaryArray),
-}
-
-impl<'a> Col<'a> {
-    fn new(a: &'a ArrayRef) -> Result<Self, String> {
-        Ok(match a.data_type() {
-            DataType::Boolean => Col::Bool(a.as_boolean()),
-            DataType::Int32 => Col::I32(a.as_primitive()),
-            DataType::Int64 => Col::I64(a.as_primitive()),
-            DataType::Float64 => Col::F64(a.as_primitive()),
-            DataType::Decimal128(_, _) => Col::Dec(a.as_primitive()),
-            DataType::Date32 => Col::Date(a.as_primitive()),
-            DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => {
-                Col::Ts(a.as_primitive())
-            }
-            DataType::Utf8 => Col::Str(a.as_string()),
-            DataType::LargeUtf8 => Col::LStr(a.as_string()),
-            DataType::Binary => Col::Bin(a.as_binary()),
-            DataType::LargeBinary => Col::LBin(a.as_binary()),
-            other => return Err(format!("no canonical form for Arrow type {other}")),
-        })
+/// Appends the canonical form of one cell (see the module docs).
+fn canonical(col: &Cells<'_>, row: usize, out: &mut Vec<u8>, text: &mut String) {
+    if col.is_null(row) {
+        out.push(0);
+        return;
     }
-
-    fn is_null(&self, row: usize) -> bool {
-        match self {
-            Col::Bool(a) => a.is_null(row),
-            Col::I32(a) => a.is_null(row),
-            Col::I64(a) => a.is_null(row),
-            Col::F64(a) => a.is_null(row),
-            Col::Dec(a) => a.is_null(row),
-            Col::Date(a) => a.is_null(row),
-            Col::Ts(a) => a.is_null(row),
-            Col::Str(a) => a.is_null(row),
-            Col::LStr(a) => a.is_null(row),
-            Col::Bin(a) => a.is_null(row),
-            Col::LBin(a) => a.is_null(row),
+    text.clear();
+    let bytes: &[u8] = match col {
+        Cells::Bool(a) => {
+            if a.value(row) {
+                b"1"
+            } else {
+                b"0"
+            }
         }
-    }
-
-    fn canonical(&self, row: usize, out: &mut Vec<u8>, text: &mut String) {
-        if self.is_null(row) {
-            out.push(0);
-            return;
+        Cells::I32(a) => {
+            let _ = write!(text, "{}", a.value(row));
+            text.as_bytes()
         }
-        text.clear();
-        let bytes: &[u8] = match self {
-            Col::Bool(a) => {
-                if a.value(row) {
-                    b"1"
-                } else {
-                    b"0"
-                }
-            }
-            Col::I32(a) => {
-                let _ = write!(text, "{}", a.value(row));
-                text.as_bytes()
-            }
-            Col::I64(a) => {
-                let _ = write!(text, "{}", a.value(row));
-                text.as_bytes()
-            }
-            Col::F64(a) => {
-                let _ = write!(text, "{:016x}", a.value(row).to_bits());
-                text.as_bytes()
-            }
-            Col::Dec(a) => {
-                let _ = write!(text, "{}", a.value(row));
-                text.as_bytes()
-            }
-            Col::Date(a) => {
-                let _ = write!(text, "{}", a.value(row));
-                text.as_bytes()
-            }
-            Col::Ts(a) => {
-                let _ = write!(text, "{}", a.value(row));
-                text.as_bytes()
-            }
-            Col::Str(a) => a.value(row).as_bytes(),
-            Col::LStr(a) => a.value(row).as_bytes(),
-            Col::Bin(a) => a.value(row),
-            Col::LBin(a) => a.value(row),
-        };
-        out.push(1);
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytes);
-    }
+        Cells::I64(a) => {
+            let _ = write!(text, "{}", a.value(row));
+            text.as_bytes()
+        }
+        Cells::F64(a) => {
+            let _ = write!(text, "{:016x}", a.value(row).to_bits());
+            text.as_bytes()
+        }
+        Cells::Dec(a, _) => {
+            let _ = write!(text, "{}", a.value(row));
+            text.as_bytes()
+        }
+        Cells::Date(a) => {
+            let _ = write!(text, "{}", a.value(row));
+            text.as_bytes()
+        }
+        Cells::Ts(a) => {
+            let _ = write!(text, "{}", a.value(row));
+            text.as_bytes()
+        }
+        Cells::Str(a) => a.value(row).as_bytes(),
+        Cells::LStr(a) => a.value(row).as_bytes(),
+        Cells::Bin(a) => a.value(row),
+        Cells::LBin(a) => a.value(row),
+    };
+    out.push(1);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Int32Array, StringArray};
+    use arrow_array::{ArrayRef, Int32Array, StringArray};
     use std::sync::Arc;
 
     fn batch(ids: Vec<Option<i32>>, names: Vec<Option<&str>>) -> RecordBatch {

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod columns;
 pub mod config;
 pub mod dag;
 pub mod error;

@@ -7,15 +7,11 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
-};
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
+use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rusqlite::types::{ToSqlOutput, Value};
 
+use crate::columns::Cells;
 use crate::error::{Error, Result};
 use crate::fingerprint::Digest128;
 use crate::source::sqlite::{self as reader, quote};
@@ -193,49 +189,40 @@ impl SqliteTarget {
 }
 
 fn insert_batch(st: &mut rusqlite::Statement<'_>, batch: &RecordBatch) -> Result<()> {
-    let cols = batch.columns();
+    let cols: Vec<Cells<'_>> = batch
+        .columns()
+        .iter()
+        .map(Cells::new)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::data(format!("cannot store in SQLite: {e}")))?;
     for row in 0..batch.num_rows() {
         for (i, col) in cols.iter().enumerate() {
-            st.raw_bind_parameter(i + 1, cell(col.as_ref(), row)?)?;
+            st.raw_bind_parameter(i + 1, cell(col, row))?;
         }
         st.raw_execute()?;
     }
     Ok(())
 }
 
-fn cell(a: &dyn Array, row: usize) -> Result<ToSqlOutput<'_>> {
+fn cell<'a>(col: &Cells<'a>, row: usize) -> ToSqlOutput<'a> {
     use ToSqlOutput::{Borrowed, Owned};
     use rusqlite::types::ValueRef;
-    if a.is_null(row) {
-        return Ok(Owned(Value::Null));
+    if col.is_null(row) {
+        return Owned(Value::Null);
     }
-    Ok(match a.data_type() {
-        DataType::Boolean => Owned(Value::Integer(i64::from(a.as_boolean().value(row)))),
-        DataType::Int32 => Owned(Value::Integer(i64::from(
-            a.as_primitive::<Int32Type>().value(row),
-        ))),
-        DataType::Int64 => Owned(Value::Integer(a.as_primitive::<Int64Type>().value(row))),
-        DataType::Float64 => Owned(Value::Real(a.as_primitive::<Float64Type>().value(row))),
-        DataType::Decimal128(_, s) => Owned(Value::Text(decimal_text(
-            a.as_primitive::<Decimal128Type>().value(row),
-            *s,
-        ))),
-        DataType::Date32 => Owned(Value::Text(date_text(
-            a.as_primitive::<Date32Type>().value(row),
-        ))),
-        DataType::Timestamp(_, _) => Owned(Value::Text(timestamp_text(
-            a.as_primitive::<TimestampMicrosecondType>().value(row),
-        ))),
-        DataType::Utf8 => Borrowed(ValueRef::Text(a.as_string::<i32>().value(row).as_bytes())),
-        DataType::LargeUtf8 => Borrowed(ValueRef::Text(a.as_string::<i64>().value(row).as_bytes())),
-        DataType::Binary => Borrowed(ValueRef::Blob(a.as_binary::<i32>().value(row))),
-        DataType::LargeBinary => Borrowed(ValueRef::Blob(a.as_binary::<i64>().value(row))),
-        other => {
-            return Err(Error::data(format!(
-                "cannot store Arrow type {other} in SQLite"
-            )));
-        }
-    })
+    match col {
+        Cells::Bool(a) => Owned(Value::Integer(i64::from(a.value(row)))),
+        Cells::I32(a) => Owned(Value::Integer(i64::from(a.value(row)))),
+        Cells::I64(a) => Owned(Value::Integer(a.value(row))),
+        Cells::F64(a) => Owned(Value::Real(a.value(row))),
+        Cells::Dec(a, s) => Owned(Value::Text(decimal_text(a.value(row), *s))),
+        Cells::Date(a) => Owned(Value::Text(date_text(a.value(row)))),
+        Cells::Ts(a) => Owned(Value::Text(timestamp_text(a.value(row)))),
+        Cells::Str(a) => Borrowed(ValueRef::Text(a.value(row).as_bytes())),
+        Cells::LStr(a) => Borrowed(ValueRef::Text(a.value(row).as_bytes())),
+        Cells::Bin(a) => Borrowed(ValueRef::Blob(a.value(row))),
+        Cells::LBin(a) => Borrowed(ValueRef::Blob(a.value(row))),
+    }
 }
 
 pub fn decimal_text(v: i128, scale: i8) -> String {
