@@ -267,41 +267,46 @@ impl Lake {
         Ok(Published { snapshot_id, found })
     }
 
+    /// The catalog row of `ns.table`: its metadata location and the one before it.
+    async fn locations<'e, E>(
+        &self,
+        exec: E,
+        ns: &NamespaceIdent,
+        table: &str,
+    ) -> Result<Option<(String, Option<String>)>>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let row = sqlx::query(
+            "SELECT metadata_location, previous_metadata_location FROM iceberg_tables \
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+        )
+        .bind(&self.catalog_name)
+        .bind(ns.join("."))
+        .bind(table)
+        .fetch_optional(exec)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
     /// Points the real table at the staging table's metadata and drops the staging entry, in one
     /// catalog transaction.
     async fn publish(&self, table: &str, run: &str) -> Result<()> {
         let staging = self.staging_ident(table, run);
         let _g = self.commit_lock.lock().await;
         let mut tx = self.db.begin().await?;
-        let row = sqlx::query(
-            "SELECT metadata_location FROM iceberg_tables \
-             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-        )
-        .bind(&self.catalog_name)
-        .bind(self.staging.join("."))
-        .bind(staging.name())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let staged = self
+            .locations(&mut *tx, &self.staging, staging.name())
+            .await?;
+        let Some((new_loc, _)) = staged else {
             // Nothing staged: published before (checked by the caller) or never staged.
             return Err(Error::internal(format!(
                 "staging table {} is missing: nothing to publish",
                 staging.name()
             )));
         };
-        let new_loc: String = row.try_get(0)?;
-        let current = sqlx::query(
-            "SELECT metadata_location FROM iceberg_tables \
-             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-        )
-        .bind(&self.catalog_name)
-        .bind(self.namespace.join("."))
-        .bind(table)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match current {
-            Some(r) => {
-                let old: String = r.try_get(0)?;
+        match self.locations(&mut *tx, &self.namespace, table).await? {
+            Some((old, _)) => {
                 let n = sqlx::query(
                     "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
                      WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
@@ -382,16 +387,10 @@ impl Lake {
     /// Deletes the files of earlier runs of `table`, except the version published before this
     /// one (readers that opened it keep working). Runs that never published are removed too.
     pub async fn prune_old_runs(&self, table: &str, run: &str) -> Result<usize> {
-        let previous: Option<String> = sqlx::query(
-            "SELECT previous_metadata_location FROM iceberg_tables \
-             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-        )
-        .bind(&self.catalog_name)
-        .bind(self.namespace.join("."))
-        .bind(table)
-        .fetch_optional(&self.db)
-        .await?
-        .and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten());
+        let previous = self
+            .locations(&self.db, &self.namespace, table)
+            .await?
+            .and_then(|(_, previous)| previous);
         let dir = self.warehouse.join(self.namespace.join("/")).join(table);
         // <table dir>/<run>/metadata/<file>.metadata.json
         let keep = previous
