@@ -101,7 +101,14 @@ fn load_workflow(cli: &Cli, name: &str) -> Result<Workflow> {
 
 fn budget(cli_memory: Option<&str>, wf: &Workflow) -> Result<u64> {
     match cli_memory {
-        Some(s) => config::parse_size(s).map_err(|e| Error::config(format!("--memory: {e}"))),
+        // The same floor as `limits.memory` in a workflow file.
+        Some(s) => match config::parse_size(s) {
+            Ok(b) if b >= config::MIN_MEMORY => Ok(b),
+            Ok(_) => Err(Error::config(format!(
+                "--memory: {s} is below the minimum of 16MiB"
+            ))),
+            Err(e) => Err(Error::config(format!("--memory: {e}"))),
+        },
         None => Ok(wf
             .limits
             .memory

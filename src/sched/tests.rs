@@ -151,7 +151,7 @@ async fn a_failed_task_skips_its_downstream_while_other_tables_finish() {
     });
     let pool = MemoryPool::new(1000);
     let mut tasks = chains(3, |_| 10);
-    // Table 2 declared to run after table 1? No: keep them independent; add a fourth table after table 1.
+    // A fourth table declared to run after table 1: skipped with it.
     tasks.extend(chains(1, |_| 10).into_iter().map(|mut t| {
         t.deps = t.deps.iter().map(|d| d + 12).collect();
         if t.deps.is_empty() {

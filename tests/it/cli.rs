@@ -90,6 +90,9 @@ fn a_bad_memory_flag_and_an_unknown_table_are_usage_errors() {
     let r = env.dag(&["run", "w", "--memory", "a lot"]);
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("--memory"), "{r:?}");
+    let r = env.dag(&["run", "w", "--memory", "1KiB"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("minimum"), "{r:?}");
     let r = env.dag(&["run", "w", "--tables", "NOPE"]);
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("NOPE"), "{r:?}");
