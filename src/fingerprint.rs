@@ -82,6 +82,12 @@ mod hex_u128 {
     }
 }
 
+/// Integers, dates, timestamps and unscaled decimals are all written in decimal.
+fn in_decimal(text: &mut String, v: impl std::fmt::Display) -> &[u8] {
+    let _ = write!(text, "{v}");
+    text.as_bytes()
+}
+
 /// Appends the canonical form of one cell (see the module docs).
 fn canonical(col: &Cells<'_>, row: usize, out: &mut Vec<u8>, text: &mut String) {
     if col.is_null(row) {
@@ -97,28 +103,13 @@ fn canonical(col: &Cells<'_>, row: usize, out: &mut Vec<u8>, text: &mut String) 
                 b"0"
             }
         }
-        Cells::I32(a) => {
-            let _ = write!(text, "{}", a.value(row));
-            text.as_bytes()
-        }
-        Cells::I64(a) => {
-            let _ = write!(text, "{}", a.value(row));
-            text.as_bytes()
-        }
+        Cells::I32(a) => in_decimal(text, a.value(row)),
+        Cells::I64(a) => in_decimal(text, a.value(row)),
+        Cells::Dec(a, _) => in_decimal(text, a.value(row)),
+        Cells::Date(a) => in_decimal(text, a.value(row)),
+        Cells::Ts(a) => in_decimal(text, a.value(row)),
         Cells::F64(a) => {
             let _ = write!(text, "{:016x}", a.value(row).to_bits());
-            text.as_bytes()
-        }
-        Cells::Dec(a, _) => {
-            let _ = write!(text, "{}", a.value(row));
-            text.as_bytes()
-        }
-        Cells::Date(a) => {
-            let _ = write!(text, "{}", a.value(row));
-            text.as_bytes()
-        }
-        Cells::Ts(a) => {
-            let _ = write!(text, "{}", a.value(row));
             text.as_bytes()
         }
         Cells::Str(a) => a.value(row).as_bytes(),
