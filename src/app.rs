@@ -116,6 +116,34 @@ fn budget(cli_memory: Option<&str>, wf: &Workflow) -> Result<u64> {
     }
 }
 
+/// Connections an extract may read its chunks with: the table's `connections`, else the
+/// workflow's `limits.source_connections`, never more than the chunks it will have.
+fn extract_connections(wf: &Workflow, info: &TableInfo, chunk_rows: u64) -> usize {
+    let cap = wf.limits.source_connections.max(1);
+    let wanted = wf
+        .override_for(&info.name)
+        .and_then(|o| o.connections)
+        .unwrap_or(cap)
+        .min(cap);
+    let chunks = if info.key.is_some() || !info.chunk_key.is_empty() {
+        info.rows.div_ceil(chunk_rows.max(1)).max(1)
+    } else {
+        1
+    };
+    wanted.min(chunks as usize).max(1)
+}
+
+/// An extract's reservation covers every connection it reads with; under a tight budget it
+/// reads with fewer connections rather than shrink its buffers.
+fn extract_estimate(tuning: &Tuning, info: &TableInfo, connections: usize, budget: u64) -> (u64, usize) {
+    let one = tuning.estimate(Stage::Extract, info);
+    let mut n = connections.max(1);
+    while n > 1 && one * n as u64 > budget {
+        n -= 1;
+    }
+    (one * n as u64, n)
+}
+
 fn tuning(wf: &Workflow) -> Tuning {
     Tuning {
         batch_rows: wf.limits.batch_rows,
@@ -228,28 +256,26 @@ async fn table_plans(
         // and fails with the reason, while the other tables go on.
         let info = match recorded {
             Some(i) => i,
-            None => match source.describe(t, key.as_deref()).await {
+            None => match source.describe(t, key.as_deref(), ov).await {
                 Ok(i) => i,
                 Err(e) if e.kind != ErrorKind::Config => {
                     tracing::debug!(table = %t, "cannot describe yet: {e}");
-                    TableInfo {
-                        name: t.clone(),
-                        columns: Vec::new(),
-                        key: None,
-                        rows: 0,
-                    }
+                    TableInfo::new(t, Vec::new(), None, 0)
                 }
                 Err(e) => return Err(e),
             },
         };
+        let chunk_rows = ov
+            .and_then(|o| o.chunk_rows)
+            .unwrap_or(tuning.default_chunk_rows);
         out.insert(
             t.clone(),
             TablePlan {
+                connections: extract_connections(wf, &info, chunk_rows),
                 info,
-                chunk_rows: ov
-                    .and_then(|o| o.chunk_rows)
-                    .unwrap_or(tuning.default_chunk_rows),
+                chunk_rows,
                 key,
+                ov: ov.cloned(),
             },
         );
     }
@@ -391,6 +417,11 @@ async fn execute(
     for t in &tasks {
         let rec = store.task(&run.id, &t.table, t.stage)?;
         let done = rec.is_some_and(|r| r.status == TaskStatus::Succeeded);
+        let tp = &plans[&t.table];
+        let (mem, slots) = match t.stage {
+            Stage::Extract => extract_estimate(&tuning, &tp.info, tp.connections, budget),
+            st => (tuning.estimate(st, &tp.info), 1),
+        };
         specs.push(TaskSpec {
             name: format!("{}.{}", t.table, t.stage),
             deps: t
@@ -401,7 +432,8 @@ async fn execute(
                     index_of.get(&(dt.table.clone(), dt.stage)).copied()
                 })
                 .collect(),
-            mem: tuning.estimate(t.stage, &plans[&t.table].info),
+            mem,
+            slots,
             class: match t.stage {
                 Stage::Extract => Class::Source,
                 Stage::Load => Class::Load,
@@ -851,19 +883,32 @@ async fn cmd_plan(
     );
     for table in &plan.tables {
         let ov = wf.override_for(table);
-        let info = source
-            .describe(table, ov.and_then(|o| o.chunk_key.as_deref()))
-            .await?;
+        let info = match source
+            .describe(table, ov.and_then(|o| o.chunk_key.as_deref()), ov)
+            .await
+        {
+            Ok(info) => info,
+            Err(e) if e.kind != ErrorKind::Config => {
+                println!("{table:<18} cannot be described: {e}");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let chunk_rows = ov
             .and_then(|o| o.chunk_rows)
             .unwrap_or(t.default_chunk_rows);
-        let chunks = if info.key.is_some() {
+        let chunks = if info.key.is_some() || !info.chunk_key.is_empty() {
             info.rows.div_ceil(chunk_rows).max(1)
         } else {
             1
         };
+        let (extract_mem, conns) =
+            extract_estimate(&t, &info, extract_connections(&wf, &info, chunk_rows), budget);
         for (i, st) in dag::stages(with_load).into_iter().enumerate() {
-            let mem = t.estimate(st, &info);
+            let mem = match st {
+                Stage::Extract => extract_mem,
+                st => t.estimate(st, &info),
+            };
             let note = if mem > budget {
                 " (over budget: runs alone, smaller batches)"
             } else {
@@ -879,6 +924,12 @@ async fn cmd_plan(
                     st.name(),
                     mib(mem),
                     after.get(table).map(|a| a.join(",")).unwrap_or_default()
+                );
+                println!(
+                    "{:<18} split: {}; {} connection(s)",
+                    "",
+                    info.chunking(),
+                    conns
                 );
             } else {
                 println!(

@@ -6,7 +6,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
 use arrow_array::{Array, ArrayRef, PrimitiveArray};
 use arrow_schema::{DataType, TimeUnit};
@@ -16,6 +16,7 @@ pub enum Cells<'a> {
     Bool(&'a arrow_array::BooleanArray),
     I32(&'a PrimitiveArray<Int32Type>),
     I64(&'a PrimitiveArray<Int64Type>),
+    F32(&'a PrimitiveArray<Float32Type>),
     F64(&'a PrimitiveArray<Float64Type>),
     /// With the column's scale.
     Dec(&'a PrimitiveArray<Decimal128Type>, i8),
@@ -34,6 +35,7 @@ impl<'a> Cells<'a> {
             DataType::Boolean => Cells::Bool(a.as_boolean()),
             DataType::Int32 => Cells::I32(a.as_primitive()),
             DataType::Int64 => Cells::I64(a.as_primitive()),
+            DataType::Float32 => Cells::F32(a.as_primitive()),
             DataType::Float64 => Cells::F64(a.as_primitive()),
             DataType::Decimal128(_, s) => Cells::Dec(a.as_primitive(), *s),
             DataType::Date32 => Cells::Date(a.as_primitive()),
@@ -51,6 +53,7 @@ impl<'a> Cells<'a> {
             Cells::Bool(a) => a.is_null(row),
             Cells::I32(a) => a.is_null(row),
             Cells::I64(a) => a.is_null(row),
+            Cells::F32(a) => a.is_null(row),
             Cells::F64(a) => a.is_null(row),
             Cells::Dec(a, _) => a.is_null(row),
             Cells::Date(a) => a.is_null(row),

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DAG_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(format!("warn,dag={level}"))
+                tracing_subscriber::EnvFilter::new(format!("warn,tiberius=error,dag={level}"))
             }),
         )
         .with_writer(std::io::stderr)

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, TimeUnit};
 use serde::{Deserialize, Serialize};
 
+/// The zone Iceberg's `timestamptz` carries in Arrow.
+pub const UTC: &str = "+00:00";
+
 /// The logical type of a column, independent of where it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -16,6 +19,7 @@ pub enum ColType {
     Bool,
     Int32,
     Int64,
+    Float32,
     Float64,
     Decimal {
         precision: u8,
@@ -24,6 +28,8 @@ pub enum ColType {
     Date,
     /// Microseconds since the epoch, no zone.
     Timestamp,
+    /// An instant: microseconds since the epoch in UTC (SQL Server `datetimeoffset`).
+    TimestampTz,
     String,
     Binary,
 }
@@ -34,8 +40,8 @@ impl ColType {
     pub fn width(&self) -> u64 {
         match self {
             ColType::Bool => 1,
-            ColType::Int32 | ColType::Date => 4,
-            ColType::Int64 | ColType::Float64 | ColType::Timestamp => 8,
+            ColType::Int32 | ColType::Date | ColType::Float32 => 4,
+            ColType::Int64 | ColType::Float64 | ColType::Timestamp | ColType::TimestampTz => 8,
             ColType::Decimal { .. } => 16,
             ColType::String => 32,
             ColType::Binary => 64,
@@ -47,10 +53,12 @@ impl ColType {
             ColType::Bool => DataType::Boolean,
             ColType::Int32 => DataType::Int32,
             ColType::Int64 => DataType::Int64,
+            ColType::Float32 => DataType::Float32,
             ColType::Float64 => DataType::Float64,
             ColType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale),
             ColType::Date => DataType::Date32,
             ColType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            ColType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
             ColType::String => DataType::Utf8,
             ColType::Binary => DataType::LargeBinary,
         }
@@ -62,6 +70,7 @@ impl ColType {
             ColType::Bool => P::Boolean,
             ColType::Int32 => P::Int,
             ColType::Int64 => P::Long,
+            ColType::Float32 => P::Float,
             ColType::Float64 => P::Double,
             ColType::Decimal { precision, scale } => P::Decimal {
                 precision: u32::from(*precision),
@@ -69,6 +78,7 @@ impl ColType {
             },
             ColType::Date => P::Date,
             ColType::Timestamp => P::Timestamp,
+            ColType::TimestampTz => P::Timestamptz,
             ColType::String => P::String,
             ColType::Binary => P::Binary,
         })
@@ -81,11 +91,13 @@ impl ColType {
             ColType::Bool => "BOOLEAN".into(),
             ColType::Int32 => "INT".into(),
             ColType::Int64 => "BIGINT".into(),
+            ColType::Float32 => "FLOAT4".into(),
             ColType::Float64 => "DOUBLE".into(),
             // TEXT affinity keeps every digit (see `source::sqlite::decl_type`).
             ColType::Decimal { precision, scale } => format!("TEXT DECIMAL({precision},{scale})"),
             ColType::Date => "DATE".into(),
             ColType::Timestamp => "DATETIME".into(),
+            ColType::TimestampTz => "TIMESTAMPTZ".into(),
             ColType::String => "TEXT".into(),
             ColType::Binary => "BLOB".into(),
         }
@@ -117,16 +129,59 @@ pub struct TableInfo {
     pub key: Option<String>,
     /// Estimated row count (exact for SQLite).
     pub rows: u64,
+    /// Columns of a composite or non-integer key that split the table by row-value ranges
+    /// (used when `key` is `None`; empty: the table is one chunk).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunk_key: Vec<String>,
+    /// The primary key's columns, in key order (empty: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
+    /// The source's own estimate of bytes per row, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_row_bytes: Option<u64>,
+    /// How each column is read from a SQL Server source (parallel to `columns`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<crate::source::mssql::ReadSpec>,
 }
 
 impl TableInfo {
-    /// Typical bytes of one row in Arrow form.
+    /// A table with columns only (no key, no estimates).
+    pub fn new(name: &str, columns: Vec<Column>, key: Option<String>, rows: u64) -> TableInfo {
+        TableInfo {
+            name: name.to_string(),
+            columns,
+            key,
+            rows,
+            chunk_key: Vec::new(),
+            primary_key: Vec::new(),
+            avg_row_bytes: None,
+            read: Vec::new(),
+        }
+    }
+
+    /// Typical bytes of one row in Arrow form: the source's own average when it reports one
+    /// (wide text columns make the per-type guess far too small), else a guess from the types.
     pub fn row_width(&self) -> u64 {
-        self.columns
+        let guess = self
+            .columns
             .iter()
             .map(|c| c.ty.width() + 1)
             .sum::<u64>()
-            .max(1)
+            .max(1);
+        match self.avg_row_bytes {
+            // Pages hold rows with some slack; Arrow adds offsets and validity per value.
+            Some(avg) => avg.max(guess / 2).max(1),
+            None => guess,
+        }
+    }
+
+    /// How the table is split, in words, for `dag plan`.
+    pub fn chunking(&self) -> String {
+        match (&self.key, self.chunk_key.as_slice()) {
+            (Some(k), _) => format!("key ranges of {k}"),
+            (None, []) => "one chunk (no primary key)".to_string(),
+            (None, ks) => format!("row-value ranges of ({})", ks.join(", ")),
+        }
     }
 
     /// Arrow schema without Iceberg field ids (the lake writer uses the table's own schema).

@@ -73,10 +73,40 @@ pub enum SourceConfig {
         /// Row count of the demo's big table.
         demo_big_rows: u64,
     },
-    Mssql {
-        url: Secret,
-        schema: String,
-    },
+    Mssql(MssqlSettings),
+}
+
+/// How to reach a SQL Server database. Either `url` (an ADO.NET connection string such as
+/// `Server=tcp:host,1433;Database=WorldZone;User Id=dag;Password=...`) or the separate keys; a
+/// separate key given beside `url` wins over the same setting inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MssqlSettings {
+    pub url: Option<Secret>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub schema: String,
+    pub encrypt: Encrypt,
+    /// Accept the server's certificate without checking it (self-signed on-premises servers).
+    pub trust_server_certificate: bool,
+    /// Longest wait for one round trip of a query (a long extract streams many).
+    pub command_timeout_secs: u64,
+    /// Longest wait for the connection and login.
+    pub connect_timeout_secs: u64,
+}
+
+/// TLS on the connection to SQL Server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encrypt {
+    /// No TLS at all (the server must allow it).
+    Off,
+    /// TLS when the server supports it (the login is always encrypted then).
+    #[default]
+    On,
+    /// TLS or no connection.
+    Required,
 }
 
 /// The Iceberg catalog and warehouse.
@@ -228,6 +258,12 @@ pub struct TableOverride {
     pub cursor: Option<String>,
     /// Tables that must finish before this one starts.
     pub after: Vec<String>,
+    /// Columns not copied at all (e.g. a type the lake cannot hold).
+    pub exclude_columns: Vec<String>,
+    /// Columns read as `CAST(col AS <sql type>)` and moved as that type, by column name.
+    pub cast: BTreeMap<String, String>,
+    /// Connections that may read this table's chunks at once (at most `limits.source_connections`).
+    pub connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

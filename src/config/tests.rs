@@ -126,6 +126,7 @@ after = ["COUNTRIES"]
                     mode: Mode::Incremental,
                     cursor: Some("UPDATED_AT".to_owned()),
                     after: vec!["COUNTRIES".to_owned()],
+                    ..TableOverride::default()
                 },
             ),
             ("COUNTRIES".to_owned(), TableOverride::default()),
@@ -189,11 +190,14 @@ url = "${TARGET_URL}"
 database = "wz"
 "#;
     let workflow = parse_ok(text);
-    let SourceConfig::Mssql { url, schema } = &workflow.source else {
+    let SourceConfig::Mssql(ms) = &workflow.source else {
         panic!("expected mssql, got {:?}", workflow.source);
     };
+    let url = ms.url.as_ref().expect("url");
     assert_eq!(url.expose(), "mssql://sa:s3cret@sql:1433/WorldZone");
-    assert_eq!(schema, "dbo");
+    assert_eq!(ms.schema, "dbo");
+    assert_eq!(ms.encrypt, crate::config::Encrypt::On);
+    assert_eq!(ms.command_timeout_secs, 3600);
     assert_eq!(
         workflow.target,
         Some(TargetConfig::Mysql {

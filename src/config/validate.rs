@@ -15,8 +15,9 @@ use toml::de::{DeString, DeTable, DeValue};
 
 use super::interpolate::expand;
 use super::{
-    CatalogKind, ConfigError, ConfigErrors, LakeConfig, Limits, MIN_MEMORY, Mode, Secret,
-    SourceConfig, TableOverride, TableSelection, TargetConfig, compile_glob, parse_size,
+    CatalogKind, ConfigError, ConfigErrors, Encrypt, LakeConfig, Limits, MIN_MEMORY, Mode,
+    MssqlSettings, Secret, SourceConfig, TableOverride, TableSelection, TargetConfig, compile_glob,
+    parse_size,
 };
 
 /// The validated contents of a workflow file.
@@ -98,7 +99,22 @@ const SOURCE_KEYS: Keys = Keys {
     common: &["kind"],
     by_kind: &[
         ("sqlite", &["path", "generate_demo", "demo_big_rows"]),
-        ("mssql", &["url", "schema"]),
+        (
+            "mssql",
+            &[
+                "url",
+                "host",
+                "port",
+                "database",
+                "user",
+                "password",
+                "schema",
+                "encrypt",
+                "trust_server_certificate",
+                "command_timeout",
+                "connect_timeout",
+            ],
+        ),
     ],
 };
 
@@ -140,6 +156,9 @@ const OVERRIDE_KEYS: Keys = Keys {
         "mode",
         "cursor",
         "after",
+        "exclude_columns",
+        "cast",
+        "connections",
     ],
     by_kind: &[],
 };
@@ -261,13 +280,90 @@ impl<'a> Validator<'a> {
                     demo_big_rows: demo_big_rows.map_or(1_000_000, |n| n.value),
                 })
             }
-            _ /* "mssql" */ => {
-                let url = self.secret(&sec, "url", Need::RequiredFor("mssql"));
-                let schema = self.name(&sec, "schema", Need::Optional);
-                Some(SourceConfig::Mssql {
-                    url: url?,
-                    schema: schema.unwrap_or_else(|| "dbo".to_owned()),
-                })
+            _ /* "mssql" */ => self.mssql(&sec).map(SourceConfig::Mssql),
+        }
+    }
+
+    fn mssql(&mut self, sec: &Section<'_, '_>) -> Option<MssqlSettings> {
+        let url = self.secret(sec, "url", Need::Optional);
+        let host = self.name(sec, "host", Need::Optional);
+        let port = self.integer(sec, "port", 1, 65535).map(|p| p.value as u16);
+        let database = self.name(sec, "database", Need::Optional);
+        let user = self.name(sec, "user", Need::Optional);
+        let password = self
+            .lookup(sec, "password", Need::Optional)
+            .and_then(|(key, at, v)| {
+                // An empty password is a password; only its presence matters here.
+                self.expand(&key, at, v).map(Secret::new)
+            });
+        let schema = self.name(sec, "schema", Need::Optional);
+        let encrypt = self.string(sec, "encrypt", Need::Optional).and_then(|e| {
+            match e.value.to_ascii_lowercase().as_str() {
+                "off" | "false" | "no" => Some(Encrypt::Off),
+                "on" | "true" | "yes" => Some(Encrypt::On),
+                "required" | "strict" | "mandatory" => Some(Encrypt::Required),
+                other => {
+                    let message = format!(
+                        "{other:?} is not an encryption mode (expected one of: off, on, required)"
+                    );
+                    self.report(e.at, &sec.key_of("encrypt"), message);
+                    None
+                }
+            }
+        });
+        let trust = self.boolean(sec, "trust_server_certificate");
+        let command_timeout = self.seconds(sec, "command_timeout");
+        let connect_timeout = self.seconds(sec, "connect_timeout");
+        if url.is_none() && (host.is_none() || database.is_none() || user.is_none()) {
+            let missing: Vec<&str> = [("host", &host), ("database", &database), ("user", &user)]
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            let message = format!(
+                "give either `url` (an ADO connection string) or host, database and user (missing: {})",
+                missing.join(", ")
+            );
+            self.report(sec.at, &sec.key, message);
+            return None;
+        }
+        Some(MssqlSettings {
+            url,
+            host,
+            port,
+            database,
+            user,
+            password,
+            schema: schema.unwrap_or_else(|| "dbo".to_owned()),
+            encrypt: encrypt.unwrap_or_default(),
+            trust_server_certificate: trust.unwrap_or(false),
+            command_timeout_secs: command_timeout.unwrap_or(3600),
+            connect_timeout_secs: connect_timeout.unwrap_or(30),
+        })
+    }
+
+    /// A duration: an integer number of seconds or a string such as `"90s"`, `"10m"`, `"2h"`.
+    fn seconds(&mut self, sec: &Section<'_, '_>, name: &str) -> Option<u64> {
+        let (key, at, value) = self.lookup(sec, name, Need::Optional)?;
+        if let DeValue::Integer(_) = value.get_ref() {
+            return self.integer_value(&key, at, value, 1, 7 * 86_400);
+        }
+        let text = self.expand(&key, at, value)?;
+        let t = text.trim();
+        let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+        let mult = match unit.trim() {
+            "" | "s" => Some(1),
+            "m" | "min" => Some(60),
+            "h" => Some(3600),
+            _ => None,
+        };
+        match (num.parse::<u64>(), mult) {
+            (Ok(n), Some(m)) if n > 0 => Some(n * m),
+            _ => {
+                let message =
+                    format!("{text:?} is not a duration (e.g. 600, \"90s\", \"10m\", \"2h\")");
+                self.report(at, &key, message);
+                None
             }
         }
     }
@@ -566,7 +662,16 @@ impl<'a> Validator<'a> {
                 self.report(other.at, &key, "a table cannot wait for itself");
             }
         }
+        let exclude_columns = self.string_list(sec, "exclude_columns");
+        let cast = self.string_map(sec, "cast");
+        let connections = self
+            .integer(sec, "connections", 1, 64)
+            .map(|n| n.value as usize);
         Some(TableOverride {
+            exclude_columns: exclude_columns
+                .map_or_else(Vec::new, |a| a.value.into_iter().map(|s| s.value).collect()),
+            cast: cast.unwrap_or_default(),
+            connections,
             chunk_key,
             chunk_rows: chunk_rows.map(|n| n.value),
             partition,
@@ -785,6 +890,27 @@ impl<'a> Validator<'a> {
                 None
             }
         }
+    }
+
+    /// An optional inline table of strings, such as `cast = { GEO = "nvarchar(max)" }`.
+    fn string_map(
+        &mut self,
+        sec: &Section<'_, '_>,
+        name: &str,
+    ) -> Option<BTreeMap<String, String>> {
+        let inner = self.section(sec, name, Need::Optional)?;
+        let mut out = BTreeMap::new();
+        for (k, v) in inner.table.iter() {
+            let key = inner.key_of(k.get_ref());
+            if let Some(text) = self.expand(&key, v.span().start, v) {
+                if text.trim().is_empty() {
+                    self.report(v.span().start, &key, "must not be empty");
+                } else {
+                    out.insert(k.get_ref().to_string(), text);
+                }
+            }
+        }
+        Some(out)
     }
 
     /// An optional array of strings; each element is located at itself.

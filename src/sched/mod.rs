@@ -37,6 +37,9 @@ pub struct TaskSpec {
     pub deps: Vec<usize>,
     pub mem: u64,
     pub class: Class,
+    /// Slots of its class the task occupies at once (connections of a parallel extract); at
+    /// least 1, and never more than the class's cap.
+    pub slots: usize,
     /// Already finished in an earlier session: counts as done without running.
     pub done: bool,
 }
@@ -48,6 +51,8 @@ pub struct Grant {
     /// alone: the task must shrink its buffers by this factor.
     pub scale: f64,
     pub attempt: u32,
+    /// Slots granted (see [`TaskSpec::slots`]).
+    pub slots: usize,
 }
 
 pub trait Runner: Send + Sync + 'static {
@@ -148,6 +153,7 @@ pub async fn execute(
         })
         .collect();
     let mut attempts = vec![0u32; n];
+    let mut granted = vec![0usize; n];
     let mut delayed: VecDeque<(Instant, usize)> = VecDeque::new();
     let mut running: JoinSet<(usize, Result<(), Error>)> = JoinSet::new();
     let mut running_ids = std::collections::HashMap::new();
@@ -204,9 +210,14 @@ pub async fn execute(
                 continue;
             }
             let t = &tasks[i];
+            let slots = match t.class {
+                Class::Source => t.slots.clamp(1, limits.source_slots.max(1)),
+                Class::Load => t.slots.clamp(1, limits.load_slots.max(1)),
+                Class::Other => t.slots.max(1),
+            };
             let slot_free = match t.class {
-                Class::Source => src_busy < limits.source_slots,
-                Class::Load => load_busy < limits.load_slots,
+                Class::Source => src_busy + slots <= limits.source_slots,
+                Class::Load => load_busy + slots <= limits.load_slots,
                 Class::Other => true,
             };
             if !slot_free {
@@ -226,10 +237,11 @@ pub async fn execute(
             };
             attempts[i] += 1;
             match t.class {
-                Class::Source => src_busy += 1,
-                Class::Load => load_busy += 1,
+                Class::Source => src_busy += slots,
+                Class::Load => load_busy += slots,
                 Class::Other => {}
             }
+            granted[i] = slots;
             st[i] = St::Running;
             let fut = runner.run(
                 i,
@@ -237,6 +249,7 @@ pub async fn execute(
                     reservation,
                     scale,
                     attempt: attempts[i],
+                    slots,
                 },
             );
             let h = running.spawn(async move { (i, fut.await) });
@@ -279,8 +292,8 @@ pub async fn execute(
             }
         };
         match tasks[i].class {
-            Class::Source => src_busy -= 1,
-            Class::Load => load_busy -= 1,
+            Class::Source => src_busy -= granted[i],
+            Class::Load => load_busy -= granted[i],
             Class::Other => {}
         }
         match result {

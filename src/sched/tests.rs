@@ -85,6 +85,7 @@ fn chains(tables: usize, mem: impl Fn(usize) -> u64) -> Vec<TaskSpec> {
                     2 => Class::Load,
                     _ => Class::Other,
                 },
+                slots: 1,
                 done: false,
             });
         }

@@ -6,18 +6,31 @@
 //! batches per chunk exist at any moment whatever the table's size.
 
 pub mod demo;
+pub mod mssql;
 pub mod sqlite;
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use tokio::sync::mpsc;
 
-use crate::config::SourceConfig;
+use crate::config::{SourceConfig, TableOverride};
 use crate::error::{Error, Result};
 use crate::fingerprint::Digest128;
 use crate::store::ChunkRange;
 use crate::types::TableInfo;
+
+/// One batch of a chunk with what the reader learnt while producing it.
+#[derive(Debug)]
+pub struct Piece {
+    pub batch: RecordBatch,
+    /// Fingerprint of the batch's rows, computed beside the reader.
+    pub digest: Digest128,
+    /// Values converted with a loss of precision, by column (only columns with any).
+    pub lossy: BTreeMap<String, u64>,
+}
 
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -26,7 +39,15 @@ pub enum Source {
         /// Rows of the demo's big table, when the database is the generated demo.
         demo: Option<u64>,
     },
+    Mssql {
+        conn: mssql::Mssql,
+        /// Size estimates from the last listing, so describing a table needs no second one.
+        stats: Arc<Mutex<HashMap<String, mssql::TableStat>>>,
+    },
 }
+
+/// Bytes a batch may hold before it is cut early: wide text keeps batches bounded in memory.
+pub const BATCH_BYTES: usize = 16 << 20;
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -46,9 +67,10 @@ impl Source {
                 path: path.clone(),
                 demo: generate_demo.then_some(*demo_big_rows),
             }),
-            SourceConfig::Mssql { .. } => Err(Error::config(
-                "source.kind = \"mssql\": the SQL Server connector is not part of this build yet",
-            )),
+            SourceConfig::Mssql(settings) => Ok(Source::Mssql {
+                conn: mssql::Mssql::new(settings)?,
+                stats: Arc::default(),
+            }),
         }
     }
 
@@ -56,6 +78,7 @@ impl Source {
     pub fn describe_location(&self) -> String {
         match self {
             Source::Sqlite { path, .. } => format!("sqlite {}", path.display()),
+            Source::Mssql { conn, .. } => format!("SQL Server {}", conn.location()),
         }
     }
 
@@ -90,6 +113,7 @@ impl Source {
                     )))
                 }
             }
+            Source::Mssql { .. } => Ok(()),
         }
     }
 
@@ -99,11 +123,33 @@ impl Source {
                 let path = path.clone();
                 blocking(move || sqlite::list_tables(&sqlite::open(&path, false)?)).await
             }
+            Source::Mssql { conn, stats } => {
+                let list = conn.tables().await?;
+                let names = list.iter().map(|t| t.name.clone()).collect();
+                let mut cache = stats.lock().unwrap_or_else(|p| p.into_inner());
+                cache.clear();
+                cache.extend(list.into_iter().map(|t| (t.name.to_lowercase(), t)));
+                Ok(names)
+            }
         }
     }
 
-    pub async fn describe(&self, table: &str, key: Option<&str>) -> Result<TableInfo> {
+    /// Describes a table; `key` overrides the chunk key, `ov` may exclude or cast columns.
+    pub async fn describe(
+        &self,
+        table: &str,
+        key: Option<&str>,
+        ov: Option<&TableOverride>,
+    ) -> Result<TableInfo> {
         match self {
+            Source::Mssql { conn, stats } => {
+                let stat = stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&table.to_lowercase())
+                    .cloned();
+                conn.describe(table, key, ov, stat.as_ref()).await
+            }
             Source::Sqlite { path, .. } => {
                 let (path, table, key) = (path.clone(), table.to_string(), key.map(str::to_string));
                 blocking(move || {
@@ -123,6 +169,7 @@ impl Source {
                 })
                 .await
             }
+            Source::Mssql { conn, .. } => conn.plan_chunks(info, chunk_rows).await,
         }
     }
 
@@ -142,6 +189,7 @@ impl Source {
                 })
                 .await
             }
+            Source::Mssql { conn, .. } => conn.count(table).await,
         }
     }
 
@@ -152,9 +200,10 @@ impl Source {
         info: &TableInfo,
         range: ChunkRange,
         batch_rows: usize,
-    ) -> mpsc::Receiver<Result<(RecordBatch, Digest128)>> {
+    ) -> mpsc::Receiver<Result<Piece>> {
         let (tx, rx) = mpsc::channel(1);
         match self {
+            Source::Mssql { conn, .. } => return conn.stream_chunk(info, range, batch_rows, BATCH_BYTES),
             Source::Sqlite { path, .. } => {
                 let (path, info) = (path.clone(), info.clone());
                 tokio::task::spawn_blocking(move || {
@@ -166,7 +215,12 @@ impl Source {
                         sqlite::read(&c, &info, &pred, batch_rows, |b| {
                             let mut d = Digest128::default();
                             d.add_batch(&b).map_err(Error::internal)?;
-                            Ok(tx.blocking_send(Ok((b, d))).is_ok())
+                            let piece = Piece {
+                                batch: b,
+                                digest: d,
+                                lossy: BTreeMap::new(),
+                            };
+                            Ok(tx.blocking_send(Ok(piece)).is_ok())
                         })
                     })();
                     if let Err(e) = res {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder,
+    ArrayBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int32Builder,
     Int64Builder, LargeBinaryBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
@@ -38,6 +38,7 @@ pub fn decl_type(decl: &str) -> Option<ColType> {
         "BOOLEAN" | "BIT" | "BOOL" => ColType::Bool,
         "INT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" => ColType::Int32,
         "INTEGER" | "BIGINT" => ColType::Int64,
+        "FLOAT4" => ColType::Float32,
         "REAL" | "FLOAT" | "DOUBLE" | "DOUBLE PRECISION" => ColType::Float64,
         "MONEY" => ColType::Decimal {
             precision: 19,
@@ -57,6 +58,7 @@ pub fn decl_type(decl: &str) -> Option<ColType> {
         }
         "DATE" => ColType::Date,
         "DATETIME" | "TIMESTAMP" => ColType::Timestamp,
+        "TIMESTAMPTZ" => ColType::TimestampTz,
         "TEXT" | "VARCHAR" | "NVARCHAR" | "CHAR" | "NCHAR" | "CLOB" | "STRING" => ColType::String,
         "BLOB" | "VARBINARY" | "BINARY" => ColType::Binary,
         _ => return None,
@@ -148,12 +150,10 @@ pub fn describe(
     let rows: i64 = c.query_row(&format!("SELECT COUNT(*) FROM {}", quote(table)), [], |r| {
         r.get(0)
     })?;
-    Ok(TableInfo {
-        name: table.to_string(),
-        columns,
-        key,
-        rows: rows as u64,
-    })
+    let mut info = TableInfo::new(table, columns, key, rows as u64);
+    pk.sort_by_key(|p| p.0);
+    info.primary_key = pk.into_iter().map(|p| p.1).collect();
+    Ok(info)
 }
 
 /// User tables, skipping SQLite's and ours.
@@ -176,11 +176,7 @@ pub fn plan_chunks(
     chunk_rows: u64,
 ) -> Result<Vec<ChunkRange>> {
     let Some(key) = &info.key else {
-        return Ok(vec![ChunkRange {
-            index: 0,
-            lo: None,
-            hi: None,
-        }]);
+        return Ok(vec![ChunkRange::whole()]);
     };
     let (min, max, count): (Option<i64>, Option<i64>, i64) = c.query_row(
         &format!(
@@ -192,32 +188,12 @@ pub fn plan_chunks(
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let (Some(min), Some(max)) = (min, max) else {
-        return Ok(vec![ChunkRange {
-            index: 0,
-            lo: None,
-            hi: None,
-        }]);
+        return Ok(vec![ChunkRange::whole()]);
     };
-    let n = (count as u64).div_ceil(chunk_rows.max(1)).max(1);
-    let span = (max as i128 - min as i128 + 1) as u128;
-    let width = span.div_ceil(n as u128).max(1) as i128;
-    let mut out = Vec::new();
-    let mut lo = min as i128;
-    let mut i = 0u32;
-    while lo <= max as i128 {
-        let hi = lo + width;
-        out.push(ChunkRange {
-            index: i,
-            lo: (i > 0).then_some(lo as i64),
-            hi: (hi <= max as i128).then_some(hi as i64),
-        });
-        i += 1;
-        lo = hi;
-    }
-    Ok(out)
+    Ok(ChunkRange::split_int(min, max, count as u64, chunk_rows))
 }
 
-/// The `WHERE` clause of a chunk; chunk 0 also takes rows whose key is NULL.
+/// The `WHERE` clause selecting one chunk; the first chunk also takes rows whose key is NULL.
 pub fn chunk_predicate(key: Option<&str>, r: &ChunkRange) -> String {
     let Some(k) = key else { return String::new() };
     let k = quote(k);
@@ -292,6 +268,7 @@ enum B {
     Bool(BooleanBuilder),
     I32(Int32Builder),
     I64(Int64Builder),
+    F32(Float32Builder),
     F64(Float64Builder),
     Dec(Decimal128Builder, u8, i8),
     Date(Date32Builder),
@@ -327,12 +304,17 @@ impl Builders {
                     ColType::Bool => B::Bool(BooleanBuilder::with_capacity(cap)),
                     ColType::Int32 => B::I32(Int32Builder::with_capacity(cap)),
                     ColType::Int64 => B::I64(Int64Builder::with_capacity(cap)),
+                    ColType::Float32 => B::F32(Float32Builder::with_capacity(cap)),
                     ColType::Float64 => B::F64(Float64Builder::with_capacity(cap)),
                     ColType::Decimal { precision, scale } => {
                         B::Dec(Decimal128Builder::with_capacity(cap), precision, scale)
                     }
                     ColType::Date => B::Date(Date32Builder::with_capacity(cap)),
                     ColType::Timestamp => B::Ts(TimestampMicrosecondBuilder::with_capacity(cap)),
+                    ColType::TimestampTz => B::Ts(
+                        TimestampMicrosecondBuilder::with_capacity(cap)
+                            .with_timezone(crate::types::UTC),
+                    ),
                     ColType::String => B::Str(StringBuilder::with_capacity(cap, cap * 16)),
                     ColType::Binary => B::Bin(LargeBinaryBuilder::with_capacity(cap, cap * 16)),
                 })
@@ -345,6 +327,7 @@ impl Builders {
             Some(B::Bool(b)) => b.len(),
             Some(B::I32(b)) => b.len(),
             Some(B::I64(b)) => b.len(),
+            Some(B::F32(b)) => b.len(),
             Some(B::F64(b)) => b.len(),
             Some(B::Dec(b, ..)) => b.len(),
             Some(B::Date(b)) => b.len(),
@@ -361,6 +344,7 @@ impl Builders {
             (B::Bool(b), ValueRef::Null) => b.append_null(),
             (B::I32(b), ValueRef::Null) => b.append_null(),
             (B::I64(b), ValueRef::Null) => b.append_null(),
+            (B::F32(b), ValueRef::Null) => b.append_null(),
             (B::F64(b), ValueRef::Null) => b.append_null(),
             (B::Dec(b, ..), ValueRef::Null) => b.append_null(),
             (B::Date(b), ValueRef::Null) => b.append_null(),
@@ -372,6 +356,8 @@ impl Builders {
                 i32::try_from(x).map_err(|_| format!("value {x} is out of range for int32"))?,
             ),
             (B::I64(b), ValueRef::Integer(x)) => b.append_value(x),
+            (B::F32(b), ValueRef::Real(x)) => b.append_value(x as f32),
+            (B::F32(b), ValueRef::Integer(x)) => b.append_value(x as f32),
             (B::F64(b), ValueRef::Real(x)) => b.append_value(x),
             (B::F64(b), ValueRef::Integer(x)) => b.append_value(x as f64),
             (B::Dec(b, p, s), v) => {
@@ -426,6 +412,7 @@ impl Builders {
                     B::Bool(b) => Arc::new(b.finish()),
                     B::I32(b) => Arc::new(b.finish()),
                     B::I64(b) => Arc::new(b.finish()),
+                    B::F32(b) => Arc::new(b.finish()),
                     B::F64(b) => Arc::new(b.finish()),
                     B::Dec(b, p, s) => Arc::new(
                         b.finish()

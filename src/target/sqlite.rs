@@ -214,6 +214,7 @@ fn cell<'a>(col: &Cells<'a>, row: usize) -> ToSqlOutput<'a> {
         Cells::Bool(a) => Owned(Value::Integer(i64::from(a.value(row)))),
         Cells::I32(a) => Owned(Value::Integer(i64::from(a.value(row)))),
         Cells::I64(a) => Owned(Value::Integer(a.value(row))),
+        Cells::F32(a) => Owned(Value::Real(f64::from(a.value(row)))),
         Cells::F64(a) => Owned(Value::Real(a.value(row))),
         Cells::Dec(a, s) => Owned(Value::Text(decimal_text(a.value(row), *s))),
         Cells::Date(a) => Owned(Value::Text(date_text(a.value(row)))),

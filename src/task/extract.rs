@@ -2,16 +2,18 @@
 //!
 //! The chunk plan is fixed at the first attempt and kept in the task's outputs. Each finished
 //! chunk is recorded (files, rows, fingerprint) before the next starts, so a resumed extract
-//! skips finished chunks and only redoes the one that was cut off; files an unfinished attempt
+//! skips finished chunks and only redoes those that were cut off; files an unfinished attempt
 //! left behind are deleted first (they carry the attempt in their name and are never committed).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+
+use futures::StreamExt;
 
 use crate::error::Result;
 use crate::fingerprint::Digest128;
 use crate::lake::ChunkWriter;
 use crate::sched::Grant;
-use crate::store::{ChunkRecord, Stage};
+use crate::store::{ChunkRange, ChunkRecord, Stage};
 
 use super::Ctx;
 
@@ -27,7 +29,9 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
             // The plan described the table moments ago; describe again only if that failed
             // (an empty column list), so this attempt reports why.
             let info = if plan.info.columns.is_empty() {
-                ctx.source.describe(table, plan.key.as_deref()).await?
+                ctx.source
+                    .describe(table, plan.key.as_deref(), plan.ov.as_ref())
+                    .await?
             } else {
                 plan.info.clone()
             };
@@ -55,43 +59,76 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let reused_rows: u64 = done.iter().map(|c| c.digest.rows).sum();
     bar.inc(reused_rows);
 
-    for range in rec.outputs.chunk_plan.clone() {
-        if done_idx.contains(&range.index) {
-            continue;
-        }
-        let prefix = format!("{run}-c{:05}-a{}", range.index, rec.attempts);
-        let mut writer = ChunkWriter::new(&staging, prefix, rg_rows).await?;
-        let mut rx = ctx.source.stream_chunk(&info, range, batch_rows);
+    // Unfinished chunks, read by up to `slots` connections at once. Each chunk is recorded as
+    // soon as it is done, whatever the others are doing, so a crash loses at most the chunks in
+    // flight. The first failure stops the rest (their readers cancel their queries).
+    let todo: Vec<ChunkRange> = rec
+        .outputs
+        .chunk_plan
+        .iter()
+        .filter(|r| !done_idx.contains(&r.index))
+        .cloned()
+        .collect();
+    let attempt = rec.attempts;
+    let (info_ref, staging_ref, bar_ref) = (&info, &staging, &bar);
+    let mut work = futures::stream::iter(todo.into_iter().map(|range| async move {
+        let index = range.index;
+        let prefix = format!("{run}-c{index:05}-a{attempt}");
+        let mut writer = ChunkWriter::new(staging_ref, prefix, rg_rows).await?;
+        let mut rx = ctx.source.stream_chunk(info_ref, range, batch_rows);
         let mut digest = Digest128::default();
+        let mut lossy: BTreeMap<String, u64> = BTreeMap::new();
         while let Some(item) = rx.recv().await {
-            let (batch, d) = item?;
-            let n = batch.num_rows() as u64;
-            writer.write(batch).await?;
-            digest.add(d);
-            bar.inc(n);
+            let piece = item?;
+            let n = piece.batch.num_rows() as u64;
+            writer.write(piece.batch).await?;
+            digest.add(piece.digest);
+            for (col, k) in piece.lossy {
+                *lossy.entry(col).or_default() += k;
+            }
+            bar_ref.inc(n);
         }
         let files = writer.close().await?;
         ctx.store.put_chunk(
             run,
             table,
             &ChunkRecord {
-                index: range.index,
+                index,
                 digest,
                 bytes: files.iter().map(|f| f.bytes).sum(),
                 paths: files.iter().map(|f| f.path.clone()).collect(),
                 files: files.into_iter().map(|f| f.json).collect(),
-                attempt: rec.attempts,
+                attempt,
+                lossy,
             },
         )?;
-        crate::fault::point(&format!("after_chunk:{table}:{}", range.index));
+        crate::fault::point(&format!("after_chunk:{table}:{index}"));
+        Ok::<(), crate::error::Error>(())
+    }))
+    .buffer_unordered(grant.slots.max(1));
+    while let Some(res) = work.next().await {
+        res?;
     }
+    drop(work);
 
     let chunks = ctx.store.chunks(run, table)?;
     let mut total = Digest128::default();
+    let mut lossy: BTreeMap<String, u64> = BTreeMap::new();
     for c in &chunks {
         total.add(c.digest);
+        for (col, k) in &c.lossy {
+            *lossy.entry(col.clone()).or_default() += k;
+        }
+    }
+    if !lossy.is_empty() {
+        let cols: Vec<String> = lossy.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+        ctx.progress.line(&format!(
+            "{table}.extract: values rounded to microseconds ({})",
+            cols.join(", ")
+        ));
     }
     rec.outputs.digest = Some(total);
+    rec.outputs.lossy = lossy;
     rec.outputs.data_files = Some(chunks.iter().map(|c| c.files.len()).sum());
     rec.outputs.chunks_reused = Some(done_idx.len() as u32);
     bar.finish(&format!("{} rows extracted", total.rows));

@@ -5,3 +5,7 @@ mod cli;
 mod crash;
 mod demo;
 mod support;
+mod tds_crosscheck;
+
+#[path = "../support/tds/mod.rs"]
+pub mod tds;
