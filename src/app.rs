@@ -135,7 +135,12 @@ fn extract_connections(wf: &Workflow, info: &TableInfo, chunk_rows: u64) -> usiz
 
 /// An extract's reservation covers every connection it reads with; under a tight budget it
 /// reads with fewer connections rather than shrink its buffers.
-fn extract_estimate(tuning: &Tuning, info: &TableInfo, connections: usize, budget: u64) -> (u64, usize) {
+fn extract_estimate(
+    tuning: &Tuning,
+    info: &TableInfo,
+    connections: usize,
+    budget: u64,
+) -> (u64, usize) {
     let one = tuning.estimate(Stage::Extract, info);
     let mut n = connections.max(1);
     while n > 1 && one * n as u64 > budget {
@@ -207,12 +212,31 @@ async fn select_tables(
             all.join(", ")
         )));
     }
-    let selected = all
+    let mut selected = all
         .iter()
         .filter(|t| wf.tables.selects(t))
         .filter(|t| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(t)))
         .cloned()
         .collect::<Vec<_>>();
+    // A table named literally in `include` that the source does not have is kept: its extract
+    // fails with the reason, and every other table still moves.
+    for name in &wf.tables.include {
+        let literal = !name.contains(['*', '?', '[', '{']);
+        if literal
+            && !all.iter().any(|a| a.eq_ignore_ascii_case(name))
+            && !wf
+                .tables
+                .exclude
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(name))
+            && (only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(name)))
+        {
+            progress_note(&format!(
+                "tables.include names {name}, which the source does not list; its extract will fail"
+            ));
+            selected.push(name.clone());
+        }
+    }
     if selected.is_empty() {
         return Err(Error::config(format!(
             "{}: tables.include/exclude select no table of the source (it has: {})",
@@ -221,6 +245,10 @@ async fn select_tables(
         )));
     }
     Ok((selected, all))
+}
+
+fn progress_note(msg: &str) {
+    tracing::warn!("{msg}");
 }
 
 fn after_map(wf: &Workflow, all: &[String]) -> BTreeMap<String, Vec<String>> {
@@ -902,8 +930,12 @@ async fn cmd_plan(
         } else {
             1
         };
-        let (extract_mem, conns) =
-            extract_estimate(&t, &info, extract_connections(&wf, &info, chunk_rows), budget);
+        let (extract_mem, conns) = extract_estimate(
+            &t,
+            &info,
+            extract_connections(&wf, &info, chunk_rows),
+            budget,
+        );
         for (i, st) in dag::stages(with_load).into_iter().enumerate() {
             let mem = match st {
                 Stage::Extract => extract_mem,

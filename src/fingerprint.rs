@@ -6,8 +6,8 @@
 //!
 //! for each column, NULL is the byte `0x00`; any other value is `0x01`, the canonical text's
 //! length as u32 little-endian, then the text: bool `1`/`0`; integers in decimal; decimals as the
-//! unscaled integer at the column's scale; float64 as 16 and float32 as 8 lowercase hex digits of
-//! their IEEE-754 bits; dates as days and timestamps (with or without zone: a zoned one is its UTC
+//! unscaled integer at the column's scale; floats as 16 lowercase hex digits of the IEEE-754 bits
+//! of their float64 value (float32 widens exactly); dates as days and timestamps (with or without zone: a zoned one is its UTC
 //! instant) as microseconds since 1970-01-01; strings as UTF-8; binaries raw.
 //! A row's hash is the first 16 bytes of SHA-256 of that form (u128, little-endian); a table's
 //! fingerprint is the wrapping sum of its row hashes, printed as 32 hex digits. Sums make the
@@ -109,8 +109,9 @@ fn canonical(col: &Cells<'_>, row: usize, out: &mut Vec<u8>, text: &mut String) 
         Cells::Dec(a, _) => in_decimal(text, a.value(row)),
         Cells::Date(a) => in_decimal(text, a.value(row)),
         Cells::Ts(a) => in_decimal(text, a.value(row)),
+        // Widening to f64 is exact, so a float is always its f64 bits whatever its width.
         Cells::F32(a) => {
-            let _ = write!(text, "{:08x}", a.value(row).to_bits());
+            let _ = write!(text, "{:016x}", f64::from(a.value(row)).to_bits());
             text.as_bytes()
         }
         Cells::F64(a) => {

@@ -203,7 +203,9 @@ impl Source {
     ) -> mpsc::Receiver<Result<Piece>> {
         let (tx, rx) = mpsc::channel(1);
         match self {
-            Source::Mssql { conn, .. } => return conn.stream_chunk(info, range, batch_rows, BATCH_BYTES),
+            Source::Mssql { conn, .. } => {
+                return conn.stream_chunk(info, range, batch_rows, BATCH_BYTES);
+            }
             Source::Sqlite { path, .. } => {
                 let (path, info) = (path.clone(), info.clone());
                 tokio::task::spawn_blocking(move || {

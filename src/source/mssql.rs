@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
-    Int32Builder, Int64Builder, LargeBinaryBuilder, StringBuilder, TimestampMicrosecondBuilder,
+    BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int32Builder,
+    Int64Builder, LargeBinaryBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use futures::StreamExt;
@@ -100,7 +100,9 @@ pub fn quote(name: &str) -> String {
 }
 
 /// Server error numbers worth another attempt: deadlock victim, Azure throttling and failover.
-const TRANSIENT: &[u32] = &[1205, 4221, 10928, 10929, 40197, 40501, 40613, 49918, 49919, 49920];
+const TRANSIENT: &[u32] = &[
+    1205, 4221, 10928, 10929, 40197, 40501, 40613, 49918, 49919, 49920,
+];
 
 fn map_err(what: &str, e: tiberius::error::Error) -> Error {
     use tiberius::error::Error as T;
@@ -164,11 +166,7 @@ impl Mssql {
         config.handshake_timeout(Some(Duration::from_secs(s.connect_timeout_secs)));
         // Broken UTF-16 (lone surrogates) becomes U+FFFD instead of aborting a whole extract.
         config.lossy_utf16_decoding(true);
-        let location = format!(
-            "{} (schema {})",
-            config.get_addr(),
-            s.schema
-        );
+        let location = format!("{} (schema {})", config.get_addr(), s.schema);
         Ok(Mssql {
             config,
             schema: s.schema.clone(),
@@ -188,15 +186,15 @@ impl Mssql {
         let mut config = self.config.clone();
         for _ in 0..3 {
             let addr = config.get_addr();
-            let tcp = tokio::time::timeout(
-                Duration::from_secs(30),
-                TcpStream::connect(addr.clone()),
-            )
-            .await
-            .map_err(|_| {
-                Error::unavailable(format!("SQL Server at {addr}: connection timed out"))
-            })?
-            .map_err(|e| Error::unavailable(format!("SQL Server at {addr}: cannot connect: {e}")))?;
+            let tcp =
+                tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr.clone()))
+                    .await
+                    .map_err(|_| {
+                        Error::unavailable(format!("SQL Server at {addr}: connection timed out"))
+                    })?
+                    .map_err(|e| {
+                        Error::unavailable(format!("SQL Server at {addr}: cannot connect: {e}"))
+                    })?;
             tcp.set_nodelay(true).ok();
             match Client::connect(config.clone(), tcp.compat_write()).await {
                 Ok(c) => return Ok(c),
@@ -298,7 +296,11 @@ impl Mssql {
                 scale: get_int(6) as u8,
             };
             let nullable = get_bool(7);
-            if ov.is_some_and(|o| o.exclude_columns.iter().any(|e| e.eq_ignore_ascii_case(&name))) {
+            if ov.is_some_and(|o| {
+                o.exclude_columns
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(&name))
+            }) {
                 continue;
             }
             let cast = ov.and_then(|o| {
@@ -310,7 +312,12 @@ impl Mssql {
             let mapped = match &cast {
                 Some(t) => SqlDecl::parse(t)
                     .and_then(|d| map_type(&d, &quote(&name)).map(|(ty, _)| ty))
-                    .map(|ty| (ty, format!("CAST({} AS {t}) AS {}", quote(&name), quote(&name))))
+                    .map(|ty| {
+                        (
+                            ty,
+                            format!("CAST({} AS {t}) AS {}", quote(&name), quote(&name)),
+                        )
+                    })
                     .ok_or_else(|| format!("cast type {t:?} is not one dag can read")),
                 None => map_type(&decl, &quote(&name))
                     .ok_or_else(|| format!("type {type_name} is not supported")),
@@ -403,7 +410,12 @@ impl Mssql {
             let rows = query_all(&mut c, &sql, &[])
                 .await
                 .map_err(|e| map_err(&format!("planning chunks of {q}"), e))?;
-            let mut it = rows.into_iter().next().map(|r| r.into_iter()).into_iter().flatten();
+            let mut it = rows
+                .into_iter()
+                .next()
+                .map(|r| r.into_iter())
+                .into_iter()
+                .flatten();
             let (lo, hi, n) = (
                 it.next().and_then(int),
                 it.next().and_then(int),
@@ -456,7 +468,11 @@ impl Mssql {
         let cuts: Vec<Vec<String>> = bounds.into_iter().skip(1).collect();
         let mut out = Vec::new();
         let mut lo: Option<Vec<String>> = None;
-        for (i, cut) in cuts.into_iter().chain(std::iter::once(Vec::new())).enumerate() {
+        for (i, cut) in cuts
+            .into_iter()
+            .chain(std::iter::once(Vec::new()))
+            .enumerate()
+        {
             let hi = (!cut.is_empty()).then_some(cut);
             out.push(ChunkRange {
                 index: i as u32,
@@ -487,7 +503,11 @@ impl Mssql {
     /// The statement and parameters that read one chunk.
     pub fn chunk_query(&self, info: &TableInfo, range: &ChunkRange) -> (String, Vec<Param>) {
         let items: Vec<&str> = info.read.iter().map(|r| r.expr.as_str()).collect();
-        let mut sql = format!("SELECT {} FROM {}", items.join(", "), self.qualified(&info.name));
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            items.join(", "),
+            self.qualified(&info.name)
+        );
         let mut params = Vec::new();
         let mut conds = Vec::new();
         if let Some(k) = &info.key {
@@ -516,7 +536,9 @@ impl Mssql {
                 .iter()
                 .map(|k| {
                     let i = index_of(&info.columns, k);
-                    info.read.get(i).map_or("nvarchar(max)".into(), |r| r.sql_type.clone())
+                    info.read
+                        .get(i)
+                        .map_or("nvarchar(max)".into(), |r| r.sql_type.clone())
                 })
                 .collect();
             for (bound, lower) in [(&range.lo_key, true), (&range.hi_key, false)] {
@@ -551,7 +573,10 @@ impl Mssql {
         let this = self.clone();
         let info = info.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.read_chunk(&info, &range, batch_rows, batch_bytes, &tx).await {
+            if let Err(e) = this
+                .read_chunk(&info, &range, batch_rows, batch_bytes, &tx)
+                .await
+            {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -567,7 +592,11 @@ impl Mssql {
         tx: &mpsc::Sender<Result<Piece>>,
     ) -> Result<()> {
         let (sql, params) = self.chunk_query(info, range);
-        let what = format!("reading {} chunk {}", self.qualified(&info.name), range.index);
+        let what = format!(
+            "reading {} chunk {}",
+            self.qualified(&info.name),
+            range.index
+        );
         let mut c = self.connect().await?;
         let mut q = Query::new(sql);
         for p in &params {
@@ -578,20 +607,26 @@ impl Mssql {
         }
         let schema = info.arrow_schema();
         let mut b = RowBuilder::new(info, batch_rows);
+        // Hashing a batch runs on the blocking pool while the next one is decoded; pieces are
+        // still sent in order.
+        let mut pending: Option<tokio::task::JoinHandle<Result<Piece>>> = None;
         let mut cancelled = false;
         {
             let stream = q.query(&mut c).await.map_err(|e| map_err(&what, e))?;
             let mut rows = stream.into_row_stream();
             while let Some(row) = rows.next().await {
                 let row = row.map_err(|e| map_err(&what, e))?;
-                b.push(row).map_err(|m| {
-                    Error::new(ErrorKind::Data, format!("{what}: {m}"))
-                })?;
+                b.push(row)
+                    .map_err(|m| Error::new(ErrorKind::Data, format!("{what}: {m}")))?;
                 if b.rows >= batch_rows || b.bytes >= batch_bytes {
-                    let piece = b.finish(&schema)?;
-                    if tx.send(Ok(piece)).await.is_err() {
-                        cancelled = true;
-                        break;
+                    let next = b.take(&schema)?;
+                    if let Some(prev) =
+                        pending.replace(tokio::task::spawn_blocking(move || next.hashed()))
+                    {
+                        if tx.send(joined(prev).await).await.is_err() {
+                            cancelled = true;
+                            break;
+                        }
                     }
                 }
             }
@@ -601,9 +636,12 @@ impl Mssql {
             let _ = c.cancel_query().await;
             return Ok(());
         }
+        if let Some(prev) = pending.take() {
+            let _ = tx.send(joined(prev).await).await;
+        }
         if b.rows > 0 {
-            let piece = b.finish(&schema)?;
-            let _ = tx.send(Ok(piece)).await;
+            let piece = b.take(&schema)?.hashed();
+            let _ = tx.send(piece).await;
         }
         let _ = c.close().await;
         Ok(())
@@ -633,15 +671,13 @@ fn row_compare(keys: &[String], types: &[String], refs: &[usize], lower: bool) -
             format!("({k} {strict} {p} OR ({k} = {p} AND {expr}))")
         };
     }
-    if keys.len() == 1 {
-        expr
-    } else {
-        expr
-    }
+    if keys.len() == 1 { expr } else { expr }
 }
 
 fn index_of(cols: &[Column], name: &str) -> usize {
-    cols.iter().position(|c| c.name == name).unwrap_or(usize::MAX)
+    cols.iter()
+        .position(|c| c.name == name)
+        .unwrap_or(usize::MAX)
 }
 
 fn is_int(ty: ColType, sql_type: &str) -> bool {
@@ -664,10 +700,16 @@ impl SqlDecl {
     fn parse(t: &str) -> Option<SqlDecl> {
         let t = t.trim().to_ascii_lowercase();
         let (base, args) = match t.find('(') {
-            Some(i) => (t[..i].trim().to_string(), Some(t[i + 1..].trim_end_matches(')').to_string())),
+            Some(i) => (
+                t[..i].trim().to_string(),
+                Some(t[i + 1..].trim_end_matches(')').to_string()),
+            ),
             None => (t.clone(), None),
         };
-        let nums: Vec<&str> = args.as_deref().map(|a| a.split(',').map(str::trim).collect()).unwrap_or_default();
+        let nums: Vec<&str> = args
+            .as_deref()
+            .map(|a| a.split(',').map(str::trim).collect())
+            .unwrap_or_default();
         let first = nums.first().copied();
         let mut d = SqlDecl {
             base: base.clone(),
@@ -871,7 +913,11 @@ fn decimal_text(v: i128, scale: u8) -> String {
     let body = if s == 0 {
         digits
     } else if digits.len() > s {
-        format!("{}.{}", &digits[..digits.len() - s], &digits[digits.len() - s..])
+        format!(
+            "{}.{}",
+            &digits[..digits.len() - s],
+            &digits[digits.len() - s..]
+        )
     } else {
         format!("0.{}{}", "0".repeat(s - digits.len()), digits)
     };
@@ -892,7 +938,10 @@ fn time_text(increments: u64, scale: u8) -> String {
     if scale == 0 {
         format!("{h:02}:{m:02}:{s:02}")
     } else {
-        format!("{h:02}:{m:02}:{s:02}.{frac:0width$}", width = scale as usize)
+        format!(
+            "{h:02}:{m:02}:{s:02}.{frac:0width$}",
+            width = scale as usize
+        )
     }
 }
 
@@ -944,7 +993,6 @@ struct RowBuilder {
     rows: usize,
     bytes: usize,
     lossy: Vec<u64>,
-    cap: usize,
     types: Vec<ColType>,
 }
 
@@ -957,7 +1005,6 @@ impl RowBuilder {
             rows: 0,
             bytes: 0,
             lossy: vec![0; types.len()],
-            cap,
             types,
         }
     }
@@ -971,19 +1018,16 @@ impl RowBuilder {
             ));
         }
         for (i, cell) in row.into_iter().enumerate() {
-            self.bytes += append(&mut self.cols[i], cell, &mut self.lossy[i]).map_err(|m| {
-                format!("column {} ({}): {m}", self.names[i], self.types[i])
-            })?;
+            self.bytes += append(&mut self.cols[i], cell, &mut self.lossy[i])
+                .map_err(|m| format!("column {} ({}): {m}", self.names[i], self.types[i]))?;
         }
         self.rows += 1;
         Ok(())
     }
 
-    fn finish(&mut self, schema: &arrow_schema::SchemaRef) -> Result<Piece> {
+    fn take(&mut self, schema: &arrow_schema::SchemaRef) -> Result<Unhashed> {
         let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(finish_col).collect();
         let batch = RecordBatch::try_new(schema.clone(), arrays)?;
-        let mut digest = Digest128::default();
-        digest.add_batch(&batch).map_err(Error::internal)?;
         let mut lossy = BTreeMap::new();
         for (i, n) in self.lossy.iter_mut().enumerate() {
             if *n > 0 {
@@ -993,13 +1037,31 @@ impl RowBuilder {
         }
         self.rows = 0;
         self.bytes = 0;
-        let _ = self.cap;
+        Ok(Unhashed { batch, lossy })
+    }
+}
+
+/// A batch whose fingerprint is still to be computed.
+struct Unhashed {
+    batch: RecordBatch,
+    lossy: BTreeMap<String, u64>,
+}
+
+impl Unhashed {
+    fn hashed(self) -> Result<Piece> {
+        let mut digest = Digest128::default();
+        digest.add_batch(&self.batch).map_err(Error::internal)?;
         Ok(Piece {
-            batch,
+            batch: self.batch,
             digest,
-            lossy,
+            lossy: self.lossy,
         })
     }
+}
+
+async fn joined(h: tokio::task::JoinHandle<Result<Piece>>) -> Result<Piece> {
+    h.await
+        .map_err(|e| Error::internal(format!("fingerprint worker failed: {e}")))?
 }
 
 fn new_col(t: ColType, cap: usize) -> Col {
@@ -1044,7 +1106,11 @@ fn finish_col(c: &mut Col) -> ArrayRef {
 
 /// Appends one cell; returns the bytes it adds to the batch. Only the pairs the mapping table
 /// produces are accepted, so a server sending something else fails loudly, not silently.
-fn append(col: &mut Col, cell: ColumnData<'static>, lossy: &mut u64) -> std::result::Result<usize, String> {
+fn append(
+    col: &mut Col,
+    cell: ColumnData<'static>,
+    lossy: &mut u64,
+) -> std::result::Result<usize, String> {
     use ColumnData as D;
     let unexpected = |cell: &ColumnData<'_>| format!("unexpected value {cell:?}");
     Ok(match (col, cell) {
@@ -1105,7 +1171,10 @@ fn append(col: &mut Col, cell: ColumnData<'static>, lossy: &mut u64) -> std::res
                     let want = *s as u8;
                     let mut value = n.value();
                     if n.scale() > want {
-                        return Err(format!("decimal with scale {} for a column of scale {want}", n.scale()));
+                        return Err(format!(
+                            "decimal with scale {} for a column of scale {want}",
+                            n.scale()
+                        ));
                     }
                     value *= 10i128.pow(u32::from(want - n.scale()));
                     if value.unsigned_abs() >= 10u128.pow(u32::from(*p)) {
@@ -1218,8 +1287,12 @@ fn uuid_buf() -> [u8; 45] {
 fn parse_url(url: &str) -> Result<Config> {
     let bad = |why: String| Error::config(format!("source.url: {why}"));
     if let Some(rest) = url.strip_prefix("jdbc:") {
-        return Config::from_jdbc_string(&format!("jdbc:{rest}"))
-            .map_err(|e| bad(format!("not a valid JDBC connection string: {}", redact_err(&e))));
+        return Config::from_jdbc_string(&format!("jdbc:{rest}")).map_err(|e| {
+            bad(format!(
+                "not a valid JDBC connection string: {}",
+                redact_err(&e)
+            ))
+        });
     }
     if let Some(rest) = url
         .strip_prefix("mssql://")
@@ -1237,7 +1310,10 @@ fn parse_url(url: &str) -> Result<Config> {
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h,
-                Some(p.parse::<u16>().map_err(|_| bad(format!("port {p:?} is not a number")))?),
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| bad(format!("port {p:?} is not a number")))?,
+                ),
             ),
             None => (hostport, None),
         };
@@ -1260,8 +1336,12 @@ fn parse_url(url: &str) -> Result<Config> {
         }
         return Ok(config);
     }
-    Config::from_ado_string(url)
-        .map_err(|e| bad(format!("not a valid ADO.NET connection string: {}", redact_err(&e))))
+    Config::from_ado_string(url).map_err(|e| {
+        bad(format!(
+            "not a valid ADO.NET connection string: {}",
+            redact_err(&e)
+        ))
+    })
 }
 
 /// tiberius' parse errors may quote the string they failed on; never show it.
@@ -1331,19 +1411,40 @@ mod tests {
     #[test]
     fn decimals_keep_every_digit() {
         let max38 = 10i128.pow(38) - 1;
-        assert_eq!(decimal_text(max38, 10), "9999999999999999999999999999.9999999999");
+        assert_eq!(
+            decimal_text(max38, 10),
+            "9999999999999999999999999999.9999999999"
+        );
         assert_eq!(decimal_text(-5, 4), "-0.0005");
-        assert_eq!(decimal_text(-max38, 0), "-99999999999999999999999999999999999999");
+        assert_eq!(
+            decimal_text(-max38, 0),
+            "-99999999999999999999999999999999999999"
+        );
     }
 
     #[test]
     fn types_map_as_the_table_says() {
         let d = |t: &str| SqlDecl::parse(t).unwrap();
-        assert_eq!(map_type(&d("money"), "[M]").unwrap().1, "CAST([M] AS decimal(19,4)) AS [M]");
-        assert_eq!(map_type(&d("varchar(50)"), "[V]").unwrap().1, "CAST([V] AS nvarchar(50)) AS [V]");
-        assert_eq!(map_type(&d("varchar(max)"), "[V]").unwrap().1, "CAST([V] AS nvarchar(max)) AS [V]");
-        assert_eq!(map_type(&d("geography"), "[G]").unwrap().1, "[G].STAsText() AS [G]");
-        assert_eq!(map_type(&d("datetimeoffset(7)"), "[T]").unwrap().0, ColType::TimestampTz);
+        assert_eq!(
+            map_type(&d("money"), "[M]").unwrap().1,
+            "CAST([M] AS decimal(19,4)) AS [M]"
+        );
+        assert_eq!(
+            map_type(&d("varchar(50)"), "[V]").unwrap().1,
+            "CAST([V] AS nvarchar(50)) AS [V]"
+        );
+        assert_eq!(
+            map_type(&d("varchar(max)"), "[V]").unwrap().1,
+            "CAST([V] AS nvarchar(max)) AS [V]"
+        );
+        assert_eq!(
+            map_type(&d("geography"), "[G]").unwrap().1,
+            "[G].STAsText() AS [G]"
+        );
+        assert_eq!(
+            map_type(&d("datetimeoffset(7)"), "[T]").unwrap().0,
+            ColType::TimestampTz
+        );
         assert!(map_type(&d("vector(3)"), "[X]").is_none());
         assert_eq!(d("nvarchar(50)").display(), "nvarchar(50)");
         assert_eq!(d("decimal(38, 10)").display(), "decimal(38,10)");
@@ -1353,7 +1454,8 @@ mod tests {
     fn urls_of_every_form_parse_and_errors_hide_the_password() {
         let c = parse_url("mssql://sa:p%40ss@db.example:1444/WorldZone").unwrap();
         assert_eq!(c.get_addr(), "db.example:1444");
-        let c = parse_url("Server=tcp:db,1433;Database=WorldZone;User Id=sa;Password=secret").unwrap();
+        let c =
+            parse_url("Server=tcp:db,1433;Database=WorldZone;User Id=sa;Password=secret").unwrap();
         assert_eq!(c.get_addr(), "db:1433");
         let e = parse_url("mssql://sa:secret@db:notaport/x").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");

@@ -541,6 +541,7 @@ mod tests {
                     paths: vec![],
                     attempt: 1,
                     bytes: 10,
+                    lossy: BTreeMap::from([("C".to_string(), 2)]),
                 },
             )
             .unwrap();

@@ -1,9 +1,12 @@
 //! Integration tests: the `dag` binary against real SQLite sources and targets, a real Iceberg
-//! SQL catalog, and independent readers (pyiceberg, DuckDB) of what it wrote.
+//! SQL catalog, a TDS test server standing in for SQL Server (validated by pytds and tsql), and
+//! independent readers (pyiceberg, DuckDB) of what it wrote.
 
 mod cli;
 mod crash;
 mod demo;
+mod mssql;
+mod mssql_live;
 mod support;
 mod tds_crosscheck;
 

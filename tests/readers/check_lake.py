@@ -713,6 +713,49 @@ def check_table(name: str, src: sqlite3.Connection, catalog: Any, namespace: str
     return rep
 
 
+def check_expected(name: str, want: dict[str, Any], catalog: Any, namespace: str,
+                   readers: list[str], duck: DuckDBReader | None) -> TableReport:
+    """Compares the lake table with counts, fingerprint and Iceberg types computed by the caller
+    from the source's own values (for sources this script cannot read, such as SQL Server)."""
+    rep = TableReport(name)
+    rep.source = {"rows": want["rows"], "fingerprint": want["fingerprint"]}
+    try:
+        table = catalog.load_table((namespace, name))
+    except Exception as e:
+        msg = f"table {namespace}.{name} not found in the lake ({type(e).__name__}: {e})"
+        rep.failures.append(msg)
+        return rep
+    fields = list(table.schema().fields)
+    got = [[f.name, str(f.field_type).replace(" ", "")] for f in fields]
+    wanted = [[n, t.replace(" ", "")] for n, t in want.get("columns", [])]
+    problems = [] if not wanted or got == wanted else [f"Iceberg schema {got}, expected {wanted}"]
+    rep.schema = {"ok": not problems, "problems": problems,
+                  "metadata_location": table.metadata_location}
+    if problems:
+        rep.failures.append("schema: " + "; ".join(problems))
+    names = [f.name for f in fields]
+    for r in readers:
+        try:
+            if r == "pyiceberg":
+                d, secs = _timed(lambda: read_pyiceberg(table, names))
+            else:
+                assert duck is not None
+                d, secs = _timed(lambda: duck.digest(table.metadata_location, names))
+        except Exception as e:
+            rep.readers[r] = {"error": f"{type(e).__name__}: {e}"}
+            rep.failures.append(f"{r}: read failed: {type(e).__name__}: {e}")
+            continue
+        differs = []
+        if d.rows != want["rows"]:
+            differs.append(f"rows {d.rows} != {want['rows']}")
+        if d.fingerprint != want["fingerprint"]:
+            differs.append(f"fingerprint {d.fingerprint} != {want['fingerprint']}")
+        rep.readers[r] = {**d.as_json(), "ok": not differs, "differs": differs, "seconds": secs}
+        if differs:
+            rep.failures.append(f"{r}: " + ", ".join(differs))
+    return rep
+
+
 def self_test() -> None:
     """Known fingerprints, plus agreement of the per-cell (source) and Arrow implementations."""
     if not __debug__:
@@ -799,6 +842,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Independently verify an Iceberg lake written by dag against its SQLite "
                     "source (pyiceberg and DuckDB readers).")
     p.add_argument("--source", help="SQLite source database")
+    p.add_argument("--expect", help="instead of --source: JSON {table: {rows, fingerprint, "
+                                    "columns: [[name, iceberg type], ...]}} computed from the "
+                                    "source's values by the caller")
     p.add_argument("--catalog", help="SQLite file holding the Iceberg SQL catalog")
     p.add_argument("--catalog-name", default="dag", help="catalog name (default: dag)")
     p.add_argument("--warehouse", help="warehouse directory")
@@ -813,11 +859,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.self_test:
         return args
-    missing = [f"--{k.replace('_', '-')}" for k in ("source", "catalog", "warehouse", "namespace")
-               if not getattr(args, k)]
+    needed = ("catalog", "warehouse", "namespace") + (() if args.expect else ("source",))
+    missing = [f"--{k.replace('_', '-')}" for k in needed if not getattr(args, k)]
     if missing:
         p.error("missing " + ", ".join(missing))
-    for flag, path, is_dir in (("--source", args.source, False), ("--catalog", args.catalog, False),
+    for flag, path, is_dir in (("--source", args.source or args.expect, False),
+                               ("--catalog", args.catalog, False),
                                ("--warehouse", args.warehouse, True)):
         if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
             p.error(f"{flag} {path}: no such {'directory' if is_dir else 'file'}")
@@ -837,6 +884,25 @@ def main(argv: list[str]) -> int:
     if args.self_test:
         self_test()
         return 0
+
+    if args.expect:
+        with open(args.expect, encoding="utf-8") as f:
+            expected = json.load(f)
+        catalog = open_catalog(args.catalog_name, args.catalog, args.warehouse)
+        duck = DuckDBReader() if "duckdb" in args.reader_list else None
+        reports = []
+        try:
+            for t, want in expected.items():
+                rep = check_expected(t, want, catalog, args.namespace, args.reader_list, duck)
+                print(rep.line(args.reader_list), flush=True)
+                reports.append(rep)
+        finally:
+            if duck is not None:
+                duck.close()
+        failed = [r for r in reports if r.failures]
+        for r in failed:
+            print(f"  {r.name}: " + "; ".join(r.failures), file=sys.stderr)
+        return 1 if failed else 0
 
     src = sqlite3.connect(f"file:{os.path.abspath(args.source)}?mode=ro", uri=True)
     src.text_factory = bytes  # TEXT cells as their raw UTF-8 bytes
