@@ -152,7 +152,7 @@ fn extract_estimate(
 fn tuning(wf: &Workflow) -> Tuning {
     Tuning {
         batch_rows: wf.limits.batch_rows,
-        row_group_bytes: 32 << 20,
+        row_group_bytes: 16 << 20,
         default_chunk_rows: 250_000,
     }
 }

@@ -411,7 +411,7 @@ fn secrets_are_redacted() {
     let workflow = parse_ok(text);
     let debug = format!("{workflow:?}");
     assert!(!debug.contains("s3cret"), "{debug}");
-    assert!(debug.contains("url: ***"), "{debug}");
+    assert!(debug.contains("url: Some(***)"), "{debug}");
     let secret = Secret::new("p@ss");
     assert_eq!(format!("{secret}"), "***");
     assert_eq!(format!("{secret:?}"), "***");
@@ -503,4 +503,62 @@ fn load_reads_the_file_and_reports_read_errors() {
         )),
         "{errors}"
     );
+}
+
+#[test]
+fn mssql_settings_from_separate_keys_and_their_errors() {
+    let text = r#"
+[source]
+kind = "mssql"
+host = "sql.example"
+port = "1444"
+database = "WorldZone"
+user = "dag"
+password = ""
+encrypt = "required"
+trust_server_certificate = true
+command_timeout = "2h"
+
+[lake]
+namespace = "wz"
+
+[table.T]
+exclude_columns = ["GEO"]
+cast = { LOC = "nvarchar(max)" }
+connections = 3
+"#;
+    let workflow = parse_ok(text);
+    let SourceConfig::Mssql(ms) = &workflow.source else {
+        panic!("expected mssql");
+    };
+    assert_eq!(ms.host.as_deref(), Some("sql.example"));
+    assert_eq!(ms.port, Some(1444));
+    assert_eq!(ms.password.as_ref().map(|p| p.expose()), Some(""));
+    assert_eq!(ms.encrypt, crate::config::Encrypt::Required);
+    assert!(ms.trust_server_certificate);
+    assert_eq!(ms.command_timeout_secs, 7200);
+    let ov = workflow.override_for("t").unwrap();
+    assert_eq!(ov.exclude_columns, vec!["GEO".to_string()]);
+    assert_eq!(
+        ov.cast.get("LOC").map(String::as_str),
+        Some("nvarchar(max)")
+    );
+    assert_eq!(ov.connections, Some(3));
+
+    let bad = "[source]\nkind = \"mssql\"\nhost = \"h\"\nport = \"x\"\nencrypt = \"maybe\"\n\
+               command_timeout = \"soon\"\n\n[lake]\nnamespace = \"wz\"\n";
+    let errs = parse_err(bad).join("\n");
+    assert!(
+        errs.contains("source.port: \"x\" is not a port number"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("source.encrypt: \"maybe\" is not an encryption mode"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("source.command_timeout: \"soon\" is not a duration"),
+        "{errs}"
+    );
+    assert!(errs.contains("missing: database, user"), "{errs}");
 }

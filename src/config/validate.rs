@@ -287,7 +287,26 @@ impl<'a> Validator<'a> {
     fn mssql(&mut self, sec: &Section<'_, '_>) -> Option<MssqlSettings> {
         let url = self.secret(sec, "url", Need::Optional);
         let host = self.name(sec, "host", Need::Optional);
-        let port = self.integer(sec, "port", 1, 65535).map(|p| p.value as u16);
+        // A number, or a string so that `port = "${MSSQL_PORT}"` works.
+        let port = match self.lookup(sec, "port", Need::Optional) {
+            Some((key, at, v)) if matches!(v.get_ref(), DeValue::String(_)) => {
+                let text = self.expand(&key, at, v);
+                match text.as_deref().map(|t| t.trim().parse::<u16>()) {
+                    Some(Ok(p)) if p > 0 => Some(p),
+                    Some(_) => {
+                        let message = format!(
+                            "{:?} is not a port number (1-65535)",
+                            text.unwrap_or_default()
+                        );
+                        self.report(at, &key, message);
+                        None
+                    }
+                    None => None,
+                }
+            }
+            Some(_) => self.integer(sec, "port", 1, 65535).map(|p| p.value as u16),
+            None => None,
+        };
         let database = self.name(sec, "database", Need::Optional);
         let user = self.name(sec, "user", Need::Optional);
         let password = self
@@ -314,12 +333,12 @@ impl<'a> Validator<'a> {
         let trust = self.boolean(sec, "trust_server_certificate");
         let command_timeout = self.seconds(sec, "command_timeout");
         let connect_timeout = self.seconds(sec, "connect_timeout");
-        if url.is_none() && (host.is_none() || database.is_none() || user.is_none()) {
-            let missing: Vec<&str> = [("host", &host), ("database", &database), ("user", &user)]
-                .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| *k)
-                .collect();
+        // Keys present but unusable were reported where they are; only absent ones count here.
+        let missing: Vec<&str> = ["host", "database", "user"]
+            .into_iter()
+            .filter(|k| !sec.has(k))
+            .collect();
+        if !sec.has("url") && !missing.is_empty() {
             let message = format!(
                 "give either `url` (an ADO connection string) or host, database and user (missing: {})",
                 missing.join(", ")

@@ -47,7 +47,7 @@ pub enum Source {
 }
 
 /// Bytes a batch may hold before it is cut early: wide text keeps batches bounded in memory.
-pub const BATCH_BYTES: usize = 16 << 20;
+pub const BATCH_BYTES: usize = 4 << 20;
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
