@@ -40,7 +40,7 @@ pub enum Source {
         demo: Option<u64>,
     },
     Mssql {
-        conn: mssql::Mssql,
+        conn: Box<mssql::Mssql>,
         /// Size estimates from the last listing, so describing a table needs no second one.
         stats: Arc<Mutex<HashMap<String, mssql::TableStat>>>,
     },
@@ -68,7 +68,7 @@ impl Source {
                 demo: generate_demo.then_some(*demo_big_rows),
             }),
             SourceConfig::Mssql(settings) => Ok(Source::Mssql {
-                conn: mssql::Mssql::new(settings)?,
+                conn: Box::new(mssql::Mssql::new(settings)?),
                 stats: Arc::default(),
             }),
         }

@@ -52,6 +52,12 @@ pub struct ReadSpec {
     pub expr: String,
     /// The column's SQL Server type as declared, e.g. `datetime2(7)`.
     pub sql_type: String,
+    /// An identity column (values the server generates).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identity: bool,
+    /// A computed column (read like any other, as its result type).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub computed: bool,
 }
 
 /// A table of the schema with the server's size estimates.
@@ -298,6 +304,7 @@ impl Mssql {
                 scale: get_int(6) as u8,
             };
             let nullable = get_bool(7);
+            let (identity, computed) = (get_bool(8), get_bool(9));
             if ov.is_some_and(|o| {
                 o.exclude_columns
                     .iter()
@@ -330,6 +337,8 @@ impl Mssql {
                     read.push(ReadSpec {
                         expr,
                         sql_type: decl.display(),
+                        identity,
+                        computed,
                     });
                 }
                 Err(why) => problems.push(format!("column {name}: {why}")),
@@ -622,13 +631,12 @@ impl Mssql {
                     .map_err(|m| Error::new(ErrorKind::Data, format!("{what}: {m}")))?;
                 if b.rows >= batch_rows || b.bytes >= batch_bytes {
                     let next = b.take(&schema)?;
-                    if let Some(prev) =
-                        pending.replace(tokio::task::spawn_blocking(move || next.hashed()))
+                    let hashing = tokio::task::spawn_blocking(move || next.hashed());
+                    if let Some(prev) = pending.replace(hashing)
+                        && tx.send(joined(prev).await).await.is_err()
                     {
-                        if tx.send(joined(prev).await).await.is_err() {
-                            cancelled = true;
-                            break;
-                        }
+                        cancelled = true;
+                        break;
                     }
                 }
             }
@@ -673,7 +681,7 @@ fn row_compare(keys: &[String], types: &[String], refs: &[usize], lower: bool) -
             format!("({k} {strict} {p} OR ({k} = {p} AND {expr}))")
         };
     }
-    if keys.len() == 1 { expr } else { expr }
+    expr
 }
 
 fn index_of(cols: &[Column], name: &str) -> usize {
@@ -770,7 +778,7 @@ impl SqlDecl {
 /// The mapping table (`shared/reference/type-mapping.md`): the logical type and how to select
 /// the column so tiberius decodes it exactly. `None`: not supported.
 fn map_type(d: &SqlDecl, col: &str) -> Option<(ColType, String)> {
-    let plain = || format!("{col}");
+    let plain = || col.to_string();
     let cast = |t: &str| format!("CAST({col} AS {t}) AS {col}");
     Some(match d.base.as_str() {
         "bit" => (ColType::Bool, plain()),
@@ -970,7 +978,7 @@ fn datetime_micros(days: i32, ticks: u32) -> i64 {
 /// Microseconds since the epoch of a datetime2, and whether digits below 1 µs were dropped.
 fn datetime2_micros(days_0001: u32, increments: u64, scale: u8) -> (i64, bool) {
     let ns100 = increments * 10u64.pow(7 - u32::from(scale.min(7)));
-    let lossy = ns100 % 10 != 0;
+    let lossy = !ns100.is_multiple_of(10);
     let day = i64::from(days_0001) - EPOCH_DAYS_FROM_0001;
     (day * 86_400_000_000 + (ns100 / 10) as i64, lossy)
 }
@@ -1360,7 +1368,7 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
-            && i + 2 < b.len() + 0
+            && i + 2 < b.len()
             && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
         {
             out.push(v);

@@ -32,11 +32,9 @@ async fn exec(url: &str, sql: &str) {
     let mut client = tiberius::Client::connect(config, tcp.compat_write())
         .await
         .expect("log in to MSSQL_URL");
-    client
-        .simple_query(sql)
-        .await
-        .and_then(|_| Ok(()))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    if let Err(e) = client.execute(sql, &[]).await {
+        panic!("{sql}: {e}");
+    }
 }
 
 pub fn run(url: &str) {
