@@ -20,13 +20,8 @@
 //! instant (UTC) but not the original offset.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int32Builder,
-    Int64Builder, LargeBinaryBuilder, StringBuilder, TimestampMicrosecondBuilder,
-};
 use arrow_array::{ArrayRef, RecordBatch};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -42,6 +37,7 @@ use crate::store::ChunkRange;
 use crate::types::{ColType, Column, TableInfo};
 
 use super::Piece;
+use super::builders::ColBuilder as Col;
 
 type Conn = Client<Compat<TcpStream>>;
 
@@ -625,7 +621,16 @@ impl Mssql {
         {
             let stream = q.query(&mut c).await.map_err(|e| map_err(&what, e))?;
             let mut rows = stream.into_row_stream();
-            while let Some(row) = rows.next().await {
+            loop {
+                // A consumer that gave up (another chunk failed) stops this read at once.
+                let row = tokio::select! {
+                    row = rows.next() => row,
+                    _ = tx.closed() => {
+                        cancelled = true;
+                        break;
+                    }
+                };
+                let Some(row) = row else { break };
                 let row = row.map_err(|e| map_err(&what, e))?;
                 b.push(row)
                     .map_err(|m| Error::new(ErrorKind::Data, format!("{what}: {m}")))?;
@@ -983,20 +988,6 @@ fn datetime2_micros(days_0001: u32, increments: u64, scale: u8) -> (i64, bool) {
     (day * 86_400_000_000 + (ns100 / 10) as i64, lossy)
 }
 
-/// One Arrow builder per column, fed from tiberius rows.
-enum Col {
-    Bool(BooleanBuilder),
-    I32(Int32Builder),
-    I64(Int64Builder),
-    F32(Float32Builder),
-    F64(Float64Builder),
-    Dec(Decimal128Builder, u8, i8),
-    Date(Date32Builder),
-    Ts(TimestampMicrosecondBuilder, bool),
-    Str(StringBuilder),
-    Bin(LargeBinaryBuilder),
-}
-
 struct RowBuilder {
     cols: Vec<Col>,
     names: Vec<String>,
@@ -1010,7 +1001,7 @@ impl RowBuilder {
     fn new(info: &TableInfo, cap: usize) -> RowBuilder {
         let types = info.types();
         RowBuilder {
-            cols: types.iter().map(|t| new_col(*t, cap)).collect(),
+            cols: types.iter().map(|t| Col::new(*t, cap)).collect(),
             names: info.columns.iter().map(|c| c.name.clone()).collect(),
             rows: 0,
             bytes: 0,
@@ -1036,7 +1027,7 @@ impl RowBuilder {
     }
 
     fn take(&mut self, schema: &arrow_schema::SchemaRef) -> Result<Unhashed> {
-        let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(finish_col).collect();
+        let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(Col::finish).collect();
         let batch = RecordBatch::try_new(schema.clone(), arrays)?;
         let mut lossy = BTreeMap::new();
         for (i, n) in self.lossy.iter_mut().enumerate() {
@@ -1072,46 +1063,6 @@ impl Unhashed {
 async fn joined(h: tokio::task::JoinHandle<Result<Piece>>) -> Result<Piece> {
     h.await
         .map_err(|e| Error::internal(format!("fingerprint worker failed: {e}")))?
-}
-
-fn new_col(t: ColType, cap: usize) -> Col {
-    match t {
-        ColType::Bool => Col::Bool(BooleanBuilder::with_capacity(cap)),
-        ColType::Int32 => Col::I32(Int32Builder::with_capacity(cap)),
-        ColType::Int64 => Col::I64(Int64Builder::with_capacity(cap)),
-        ColType::Float32 => Col::F32(Float32Builder::with_capacity(cap)),
-        ColType::Float64 => Col::F64(Float64Builder::with_capacity(cap)),
-        ColType::Decimal { precision, scale } => {
-            Col::Dec(Decimal128Builder::with_capacity(cap), precision, scale)
-        }
-        ColType::Date => Col::Date(Date32Builder::with_capacity(cap)),
-        ColType::Timestamp => Col::Ts(TimestampMicrosecondBuilder::with_capacity(cap), false),
-        ColType::TimestampTz => Col::Ts(
-            TimestampMicrosecondBuilder::with_capacity(cap).with_timezone(crate::types::UTC),
-            true,
-        ),
-        ColType::String => Col::Str(StringBuilder::with_capacity(cap, cap * 16)),
-        ColType::Binary => Col::Bin(LargeBinaryBuilder::with_capacity(cap, cap * 16)),
-    }
-}
-
-fn finish_col(c: &mut Col) -> ArrayRef {
-    match c {
-        Col::Bool(b) => Arc::new(b.finish()),
-        Col::I32(b) => Arc::new(b.finish()),
-        Col::I64(b) => Arc::new(b.finish()),
-        Col::F32(b) => Arc::new(b.finish()),
-        Col::F64(b) => Arc::new(b.finish()),
-        Col::Dec(b, p, s) => Arc::new(
-            b.finish()
-                .with_precision_and_scale(*p, *s)
-                .expect("precision and scale were checked when the table was described"),
-        ),
-        Col::Date(b) => Arc::new(b.finish()),
-        Col::Ts(b, _) => Arc::new(b.finish()),
-        Col::Str(b) => Arc::new(b.finish()),
-        Col::Bin(b) => Arc::new(b.finish()),
-    }
 }
 
 /// Appends one cell; returns the bytes it adds to the batch. Only the pairs the mapping table
@@ -1202,7 +1153,7 @@ fn append(
             b.append_option(v.map(|d| (i64::from(d.days()) - EPOCH_DAYS_FROM_0001) as i32));
             4
         }
-        (Col::Ts(b, false), D::DateTime2(v)) => {
+        (Col::Ts(b), D::DateTime2(v)) => {
             match v {
                 None => b.append_null(),
                 Some(dt) => {
@@ -1214,11 +1165,11 @@ fn append(
             }
             8
         }
-        (Col::Ts(b, false), D::DateTime(v)) => {
+        (Col::Ts(b), D::DateTime(v)) => {
             b.append_option(v.map(|d| datetime_micros(d.days(), d.seconds_fragments())));
             8
         }
-        (Col::Ts(b, false), D::SmallDateTime(v)) => {
+        (Col::Ts(b), D::SmallDateTime(v)) => {
             b.append_option(v.map(|d| {
                 (i64::from(d.days()) - EPOCH_DAYS_FROM_1900) * 86_400_000_000
                     + i64::from(d.seconds_fragments()) * 60_000_000
@@ -1226,7 +1177,7 @@ fn append(
             8
         }
         // The wire carries the UTC instant; the offset is only how it was written.
-        (Col::Ts(b, true), D::DateTimeOffset(v)) => {
+        (Col::Ts(b), D::DateTimeOffset(v)) => {
             match v {
                 None => b.append_null(),
                 Some(dto) => {

@@ -7,12 +7,7 @@
 //! value named.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow_array::builder::{
-    ArrayBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
-    Int32Builder, Int64Builder, LargeBinaryBuilder, StringBuilder, TimestampMicrosecondBuilder,
-};
 use arrow_array::{ArrayRef, RecordBatch};
 use rusqlite::types::ValueRef;
 
@@ -264,18 +259,7 @@ pub fn read(
     Ok(())
 }
 
-enum B {
-    Bool(BooleanBuilder),
-    I32(Int32Builder),
-    I64(Int64Builder),
-    F32(Float32Builder),
-    F64(Float64Builder),
-    Dec(Decimal128Builder, u8, i8),
-    Date(Date32Builder),
-    Ts(TimestampMicrosecondBuilder),
-    Str(StringBuilder),
-    Bin(LargeBinaryBuilder),
-}
+use super::builders::ColBuilder as B;
 
 struct Builders(Vec<B>);
 
@@ -298,59 +282,20 @@ fn show(v: ValueRef<'_>) -> String {
 
 impl Builders {
     fn new(cols: &[Column], cap: usize) -> Self {
-        Builders(
-            cols.iter()
-                .map(|c| match c.ty {
-                    ColType::Bool => B::Bool(BooleanBuilder::with_capacity(cap)),
-                    ColType::Int32 => B::I32(Int32Builder::with_capacity(cap)),
-                    ColType::Int64 => B::I64(Int64Builder::with_capacity(cap)),
-                    ColType::Float32 => B::F32(Float32Builder::with_capacity(cap)),
-                    ColType::Float64 => B::F64(Float64Builder::with_capacity(cap)),
-                    ColType::Decimal { precision, scale } => {
-                        B::Dec(Decimal128Builder::with_capacity(cap), precision, scale)
-                    }
-                    ColType::Date => B::Date(Date32Builder::with_capacity(cap)),
-                    ColType::Timestamp => B::Ts(TimestampMicrosecondBuilder::with_capacity(cap)),
-                    ColType::TimestampTz => B::Ts(
-                        TimestampMicrosecondBuilder::with_capacity(cap)
-                            .with_timezone(crate::types::UTC),
-                    ),
-                    ColType::String => B::Str(StringBuilder::with_capacity(cap, cap * 16)),
-                    ColType::Binary => B::Bin(LargeBinaryBuilder::with_capacity(cap, cap * 16)),
-                })
-                .collect(),
-        )
+        Builders(cols.iter().map(|c| B::new(c.ty, cap)).collect())
     }
 
     fn len(&self) -> usize {
-        match self.0.first() {
-            Some(B::Bool(b)) => b.len(),
-            Some(B::I32(b)) => b.len(),
-            Some(B::I64(b)) => b.len(),
-            Some(B::F32(b)) => b.len(),
-            Some(B::F64(b)) => b.len(),
-            Some(B::Dec(b, ..)) => b.len(),
-            Some(B::Date(b)) => b.len(),
-            Some(B::Ts(b)) => b.len(),
-            Some(B::Str(b)) => b.len(),
-            Some(B::Bin(b)) => b.len(),
-            None => 0,
-        }
+        self.0.first().map_or(0, B::len)
     }
 
     fn push(&mut self, i: usize, ty: ColType, v: ValueRef<'_>) -> std::result::Result<(), String> {
         let bad = |what: &str| format!("value {} is not a valid {what}", show(v));
+        if let ValueRef::Null = v {
+            self.0[i].append_null();
+            return Ok(());
+        }
         match (&mut self.0[i], v) {
-            (B::Bool(b), ValueRef::Null) => b.append_null(),
-            (B::I32(b), ValueRef::Null) => b.append_null(),
-            (B::I64(b), ValueRef::Null) => b.append_null(),
-            (B::F32(b), ValueRef::Null) => b.append_null(),
-            (B::F64(b), ValueRef::Null) => b.append_null(),
-            (B::Dec(b, ..), ValueRef::Null) => b.append_null(),
-            (B::Date(b), ValueRef::Null) => b.append_null(),
-            (B::Ts(b), ValueRef::Null) => b.append_null(),
-            (B::Str(b), ValueRef::Null) => b.append_null(),
-            (B::Bin(b), ValueRef::Null) => b.append_null(),
             (B::Bool(b), ValueRef::Integer(x)) if x == 0 || x == 1 => b.append_value(x == 1),
             (B::I32(b), ValueRef::Integer(x)) => b.append_value(
                 i32::try_from(x).map_err(|_| format!("value {x} is out of range for int32"))?,
@@ -404,28 +349,7 @@ impl Builders {
     }
 
     fn finish(&mut self, schema: &arrow_schema::SchemaRef) -> Result<RecordBatch> {
-        let cols: Vec<ArrayRef> = self
-            .0
-            .iter_mut()
-            .map(|b| -> ArrayRef {
-                match b {
-                    B::Bool(b) => Arc::new(b.finish()),
-                    B::I32(b) => Arc::new(b.finish()),
-                    B::I64(b) => Arc::new(b.finish()),
-                    B::F32(b) => Arc::new(b.finish()),
-                    B::F64(b) => Arc::new(b.finish()),
-                    B::Dec(b, p, s) => Arc::new(
-                        b.finish()
-                            .with_precision_and_scale(*p, *s)
-                            .expect("valid decimal type"),
-                    ),
-                    B::Date(b) => Arc::new(b.finish()),
-                    B::Ts(b) => Arc::new(b.finish()),
-                    B::Str(b) => Arc::new(b.finish()),
-                    B::Bin(b) => Arc::new(b.finish()),
-                }
-            })
-            .collect();
+        let cols: Vec<ArrayRef> = self.0.iter_mut().map(B::finish).collect();
         Ok(RecordBatch::try_new(schema.clone(), cols)?)
     }
 }

@@ -432,3 +432,46 @@ fn mssql_live_server_when_configured() {
     };
     crate::mssql_live::run(&url);
 }
+
+#[test]
+fn mssql_a_failing_chunk_cancels_the_parallel_reads_and_retry_finishes() {
+    let srv = server(vec![fixtures::wide_table("AGENTSVES", 400_000)]);
+    // The chunk with a lower bound fails at once with a non-retryable error while the first
+    // chunk (no lower bound) is streaming on the other connection.
+    srv.inject(Fault::Error {
+        sql_contains: "WHERE [ID] >= @P1".into(),
+        number: 50000,
+        class: 16,
+        message: "injected failure".into(),
+    });
+    let env = Env::new();
+    env.workflow(
+        "wz",
+        &workflow(
+            srv.port(),
+            "Pa55word!",
+            "\n[table.AGENTSVES]\nchunk_rows = 200000\nconnections = 2\n",
+        ),
+    );
+    let r = env.dag(&["run", "wz", "--lake-only"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("SQL Server error 50000: injected failure"),
+        "{r:?}"
+    );
+    let reads = data_queries(&srv, "AGENTSVES");
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    let first = reads.iter().find(|q| !q.sql.contains(">= @P1")).unwrap();
+    assert!(
+        !first.completed && first.rows_sent < 200_000,
+        "the other chunk's read was not stopped: {first:?}"
+    );
+
+    srv.clear_log();
+    let r = env.dag(&["retry", "AGENTSVES", "--workflow", "wz"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let extract = env.task("wz", "AGENTSVES", "extract");
+    assert_eq!(extract["outputs"]["digest"]["rows"], 400_000, "{extract}");
+    assert_eq!(data_queries(&srv, "AGENTSVES").len(), 2);
+}

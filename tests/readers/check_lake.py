@@ -645,6 +645,30 @@ def _timed(fn: Callable[[], Digest]) -> tuple[Digest, float]:
     return d, round(time.perf_counter() - t0, 3)
 
 
+def compare_readers(rep: TableReport, table: Any, names: list[str], readers: list[str],
+                    duck: DuckDBReader | None, rows: int, fingerprint: str) -> None:
+    """Reads the lake table with each reader and records how it compares with the expectation."""
+    for r in readers:
+        try:
+            if r == "pyiceberg":
+                d, secs = _timed(lambda: read_pyiceberg(table, names))
+            else:
+                assert duck is not None
+                d, secs = _timed(lambda: duck.digest(table.metadata_location, names))
+        except Exception as e:
+            rep.readers[r] = {"error": f"{type(e).__name__}: {e}"}
+            rep.failures.append(f"{r}: read failed: {type(e).__name__}: {e}")
+            continue
+        differs = []
+        if d.rows != rows:
+            differs.append(f"rows {d.rows} != {rows}")
+        if d.fingerprint != fingerprint:
+            differs.append(f"fingerprint {d.fingerprint} != {fingerprint}")
+        rep.readers[r] = {**d.as_json(), "ok": not differs, "differs": differs, "seconds": secs}
+        if differs:
+            rep.failures.append(f"{r}: " + ", ".join(differs))
+
+
 def check_table(name: str, src: sqlite3.Connection, catalog: Any, namespace: str,
                 readers: list[str], duck: DuckDBReader | None,
                 target: sqlite3.Connection | None = None) -> TableReport:
@@ -674,25 +698,7 @@ def check_table(name: str, src: sqlite3.Connection, catalog: Any, namespace: str
     if problems:
         rep.failures.append("schema: " + "; ".join(problems))
 
-    for r in readers:
-        try:
-            if r == "pyiceberg":
-                d, secs = _timed(lambda: read_pyiceberg(table, names))
-            else:
-                assert duck is not None
-                d, secs = _timed(lambda: duck.digest(table.metadata_location, names))
-        except Exception as e:
-            rep.readers[r] = {"error": f"{type(e).__name__}: {e}"}
-            rep.failures.append(f"{r}: read failed: {type(e).__name__}: {e}")
-            continue
-        differs = []
-        if d.rows != sd.rows:
-            differs.append(f"rows {d.rows} != {sd.rows}")
-        if d.fingerprint != sd.fingerprint:
-            differs.append("fingerprint")
-        rep.readers[r] = {**d.as_json(), "ok": not differs, "differs": differs, "seconds": secs}
-        if differs:
-            rep.failures.append(f"{r}: " + ", ".join(differs))
+    compare_readers(rep, table, names, readers, duck, sd.rows, sd.fingerprint)
     if target is not None:
         # The SQLite target stores values in the source's forms: read it like a source.
         try:
@@ -734,25 +740,7 @@ def check_expected(name: str, want: dict[str, Any], catalog: Any, namespace: str
     if problems:
         rep.failures.append("schema: " + "; ".join(problems))
     names = [f.name for f in fields]
-    for r in readers:
-        try:
-            if r == "pyiceberg":
-                d, secs = _timed(lambda: read_pyiceberg(table, names))
-            else:
-                assert duck is not None
-                d, secs = _timed(lambda: duck.digest(table.metadata_location, names))
-        except Exception as e:
-            rep.readers[r] = {"error": f"{type(e).__name__}: {e}"}
-            rep.failures.append(f"{r}: read failed: {type(e).__name__}: {e}")
-            continue
-        differs = []
-        if d.rows != want["rows"]:
-            differs.append(f"rows {d.rows} != {want['rows']}")
-        if d.fingerprint != want["fingerprint"]:
-            differs.append(f"fingerprint {d.fingerprint} != {want['fingerprint']}")
-        rep.readers[r] = {**d.as_json(), "ok": not differs, "differs": differs, "seconds": secs}
-        if differs:
-            rep.failures.append(f"{r}: " + ", ".join(differs))
+    compare_readers(rep, table, names, readers, duck, want["rows"], want["fingerprint"])
     return rep
 
 
