@@ -764,6 +764,17 @@ fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
             Some(n) => format!("{detail} ({n})"),
             None => detail,
         };
+        let detail = if t.outputs.lossy.is_empty() {
+            detail
+        } else {
+            let cols: Vec<String> = t
+                .outputs
+                .lossy
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            format!("{detail}; rounded to µs: {}", cols.join(", "))
+        };
         println!(
             "{:<18} {:<14} {:<10} {:>10} {:>8} {:>5} {:>10}  {}",
             t.table,

@@ -45,7 +45,8 @@ ex = [x for x in st["tasks"] if x["stage"] == "extract"][0]
 rows = ex["outputs"]["digest"]["rows"]
 f = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
 ex_secs = (f(ex["ended_at"]) - f(ex["started_at"])).total_seconds()
-print(f"{name:<22} rows={rows:>9}  wall={secs:6.2f}s  rows/s={rows / secs:>8,.0f}  "
+cpu = re.search(r"Percent of CPU this job got: (\d+)%", t).group(1)
+print(f"{name:<22} rows={rows:>9}  wall={secs:6.2f}s  rows/s={rows / secs:>8,.0f}  cpu={cpu}%  "
       f"extract rows/s={rows / ex_secs:>8,.0f}  peak RSS={rss_kb / 1024:6.1f} MiB  "
       f"reserved={ex['mem_estimate'] / 2**20:6.1f} MiB  status={st['run']['status']}")
 PY

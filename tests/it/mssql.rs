@@ -276,6 +276,8 @@ fn mssql_every_type_and_edge_value_reaches_the_lake_exactly() {
     for (col, n) in &lossy {
         assert_eq!(extract["outputs"]["lossy"][col], json!(n), "{extract}");
     }
+    let status = env.dag(&["status", "wz"]);
+    assert!(status.stdout.contains("rounded to µs: C_DT2"), "{status:?}");
     let verify = env.task("wz", "ALLTYPES", "verify");
     assert_eq!(verify["status"], "succeeded", "{verify}");
 }
