@@ -125,12 +125,9 @@ fn extract_connections(wf: &Workflow, info: &TableInfo, chunk_rows: u64) -> usiz
         .and_then(|o| o.connections)
         .unwrap_or(cap)
         .min(cap);
-    let chunks = if info.key.is_some() || !info.chunk_key.is_empty() {
-        info.rows.div_ceil(chunk_rows.max(1)).max(1)
-    } else {
-        1
-    };
-    wanted.min(chunks as usize).max(1)
+    wanted
+        .min(info.estimated_chunks(chunk_rows) as usize)
+        .max(1)
 }
 
 /// An extract's reservation covers every connection it reads with; under a tight budget it
@@ -231,9 +228,9 @@ async fn select_tables(
                 .any(|e| e.eq_ignore_ascii_case(name))
             && (only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(name)))
         {
-            progress_note(&format!(
+            tracing::warn!(
                 "tables.include names {name}, which the source does not list; its extract will fail"
-            ));
+            );
             selected.push(name.clone());
         }
     }
@@ -245,10 +242,6 @@ async fn select_tables(
         )));
     }
     Ok((selected, all))
-}
-
-fn progress_note(msg: &str) {
-    tracing::warn!("{msg}");
 }
 
 fn after_map(wf: &Workflow, all: &[String]) -> BTreeMap<String, Vec<String>> {
@@ -276,7 +269,6 @@ async fn table_plans(
     let mut out = HashMap::new();
     for t in tables {
         let ov = wf.override_for(t);
-        let key = ov.and_then(|o| o.chunk_key.clone());
         let recorded = store
             .task(run, t, Stage::Extract)?
             .and_then(|r| r.outputs.schema);
@@ -284,7 +276,7 @@ async fn table_plans(
         // and fails with the reason, while the other tables go on.
         let info = match recorded {
             Some(i) => i,
-            None => match source.describe(t, key.as_deref(), ov).await {
+            None => match source.describe(t, ov).await {
                 Ok(i) => i,
                 Err(e) if e.kind != ErrorKind::Config => {
                     tracing::debug!(table = %t, "cannot describe yet: {e}");
@@ -302,7 +294,6 @@ async fn table_plans(
                 connections: extract_connections(wf, &info, chunk_rows),
                 info,
                 chunk_rows,
-                key,
                 ov: ov.cloned(),
             },
         );
@@ -922,10 +913,7 @@ async fn cmd_plan(
     );
     for table in &plan.tables {
         let ov = wf.override_for(table);
-        let info = match source
-            .describe(table, ov.and_then(|o| o.chunk_key.as_deref()), ov)
-            .await
-        {
+        let info = match source.describe(table, ov).await {
             Ok(info) => info,
             Err(e) if e.kind != ErrorKind::Config => {
                 println!("{table:<18} cannot be described: {e}");
@@ -936,11 +924,7 @@ async fn cmd_plan(
         let chunk_rows = ov
             .and_then(|o| o.chunk_rows)
             .unwrap_or(t.default_chunk_rows);
-        let chunks = if info.key.is_some() || !info.chunk_key.is_empty() {
-            info.rows.div_ceil(chunk_rows).max(1)
-        } else {
-            1
-        };
+        let chunks = info.estimated_chunks(chunk_rows);
         let (extract_mem, conns) = extract_estimate(
             &t,
             &info,

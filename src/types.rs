@@ -104,6 +104,19 @@ impl ColType {
     }
 }
 
+/// Plain decimal notation of an unscaled value at `scale`: `decimal_text(-5, 4)` is `-0.0005`.
+pub fn decimal_text(v: i128, scale: i8) -> String {
+    let s = scale.max(0) as usize;
+    let digits = v.unsigned_abs().to_string();
+    let sign = if v < 0 { "-" } else { "" };
+    if s == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = s + 1);
+    let (int, frac) = padded.split_at(padded.len() - s);
+    format!("{sign}{int}.{frac}")
+}
+
 impl std::fmt::Display for ColType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -172,6 +185,15 @@ impl TableInfo {
             // Pages hold rows with some slack; Arrow adds offsets and validity per value.
             Some(avg) => avg.max(guess / 2).max(1),
             None => guess,
+        }
+    }
+
+    /// Chunks the planner will make, from the row estimate: a table without a chunk key is one.
+    pub fn estimated_chunks(&self, chunk_rows: u64) -> u64 {
+        if self.key.is_some() || !self.chunk_key.is_empty() {
+            self.rows.div_ceil(chunk_rows.max(1)).max(1)
+        } else {
+            1
         }
     }
 

@@ -224,21 +224,7 @@ fn create_table_sql(table: &str, columns: &[ColumnDecl]) -> String {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-use super::sqlite::days_from_civil;
-
-/// Inverse of [`days_from_civil`]: (year, month, day).
-const fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    (year, month, day)
-}
+use super::sqlite::{civil_from_days, days_from_civil};
 
 /// The smallest and largest dates of the supported range, and the fixed "today" of the sample.
 const MIN_DAY: i64 = days_from_civil(1, 1, 1);

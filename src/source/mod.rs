@@ -135,13 +135,9 @@ impl Source {
         }
     }
 
-    /// Describes a table; `key` overrides the chunk key, `ov` may exclude or cast columns.
-    pub async fn describe(
-        &self,
-        table: &str,
-        key: Option<&str>,
-        ov: Option<&TableOverride>,
-    ) -> Result<TableInfo> {
+    /// Describes a table; its `[table.<NAME>]` settings may set the chunk key and exclude or
+    /// cast columns.
+    pub async fn describe(&self, table: &str, ov: Option<&TableOverride>) -> Result<TableInfo> {
         match self {
             Source::Mssql { conn, stats } => {
                 let stat = stats
@@ -149,10 +145,11 @@ impl Source {
                     .unwrap_or_else(|p| p.into_inner())
                     .get(&table.to_lowercase())
                     .cloned();
-                conn.describe(table, key, ov, stat.as_ref()).await
+                conn.describe(table, ov, stat.as_ref()).await
             }
             Source::Sqlite { path, .. } => {
-                let (path, table, key) = (path.clone(), table.to_string(), key.map(str::to_string));
+                let key = ov.and_then(|o| o.chunk_key.clone());
+                let (path, table) = (path.clone(), table.to_string());
                 blocking(move || {
                     sqlite::describe(&sqlite::open(&path, false)?, &table, key.as_deref())
                 })

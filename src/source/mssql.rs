@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use arrow_array::{ArrayRef, RecordBatch};
 use futures::StreamExt;
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use tiberius::{Client, ColumnData, Config, EncryptionLevel, Query};
 use tokio::net::TcpStream;
@@ -34,10 +35,11 @@ use crate::config::{Encrypt, MssqlSettings, TableOverride};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fingerprint::Digest128;
 use crate::store::ChunkRange;
-use crate::types::{ColType, Column, TableInfo};
+use crate::types::{ColType, Column, TableInfo, decimal_text};
 
 use super::Piece;
 use super::builders::ColBuilder as Col;
+use super::sqlite::civil_from_days;
 
 type Conn = Client<Compat<TcpStream>>;
 
@@ -251,15 +253,15 @@ impl Mssql {
             .collect())
     }
 
-    /// Columns, key and estimates of one table. `key` overrides the chunk key; `ov` may exclude
-    /// columns or read them through a CAST.
+    /// Columns, key and estimates of one table. `ov` may set the chunk key, exclude columns or
+    /// read them through a CAST.
     pub async fn describe(
         &self,
         table: &str,
-        key: Option<&str>,
         ov: Option<&TableOverride>,
         stat: Option<&TableStat>,
     ) -> Result<TableInfo> {
+        let key = ov.and_then(|o| o.chunk_key.as_deref());
         let mut c = self.connect().await?;
         let q = self.qualified(table);
         let cols = query_all(&mut c, Q_COLUMNS, &[&q])
@@ -350,41 +352,30 @@ impl Mssql {
                 ),
             ));
         }
-        // The chunk key: the override, else a single integer primary key, else the whole
-        // primary key as a row value.
-        let (key, chunk_key) = match key {
-            Some(k) => {
-                let Some(col) = columns.iter().find(|c| c.name.eq_ignore_ascii_case(k)) else {
+        // The chunk key: the override, else the primary key. A single integer column splits by
+        // MIN/MAX ranges, anything else by row-value ranges.
+        let wanted: Vec<String> = match key {
+            Some(k) => match columns.iter().find(|c| c.name.eq_ignore_ascii_case(k)) {
+                Some(col) => vec![col.name.clone()],
+                None => {
                     return Err(Error::config(format!(
                         "table.{table}.chunk_key: {q} has no column {k:?}"
                     )));
-                };
-                if is_int(col.ty, &read[index_of(&columns, &col.name)].sql_type) {
-                    (Some(col.name.clone()), Vec::new())
-                } else {
-                    (None, vec![col.name.clone()])
-                }
-            }
-            None => match pk.as_slice() {
-                [] => (None, Vec::new()),
-                [one] => {
-                    let i = columns.iter().position(|c| &c.name == one);
-                    match i {
-                        Some(i) if is_int(columns[i].ty, &read[i].sql_type) => {
-                            (Some(one.clone()), Vec::new())
-                        }
-                        Some(_) => (None, pk.clone()),
-                        None => (None, Vec::new()),
-                    }
-                }
-                many => {
-                    if many.iter().all(|k| columns.iter().any(|c| &c.name == k)) {
-                        (None, many.to_vec())
-                    } else {
-                        (None, Vec::new())
-                    }
                 }
             },
+            None => pk.clone(),
+        };
+        let positions: Option<Vec<usize>> = wanted
+            .iter()
+            .map(|k| columns.iter().position(|c| &c.name == k))
+            .collect();
+        let (key, chunk_key) = match positions.as_deref() {
+            Some(&[i]) if is_int(columns[i].ty, &read[i].sql_type) => {
+                (Some(wanted[0].clone()), Vec::new())
+            }
+            Some([_, ..]) => (None, wanted),
+            // No key, or a key column excluded from the copy: one chunk.
+            _ => (None, Vec::new()),
         };
         let stat = match stat {
             Some(s) => Some(s.clone()),
@@ -517,6 +508,7 @@ impl Mssql {
         );
         let mut params = Vec::new();
         let mut conds = Vec::new();
+        let mut order = Vec::new();
         if let Some(k) = &info.key {
             let k = quote(k);
             if let Some(lo) = range.lo {
@@ -533,18 +525,14 @@ impl Mssql {
                     upper
                 });
             }
-            if !conds.is_empty() {
-                sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
-            }
-            sql.push_str(&format!(" ORDER BY {k}"));
+            order.push(k);
         } else if !info.chunk_key.is_empty() {
             let types: Vec<String> = info
                 .chunk_key
                 .iter()
                 .map(|k| {
-                    let i = index_of(&info.columns, k);
-                    info.read
-                        .get(i)
+                    let i = info.columns.iter().position(|c| &c.name == k);
+                    i.and_then(|i| info.read.get(i))
                         .map_or("nvarchar(max)".into(), |r| r.sql_type.clone())
                 })
                 .collect();
@@ -558,11 +546,13 @@ impl Mssql {
                     conds.push(row_compare(&info.chunk_key, &types, &refs, lower));
                 }
             }
-            if !conds.is_empty() {
-                sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
-            }
-            let keys: Vec<String> = info.chunk_key.iter().map(|k| quote(k)).collect();
-            sql.push_str(&format!(" ORDER BY {}", keys.join(", ")));
+            order.extend(info.chunk_key.iter().map(|k| quote(k)));
+        }
+        if !conds.is_empty() {
+            sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
+        }
+        if !order.is_empty() {
+            sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
         }
         (sql, params)
     }
@@ -687,12 +677,6 @@ fn row_compare(keys: &[String], types: &[String], refs: &[usize], lower: bool) -
         };
     }
     expr
-}
-
-fn index_of(cols: &[Column], name: &str) -> usize {
-    cols.iter()
-        .position(|c| c.name == name)
-        .unwrap_or(usize::MAX)
 }
 
 fn is_int(ty: ColType, sql_type: &str) -> bool {
@@ -901,7 +885,7 @@ fn key_text(c: &ColumnData<'_>) -> Option<String> {
         ColumnData::Bit(Some(v)) => u8::from(*v).to_string(),
         ColumnData::String(Some(s)) => s.to_string(),
         ColumnData::Guid(Some(g)) => g.to_string().to_uppercase(),
-        ColumnData::Numeric(Some(n)) => decimal_text(n.value(), n.scale()),
+        ColumnData::Numeric(Some(n)) => decimal_text(n.value(), n.scale() as i8),
         ColumnData::Date(Some(d)) => date_text(d.days() as i64 - EPOCH_DAYS_FROM_0001),
         ColumnData::DateTime2(Some(dt)) => {
             let t = dt.time();
@@ -919,24 +903,6 @@ fn key_text(c: &ColumnData<'_>) -> Option<String> {
         }
         _ => return None,
     })
-}
-
-fn decimal_text(v: i128, scale: u8) -> String {
-    let neg = v < 0;
-    let digits = v.unsigned_abs().to_string();
-    let s = scale as usize;
-    let body = if s == 0 {
-        digits
-    } else if digits.len() > s {
-        format!(
-            "{}.{}",
-            &digits[..digits.len() - s],
-            &digits[digits.len() - s..]
-        )
-    } else {
-        format!("0.{}{}", "0".repeat(s - digits.len()), digits)
-    };
-    if neg { format!("-{body}") } else { body }
 }
 
 fn date_text(days_since_epoch: i64) -> String {
@@ -958,20 +924,6 @@ fn time_text(increments: u64, scale: u8) -> String {
             width = scale as usize
         )
     }
-}
-
-/// Inverse of `days_from_civil` (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// `datetime` ticks (1/300 s) as SQL Server renders them: rounded to the millisecond.
@@ -1141,7 +1093,7 @@ fn append(
                     if value.unsigned_abs() >= 10u128.pow(u32::from(*p)) {
                         return Err(format!(
                             "value {} does not fit decimal({p},{s})",
-                            decimal_text(n.value(), n.scale())
+                            decimal_text(n.value(), n.scale() as i8)
                         ));
                     }
                     b.append_value(value);
@@ -1203,7 +1155,10 @@ fn append(
         (Col::Str(b), D::Guid(v)) => {
             match v {
                 None => b.append_null(),
-                Some(g) => b.append_value(g.hyphenated().encode_upper(&mut uuid_buf())),
+                Some(g) => b.append_value(
+                    g.hyphenated()
+                        .encode_upper(&mut tiberius::Uuid::encode_buffer()),
+                ),
             }
             36
         }
@@ -1239,60 +1194,39 @@ fn append(
     })
 }
 
-fn uuid_buf() -> [u8; 45] {
-    [0u8; 45]
-}
-
 /// Builds a tiberius configuration from `url`: an ADO.NET string (`Server=...;...`), a JDBC one
 /// (`jdbc:sqlserver://...`) or a URL (`mssql://user:password@host:port/database`).
 fn parse_url(url: &str) -> Result<Config> {
     let bad = |why: String| Error::config(format!("source.url: {why}"));
-    if let Some(rest) = url.strip_prefix("jdbc:") {
-        return Config::from_jdbc_string(&format!("jdbc:{rest}")).map_err(|e| {
+    if url.starts_with("jdbc:") {
+        return Config::from_jdbc_string(url).map_err(|e| {
             bad(format!(
                 "not a valid JDBC connection string: {}",
                 redact_err(&e)
             ))
         });
     }
-    if let Some(rest) = url
-        .strip_prefix("mssql://")
-        .or_else(|| url.strip_prefix("sqlserver://"))
-    {
+    if url.starts_with("mssql://") || url.starts_with("sqlserver://") {
+        // url's errors name what is wrong, never the text (which holds the password).
+        let u = url::Url::parse(url).map_err(|e| bad(format!("not a valid URL: {e}")))?;
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host".into()))?;
+        let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
         let mut config = Config::new();
-        let (auth, hostpart) = match rest.rsplit_once('@') {
-            Some((a, h)) => (Some(a), h),
-            None => (None, rest),
-        };
-        let (hostport, db) = match hostpart.split_once('/') {
-            Some((h, d)) => (h, Some(d)),
-            None => (hostpart, None),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                Some(
-                    p.parse::<u16>()
-                        .map_err(|_| bad(format!("port {p:?} is not a number")))?,
-                ),
-            ),
-            None => (hostport, None),
-        };
-        if host.is_empty() {
-            return Err(bad("no host".into()));
-        }
         config.host(host);
-        if let Some(p) = port {
+        if let Some(p) = u.port() {
             config.port(p);
         }
-        if let Some(d) = db.filter(|d| !d.is_empty()) {
-            config.database(percent_decode(d));
+        let db = u.path().trim_start_matches('/');
+        if !db.is_empty() {
+            config.database(decode(db));
         }
-        if let Some(a) = auth {
-            let (u, p) = a.split_once(':').unwrap_or((a, ""));
+        if !u.username().is_empty() {
             config.authentication(tiberius::AuthMethod::sql_server(
-                percent_decode(u),
-                percent_decode(p),
+                decode(u.username()),
+                decode(u.password().unwrap_or("")),
             ));
         }
         return Ok(config);
@@ -1311,25 +1245,6 @@ fn redact_err(e: &tiberius::error::Error) -> String {
         tiberius::error::Error::Conversion(_) => "a value could not be converted".into(),
         _ => "it could not be parsed".into(),
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

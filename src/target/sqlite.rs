@@ -15,7 +15,7 @@ use crate::columns::Cells;
 use crate::error::{Error, Result};
 use crate::fingerprint::Digest128;
 use crate::source::sqlite::{self as reader, quote};
-use crate::types::TableInfo;
+use crate::types::{TableInfo, decimal_text};
 
 #[derive(Debug, Clone)]
 pub struct SqliteTarget {
@@ -224,18 +224,6 @@ fn cell<'a>(col: &Cells<'a>, row: usize) -> ToSqlOutput<'a> {
         Cells::Bin(a) => Borrowed(ValueRef::Blob(a.value(row))),
         Cells::LBin(a) => Borrowed(ValueRef::Blob(a.value(row))),
     }
-}
-
-pub fn decimal_text(v: i128, scale: i8) -> String {
-    let s = scale.max(0) as usize;
-    let digits = v.unsigned_abs().to_string();
-    let sign = if v < 0 { "-" } else { "" };
-    if s == 0 {
-        return format!("{sign}{digits}");
-    }
-    let padded = format!("{digits:0>width$}", width = s + 1);
-    let (int, frac) = padded.split_at(padded.len() - s);
-    format!("{sign}{int}.{frac}")
 }
 
 fn date_text(days: i32) -> String {

@@ -29,9 +29,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
             // The plan described the table moments ago; describe again only if that failed
             // (an empty column list), so this attempt reports why.
             let info = if plan.info.columns.is_empty() {
-                ctx.source
-                    .describe(table, plan.key.as_deref(), plan.ov.as_ref())
-                    .await?
+                ctx.source.describe(table, plan.ov.as_ref()).await?
             } else {
                 plan.info.clone()
             };

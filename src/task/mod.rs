@@ -70,7 +70,6 @@ impl Tuning {
 pub struct TablePlan {
     pub info: TableInfo,
     pub chunk_rows: u64,
-    pub key: Option<String>,
     /// The table's `[table.<NAME>]` settings, if any.
     pub ov: Option<crate::config::TableOverride>,
     /// Connections its extract may read chunks with at once.

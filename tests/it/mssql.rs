@@ -176,6 +176,13 @@ retries = 2
     )
 }
 
+/// A scratch directory with workflow `wz` reading `srv` with the right password.
+fn wz_env(srv: &TdsServer, extra: &str) -> Env {
+    let env = Env::new();
+    env.workflow("wz", &workflow(srv.port(), "Pa55word!", extra));
+    env
+}
+
 fn data_queries(srv: &TdsServer, table: &str) -> Vec<crate::tds::LoggedQuery> {
     let from = format!("FROM [dbo].[{table}]");
     srv.queries()
@@ -205,7 +212,7 @@ fn mssql_every_type_and_edge_value_reaches_the_lake_exactly() {
             "WorldZone",
             "dag",
             "Pa55word!",
-            vec![fixtures::types_table(), fixtures::composite_table(10_000)],
+            vec![types.clone(), composite.clone()],
         )
     })
     .unwrap();
@@ -288,16 +295,8 @@ fn mssql_sigkill_mid_extract_then_retry_reads_only_unfinished_chunks() {
         return;
     }
     let table = fixtures::wide_table("AGENTSVES", 1_000_000);
-    let srv = server(vec![fixtures::wide_table("AGENTSVES", 1_000_000)]);
-    let env = Env::new();
-    env.workflow(
-        "wz",
-        &workflow(
-            srv.port(),
-            "Pa55word!",
-            "\n[table.AGENTSVES]\nchunk_rows = 100000\n",
-        ),
-    );
+    let srv = server(vec![table.clone()]);
+    let env = wz_env(&srv, "\n[table.AGENTSVES]\nchunk_rows = 100000\n");
     let r = env.dag_fault(
         &["run", "wz", "--lake-only"],
         "kill:after_chunk:AGENTSVES:3",
@@ -340,19 +339,14 @@ fn mssql_connection_dropped_mid_chunk_is_retried_and_ends_exact() {
         return;
     }
     let table = fixtures::wide_table("AGENTSVES", 60_000);
-    let srv = server(vec![fixtures::wide_table("AGENTSVES", 60_000)]);
+    let srv = server(vec![table.clone()]);
     srv.inject(Fault::DropAfterRows {
         table: "AGENTSVES".into(),
         rows: 7_000,
     });
-    let env = Env::new();
-    env.workflow(
-        "wz",
-        &workflow(
-            srv.port(),
-            "Pa55word!",
-            "\n[table.AGENTSVES]\nchunk_rows = 20000\nconnections = 1\n",
-        ),
+    let env = wz_env(
+        &srv,
+        "\n[table.AGENTSVES]\nchunk_rows = 20000\nconnections = 1\n",
     );
     let r = env.dag(&["run", "wz", "--lake-only"]);
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -373,9 +367,8 @@ fn mssql_missing_table_fails_alone_and_a_wrong_password_is_clear() {
         fixtures::composite_table(500),
         fixtures::wide_table("AGENTSVES", 2_000),
     ]);
-    let env = Env::new();
     let tables = "\n[tables]\ninclude = [\"AGENTSVES\", \"COMPOSITE\", \"NO_SUCH_TABLE\"]\n";
-    env.workflow("wz", &workflow(srv.port(), "Pa55word!", tables));
+    let env = wz_env(&srv, tables);
     let r = env.dag(&["run", "wz", "--lake-only"]);
     assert_eq!(r.code, Some(1), "{r:?}");
     let failed = env.task("wz", "NO_SUCH_TABLE", "extract");
@@ -446,14 +439,9 @@ fn mssql_a_failing_chunk_cancels_the_parallel_reads_and_retry_finishes() {
         class: 16,
         message: "injected failure".into(),
     });
-    let env = Env::new();
-    env.workflow(
-        "wz",
-        &workflow(
-            srv.port(),
-            "Pa55word!",
-            "\n[table.AGENTSVES]\nchunk_rows = 200000\nconnections = 2\n",
-        ),
+    let env = wz_env(
+        &srv,
+        "\n[table.AGENTSVES]\nchunk_rows = 200000\nconnections = 2\n",
     );
     let r = env.dag(&["run", "wz", "--lake-only"]);
     assert_eq!(r.code, Some(1), "{r:?}");
