@@ -151,6 +151,16 @@ fn tuning(wf: &Workflow) -> Tuning {
         batch_rows: wf.limits.batch_rows,
         row_group_bytes: 16 << 20,
         default_chunk_rows: 250_000,
+        // A Stream Load holds up to three request bodies: one sent, one queued, one being built.
+        load_bytes: match &wf.target {
+            Some(crate::config::TargetConfig::StarRocks(s))
+                if s.load == crate::config::LoadMode::Stream =>
+            {
+                3 * s.request_bytes
+            }
+            Some(crate::config::TargetConfig::Mysql(m)) => 2 * m.insert_bytes,
+            _ => 0,
+        },
     }
 }
 
@@ -471,6 +481,8 @@ async fn execute(
         tables: plans,
         tuning,
         progress: progress.clone(),
+        verify: wf.verify,
+        workflow: wf.name.clone(),
     });
     let runner = Arc::new(TaskRunner { ctx, nodes });
     let pool = MemoryPool::new(budget);
@@ -719,13 +731,12 @@ fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
             .map(|s| format!("{s:.1}s"))
             .unwrap_or_default();
         let detail = match (&t.last_error, t.status) {
+            (Some(e), TaskStatus::Failed) if t.stage == Stage::Verify => {
+                format!("{} | {e}", verify_detail(&t.outputs))
+            }
             (Some(e), TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Pending) => e.clone(),
             _ => match t.stage {
-                Stage::Verify => match (t.outputs.lake, t.outputs.target) {
-                    (Some(l), Some(tg)) => format!("lake {} target {}", l.hex(), tg.hex()),
-                    (Some(l), None) => format!("lake {}", l.hex()),
-                    _ => String::new(),
-                },
+                Stage::Verify => verify_detail(&t.outputs),
                 Stage::WriteIceberg => t
                     .outputs
                     .snapshot_id
@@ -746,7 +757,10 @@ fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
                     (n, _) => format!("{n} chunks"),
                 },
                 Stage::Load => match (t.outputs.chunks_loaded, t.outputs.chunks_already_loaded) {
-                    (Some(l), Some(a)) => format!("{l} chunks loaded, {a} already there"),
+                    (Some(l), Some(a)) if !t.outputs.requests.is_empty() => {
+                        format!("{l} request(s) loaded, {a} already there")
+                    }
+                    (Some(l), Some(a)) => format!("{l} data file(s) loaded, {a} already there"),
                     _ => String::new(),
                 },
             },
@@ -782,6 +796,35 @@ fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
             detail
         );
     }
+}
+
+/// What verify compared: each side's rows (and fingerprint in full mode).
+fn verify_detail(o: &crate::store::Outputs) -> String {
+    let full = o.verify_mode.as_deref() != Some("count");
+    let side = |name: &str, d: Option<crate::fingerprint::Digest128>| {
+        d.map(|d| {
+            if full {
+                format!("{name} {} rows {}", d.rows, d.hex())
+            } else {
+                format!("{name} {} rows", d.rows)
+            }
+        })
+    };
+    let mut parts: Vec<String> = [
+        side("source", o.digest),
+        side("lake", o.lake),
+        side("target", o.target),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(m) = &o.verify_mode {
+        parts.insert(0, format!("[{m}]"));
+    }
+    if !o.differing_keys.is_empty() {
+        parts.push(format!("differing keys: {}", o.differing_keys.join("; ")));
+    }
+    parts.join(" ")
 }
 
 fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) -> Result<u8> {

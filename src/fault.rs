@@ -7,7 +7,11 @@
 //! - `kill:<point>`: the process SIGKILLs itself when it reaches `<point>`, one of
 //!   `after_chunk:<table>:<n>` (chunk n of the extract recorded), `after_commit:<table>` (lake
 //!   commit made, not yet published), `after_publish:<table>` (published, state not yet written),
-//!   `mid_load:<table>:<n>` (half of chunk n inserted into the target, not committed);
+//!   `mid_load:<table>:<n>` (part of data file n inserted into the target, not committed),
+//!   `after_load_request:<table>:<n>` (Stream Load request n done, its outcome not recorded),
+//!   `before_publish:<table>` (every row in the target's staging table, not swapped in),
+//!   `after_swap:<table>` (StarRocks staging table swapped in, old rows not dropped),
+//!   `before_verify:<table>` (loaded, not verified);
 //! - `stall:<point>`: the process stops for a minute at `<point>` (to observe a run in progress).
 //!
 //! A kill is a real SIGKILL, not an error path: no destructor, flush or rollback code runs.

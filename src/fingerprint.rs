@@ -43,27 +43,33 @@ impl Digest128 {
 
     /// Adds every row of `batch`. Columns are taken in batch order.
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), String> {
-        let cols: Vec<Cells<'_>> = batch
-            .columns()
-            .iter()
-            .map(Cells::new)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("no canonical form: {e}"))?;
-        let mut buf = Vec::with_capacity(256);
-        let mut text = String::with_capacity(64);
-        for row in 0..batch.num_rows() {
-            buf.clear();
-            for col in &cols {
-                canonical(col, row, &mut buf, &mut text);
-            }
-            let h = Sha256::digest(&buf);
-            let mut first = [0u8; 16];
-            first.copy_from_slice(&h[..16]);
-            self.sum = self.sum.wrapping_add(u128::from_le_bytes(first));
-        }
+        for_each_row_hash(batch, |_, h| self.sum = self.sum.wrapping_add(h))?;
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
+}
+
+/// Calls `f(row, hash)` with each row's hash (the summand of the fingerprint), in batch order.
+pub fn for_each_row_hash(batch: &RecordBatch, mut f: impl FnMut(usize, u128)) -> Result<(), String> {
+    let cols: Vec<Cells<'_>> = batch
+        .columns()
+        .iter()
+        .map(Cells::new)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("no canonical form: {e}"))?;
+    let mut buf = Vec::with_capacity(256);
+    let mut text = String::with_capacity(64);
+    for row in 0..batch.num_rows() {
+        buf.clear();
+        for col in &cols {
+            canonical(col, row, &mut buf, &mut text);
+        }
+        let h = Sha256::digest(&buf);
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&h[..16]);
+        f(row, u128::from_le_bytes(first));
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for Digest128 {

@@ -219,4 +219,29 @@ impl TableInfo {
     pub fn types(&self) -> Vec<ColType> {
         self.columns.iter().map(|c| c.ty).collect()
     }
+
+    /// Column `i`'s type as the source declared it (`nvarchar(50)`, `tinyint`), when known.
+    pub fn source_type(&self, i: usize) -> Option<&str> {
+        self.read.get(i).map(|r| r.sql_type.as_str())
+    }
+
+    /// Most characters (strings) or bytes (binaries) column `i` can hold, when the source declares
+    /// a bound; `None`: unbounded or unknown. Targets size VARCHAR/VARBINARY columns from it.
+    pub fn max_len(&self, i: usize) -> Option<u32> {
+        let t = self.source_type(i)?.to_ascii_lowercase();
+        let (base, arg) = match t.split_once('(') {
+            Some((b, a)) => (b.trim(), Some(a.trim_end_matches(')').trim())),
+            None => (t.as_str(), None),
+        };
+        match base {
+            "uniqueidentifier" => Some(36),
+            // `HH:MM:SS.fffffff`
+            "time" => Some(16),
+            "sql_variant" | "hierarchyid" => Some(4000),
+            "char" | "varchar" | "nchar" | "nvarchar" | "binary" | "varbinary" => {
+                arg.and_then(|a| a.parse().ok())
+            }
+            _ => None,
+        }
+    }
 }

@@ -47,6 +47,8 @@ pub struct Workflow {
     /// Per-table overrides from `[table.<NAME>]`, keyed by the name as written.
     /// Use [`Workflow::override_for`] to look one up case-insensitively.
     pub overrides: BTreeMap<String, TableOverride>,
+    /// How much verify compares (`verify = "full" | "count"`; tables may override).
+    pub verify: VerifyMode,
     /// FNV-1a 64 of the file text after `${VAR}` expansion, as 16 hex digits.
     /// Changes whenever the file or a variable it uses changes.
     pub raw_hash: String,
@@ -131,19 +133,85 @@ pub enum CatalogKind {
 /// The database the lake tables are copied into.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetConfig {
-    Sqlite {
-        path: PathBuf,
-    },
-    Mysql {
-        url: Secret,
-        database: String,
-    },
-    StarRocks {
-        url: Secret,
-        database: String,
-        /// FE HTTP endpoint for stream load, e.g. `http://fe:8030`.
-        http_url: Option<String>,
-    },
+    Sqlite { path: PathBuf },
+    Mysql(MysqlTargetConfig),
+    StarRocks(StarRocksConfig),
+}
+
+/// A MySQL or MariaDB server (`kind = "mysql"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MysqlTargetConfig {
+    /// `mysql://user:password@host:port`; `user`/`password` beside it win over its parts.
+    pub url: Secret,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub database: String,
+    /// Create the database and tables from the type mapping (else they must exist).
+    pub create_tables: bool,
+    /// Largest multi-row INSERT statement sent, in bytes.
+    pub insert_bytes: u64,
+}
+
+/// A StarRocks cluster (`kind = "starrocks"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StarRocksConfig {
+    /// The FE's MySQL-protocol address, `mysql://user:password@fe:9030`.
+    pub url: Secret,
+    /// The FE's HTTP address for Stream Load, e.g. `http://fe:8030`.
+    pub http_url: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub database: String,
+    pub create_tables: bool,
+    /// Table model of created tables.
+    pub model: TableModel,
+    /// `None`: HASH of the key when the table has one, else RANDOM.
+    pub distribution: Option<Distribution>,
+    pub buckets: Option<u32>,
+    pub replication_num: Option<u32>,
+    pub load: LoadMode,
+    /// The external Iceberg catalog StarRocks reads the lake through (`load = "lake"`).
+    pub lake_catalog: Option<String>,
+    /// Largest Stream Load body, in bytes.
+    pub request_bytes: u64,
+    /// `max_filter_ratio` of each load, as written (default "0": any bad row fails the load).
+    pub max_filter_ratio: String,
+    /// `timeout` of each load, in seconds.
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TableModel {
+    /// DUPLICATE KEY: rows kept as loaded.
+    #[default]
+    Duplicate,
+    /// PRIMARY KEY on the source's key (upserts); needs a key.
+    Primary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distribution {
+    Hash,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Stream Load of CSV read from the lake's data files by dag.
+    #[default]
+    Stream,
+    /// `INSERT INTO ... SELECT` from StarRocks' own external catalog over the lake.
+    Lake,
+}
+
+/// How much verify compares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// Row counts only.
+    Count,
+    /// Counts and content fingerprints.
+    #[default]
+    Full,
 }
 
 /// Resource limits of a run.
@@ -264,6 +332,8 @@ pub struct TableOverride {
     pub cast: BTreeMap<String, String>,
     /// Connections that may read this table's chunks at once (at most `limits.source_connections`).
     pub connections: Option<usize>,
+    /// How much verify compares for this table (else the workflow's `verify`).
+    pub verify: Option<VerifyMode>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -454,6 +524,7 @@ pub fn parse(
         limits: parsed.limits,
         tables: parsed.tables,
         overrides: parsed.overrides,
+        verify: parsed.verify,
         raw_hash: format!("{:016x}", fnv1a64(expanded.as_bytes())),
     })
 }

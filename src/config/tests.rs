@@ -103,11 +103,23 @@ after = ["COUNTRIES"]
             warehouse: Some(PathBuf::from("state/warehouse")),
             namespace: "worldzone".to_owned(),
         },
-        target: Some(TargetConfig::StarRocks {
+        target: Some(TargetConfig::StarRocks(crate::config::StarRocksConfig {
             url: Secret::new("mysql://loader:hunter2@db:9030"),
             database: "wz".to_owned(),
             http_url: Some("http://fe:8030".to_owned()),
-        }),
+            user: None,
+            password: None,
+            create_tables: true,
+            model: crate::config::TableModel::Duplicate,
+            distribution: None,
+            buckets: None,
+            replication_num: None,
+            load: crate::config::LoadMode::Stream,
+            lake_catalog: None,
+            request_bytes: 100_000_000,
+            max_filter_ratio: "0".to_owned(),
+            timeout_secs: 600,
+        })),
         limits: Limits {
             memory: Some(1 << 30),
             source_connections: 4,
@@ -131,6 +143,7 @@ after = ["COUNTRIES"]
             ),
             ("COUNTRIES".to_owned(), TableOverride::default()),
         ]),
+        verify: crate::config::VerifyMode::Full,
         raw_hash: workflow.raw_hash.clone(),
     };
     assert_eq!(workflow, expected);
@@ -200,10 +213,14 @@ database = "wz"
     assert_eq!(ms.command_timeout_secs, 3600);
     assert_eq!(
         workflow.target,
-        Some(TargetConfig::Mysql {
+        Some(TargetConfig::Mysql(crate::config::MysqlTargetConfig {
             url: Secret::new("mysql://loader:hunter2@db:9030"),
+            user: None,
+            password: None,
             database: "wz".to_owned(),
-        })
+            create_tables: true,
+            insert_bytes: 4 << 20,
+        }))
     );
 }
 

@@ -16,7 +16,8 @@ use toml::de::{DeString, DeTable, DeValue};
 use super::interpolate::expand;
 use super::{
     CatalogKind, ConfigError, ConfigErrors, Encrypt, LakeConfig, Limits, MIN_MEMORY, Mode,
-    MssqlSettings, Secret, SourceConfig, TableOverride, TableSelection, TargetConfig, compile_glob,
+    Distribution, LoadMode, MssqlSettings, MysqlTargetConfig, Secret, SourceConfig, StarRocksConfig,
+    TableModel, TableOverride, TableSelection, TargetConfig, VerifyMode, compile_glob,
     parse_size,
 };
 
@@ -30,6 +31,7 @@ pub(super) struct Parsed {
     pub limits: Limits,
     pub tables: TableSelection,
     pub overrides: BTreeMap<String, TableOverride>,
+    pub verify: VerifyMode,
 }
 
 /// Parses and validates `text`; the errors are sorted by position.
@@ -91,6 +93,7 @@ const ROOT_KEYS: Keys = Keys {
         "limits",
         "tables",
         "table",
+        "verify",
     ],
     by_kind: &[],
 };
@@ -127,8 +130,37 @@ const TARGET_KEYS: Keys = Keys {
     common: &["kind"],
     by_kind: &[
         ("sqlite", &["path"]),
-        ("mysql", &["url", "database"]),
-        ("starrocks", &["url", "database", "http_url"]),
+        (
+            "mysql",
+            &[
+                "url",
+                "user",
+                "password",
+                "database",
+                "create_tables",
+                "insert_bytes",
+            ],
+        ),
+        (
+            "starrocks",
+            &[
+                "url",
+                "user",
+                "password",
+                "database",
+                "http_url",
+                "create_tables",
+                "model",
+                "distribution",
+                "buckets",
+                "replication_num",
+                "load",
+                "lake_catalog",
+                "request_bytes",
+                "max_filter_ratio",
+                "timeout",
+            ],
+        ),
     ],
 };
 
@@ -159,6 +191,7 @@ const OVERRIDE_KEYS: Keys = Keys {
         "exclude_columns",
         "cast",
         "connections",
+        "verify",
     ],
     by_kind: &[],
 };
@@ -230,7 +263,9 @@ impl<'a> Validator<'a> {
         let limits = self.limits(root);
         let tables = self.tables(root);
         let overrides = self.overrides(root);
+        let verify = self.verify(root);
         Some(Parsed {
+            verify: verify.unwrap_or_default(),
             description: description.map(|d| d.value),
             schedule,
             source: source?,
@@ -436,25 +471,164 @@ impl<'a> Validator<'a> {
             return Some(TargetConfig::Sqlite { path: path? });
         }
         let url = self.secret(&sec, "url", Need::RequiredFor(kind));
+        if let Some(u) = &url
+            && !u.expose().starts_with("mysql://")
+            && let Some((_, at, _)) = self.lookup(&sec, "url", Need::Optional)
+        {
+            let message = "expected a mysql://user:password@host:port URL";
+            self.report(at, &sec.key_of("url"), message);
+        }
+        let user = self.name(&sec, "user", Need::Optional);
+        let password = self
+            .string(&sec, "password", Need::Optional)
+            .map(|p| Secret::new(p.value));
         let database = self.name(&sec, "database", Need::RequiredFor(kind));
+        if let Some(db) = &database
+            && !db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && let Some((_, at, _)) = self.lookup(&sec, "database", Need::Optional)
+        {
+            let message = format!("{db:?}: use letters, digits and `_` only");
+            self.report(at, &sec.key_of("database"), message);
+        }
+        let create_tables = self.boolean(&sec, "create_tables").unwrap_or(true);
         if kind == "mysql" {
-            return Some(TargetConfig::Mysql {
+            let insert_bytes = self.size(&sec, "insert_bytes", 64 * 1024, 1 << 30);
+            return Some(TargetConfig::Mysql(MysqlTargetConfig {
                 url: url?,
+                user,
+                password,
                 database: database?,
-            });
+                create_tables,
+                insert_bytes: insert_bytes.unwrap_or(4 << 20),
+            }));
         }
         let http_url = self.string(&sec, "http_url", Need::Optional);
         if let Some(http) = &http_url
-            && !(http.value.starts_with("http://") || http.value.starts_with("https://"))
+            && !http.value.starts_with("http://")
         {
-            let message = format!("{:?} is not an http:// or https:// URL", http.value);
+            let message = format!(
+                "{:?} is not an http:// URL (Stream Load over https is not supported)",
+                http.value
+            );
             self.report(http.at, &sec.key_of("http_url"), message);
         }
-        Some(TargetConfig::StarRocks {
+        let model = self.choice(
+            &sec,
+            "model",
+            &[("duplicate", TableModel::Duplicate), ("primary", TableModel::Primary)],
+        );
+        let distribution = self.choice(
+            &sec,
+            "distribution",
+            &[("hash", Distribution::Hash), ("random", Distribution::Random)],
+        );
+        let buckets = self.integer(&sec, "buckets", 1, 1024).map(|n| n.value as u32);
+        let replication_num = self
+            .integer(&sec, "replication_num", 1, 9)
+            .map(|n| n.value as u32);
+        let load = self.choice(
+            &sec,
+            "load",
+            &[("stream", LoadMode::Stream), ("lake", LoadMode::Lake)],
+        );
+        let lake_catalog = self.name(&sec, "lake_catalog", Need::Optional);
+        let load_at = self.lookup(&sec, "load", Need::Optional).map(|l| l.1);
+        match (load, &lake_catalog, &http_url) {
+            (Some(LoadMode::Lake), None, _) => self.report(
+                load_at.unwrap_or(sec.at),
+                &sec.key_of("load"),
+                "\"lake\" needs `lake_catalog`: the external Iceberg catalog StarRocks reads the lake through",
+            ),
+            (None | Some(LoadMode::Stream), _, None) => self.report(
+                sec.at,
+                &sec.key_of("http_url"),
+                "Stream Load needs `http_url`, the FE's HTTP address (e.g. \"http://fe:8030\")",
+            ),
+            _ => {}
+        }
+        let request_bytes = self.size(&sec, "request_bytes", 64 * 1024, 10 << 30);
+        let max_filter_ratio = self.string(&sec, "max_filter_ratio", Need::Optional);
+        if let Some(r) = &max_filter_ratio
+            && !r.value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v))
+        {
+            let message = format!("{:?} is not a ratio between 0 and 1", r.value);
+            self.report(r.at, &sec.key_of("max_filter_ratio"), message);
+        }
+        let timeout = self.seconds(&sec, "timeout");
+        Some(TargetConfig::StarRocks(StarRocksConfig {
             url: url?,
+            http_url: http_url.map(|h| h.value.trim_end_matches('/').to_string()),
+            user,
+            password,
             database: database?,
-            http_url: http_url.map(|h| h.value),
-        })
+            create_tables,
+            model: model.unwrap_or_default(),
+            distribution,
+            buckets,
+            replication_num,
+            load: load.unwrap_or_default(),
+            lake_catalog,
+            request_bytes: request_bytes.unwrap_or(100_000_000),
+            max_filter_ratio: max_filter_ratio.map_or_else(|| "0".to_string(), |r| r.value),
+            timeout_secs: timeout.unwrap_or(600),
+        }))
+    }
+
+    /// One of a fixed set of words.
+    fn choice<T: Copy>(
+        &mut self,
+        sec: &Section<'_, '_>,
+        name: &str,
+        options: &[(&str, T)],
+    ) -> Option<T> {
+        let got = self.string(sec, name, Need::Optional)?;
+        if let Some((_, v)) = options.iter().find(|(w, _)| *w == got.value) {
+            return Some(*v);
+        }
+        let words: Vec<&str> = options.iter().map(|(w, _)| *w).collect();
+        let message = format!(
+            "{:?} is not valid (expected one of: {})",
+            got.value,
+            words.join(", ")
+        );
+        self.report(got.at, &sec.key_of(name), message);
+        None
+    }
+
+    fn verify(&mut self, sec: &Section<'_, '_>) -> Option<VerifyMode> {
+        self.choice(
+            sec,
+            "verify",
+            &[("full", VerifyMode::Full), ("count", VerifyMode::Count)],
+        )
+    }
+
+    /// A byte size such as `"100MB"` or an integer, in `min..=max`.
+    fn size(&mut self, sec: &Section<'_, '_>, name: &str, min: u64, max: u64) -> Option<u64> {
+        let (key, at, value) = self.lookup(sec, name, Need::Optional)?;
+        let bytes = match value.get_ref() {
+            DeValue::Integer(_) => self.integer_value(&key, at, value, 0, u64::MAX)?,
+            _ => {
+                let text = self.expand(&key, at, value)?;
+                match parse_size(&text) {
+                    Ok(b) => b,
+                    Err(message) => {
+                        self.report(at, &key, message);
+                        return None;
+                    }
+                }
+            }
+        };
+        if !(min..=max).contains(&bytes) {
+            let message = format!(
+                "{bytes} bytes is outside {}..={}",
+                bytesize::ByteSize(min),
+                bytesize::ByteSize(max)
+            );
+            self.report(at, &key, message);
+            return None;
+        }
+        Some(bytes)
     }
 
     fn limits(&mut self, root: &Section<'_, '_>) -> Limits {
@@ -686,7 +860,9 @@ impl<'a> Validator<'a> {
         let connections = self
             .integer(sec, "connections", 1, 64)
             .map(|n| n.value as usize);
+        let verify = self.verify(sec);
         Some(TableOverride {
+            verify,
             exclude_columns: exclude_columns
                 .map_or_else(Vec::new, |a| a.value.into_iter().map(|s| s.value).collect()),
             cast: cast.unwrap_or_default(),

@@ -127,6 +127,11 @@ impl Lake {
         })
     }
 
+    /// The namespace of the published tables, as configured (`lake.namespace`).
+    pub fn namespace(&self) -> String {
+        self.namespace.to_url_string()
+    }
+
     pub fn warehouse(&self) -> &Path {
         &self.warehouse
     }
@@ -408,6 +413,60 @@ impl Lake {
             std::fs::remove_dir_all(dir.join(r))?;
         }
         Ok(runs.len())
+    }
+
+    /// The data files of the table's current snapshot, sorted by path, after checking that the
+    /// snapshot is `expected` (the one this run committed): a load must move exactly what the
+    /// run published, so a table replaced in between is an error, not a silent mix.
+    pub async fn snapshot_files(&self, table: &str, expected: Option<i64>) -> Result<Vec<String>> {
+        let t = self.load_table(table).await?;
+        let current = t.metadata().current_snapshot_id();
+        if let Some(want) = expected
+            && current != Some(want)
+        {
+            return Err(Error::state(format!(
+                "lake table {table} is at snapshot {current:?}, not {want} that this run \
+                 committed: another run replaced it; start a new run"
+            )));
+        }
+        if current.is_none() {
+            return Ok(Vec::new());
+        }
+        let tasks: Vec<_> = t
+            .scan()
+            .select_all()
+            .build()?
+            .plan_files()
+            .await?
+            .try_collect()
+            .await?;
+        let mut files: Vec<String> = tasks.into_iter().map(|t| t.data_file_path).collect();
+        files.sort();
+        files.dedup();
+        Ok(files)
+    }
+
+    /// Rows in the table's current snapshot, from its summary (no data read).
+    pub async fn snapshot_rows(&self, table: &str) -> Result<u64> {
+        let t = self.load_table(table).await?;
+        Ok(t.metadata()
+            .current_snapshot()
+            .and_then(|s| s.summary().additional_properties.get("total-records").cloned())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The table's current snapshot as a stream of record batches.
+    pub async fn batches(
+        &self,
+        table: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<arrow_array::RecordBatch>>> {
+        let t = self.load_table(table).await?;
+        if t.metadata().current_snapshot().is_none() {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let stream = t.scan().select_all().build()?.to_arrow().await?;
+        Ok(Box::pin(stream.map_err(Error::from)))
     }
 
     /// Count and fingerprint of the table's current snapshot, read back through Iceberg.

@@ -5,7 +5,7 @@
 //! streams a chunk as bounded Arrow batches through a channel of capacity one, so at most a few
 //! batches per chunk exist at any moment whatever the table's size.
 
-mod builders;
+pub mod builders;
 pub mod demo;
 pub mod mssql;
 pub mod sqlite;

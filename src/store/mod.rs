@@ -198,6 +198,15 @@ pub struct Outputs {
     pub lake: Option<Digest128>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Digest128>,
+    /// verify: "full" or "count".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_mode: Option<String>,
+    /// verify: keys whose rows differ between lake and target (a sample), with how.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differing_keys: Vec<String>,
+    /// load: Stream Load requests done so far, in order (StarRocks); a resumed load skips them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<LoadRequestRecord>,
     /// verify: the source's row count when verifying (it may have moved on since extraction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_rows_now: Option<u64>,
@@ -254,6 +263,23 @@ impl TaskRecord {
         let e = chrono::DateTime::parse_from_rfc3339(self.ended_at.as_deref()?).ok()?;
         Some((e - s).num_milliseconds() as f64 / 1000.0)
     }
+}
+
+/// One finished Stream Load request: which rows it carried and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadRequestRecord {
+    pub label: String,
+    /// Index of the first data file (in sorted order) and the row within it where the request
+    /// started; it ended where the next one starts.
+    pub file: u32,
+    pub row: u64,
+    /// Where the next request starts.
+    pub next_file: u32,
+    pub next_row: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// "loaded" (by this request) or "found" (the label was already loaded).
+    pub outcome: String,
 }
 
 /// A finished chunk of an extract: its rows are in `files` and nowhere else.

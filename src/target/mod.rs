@@ -1,19 +1,32 @@
 //! Targets: where tables go after the lake.
 //!
-//! A closed enum like the sources. The load reads the data files the extract recorded (never the
-//! source again), so a failed load is retried without re-extracting. Exactly-once rests on a
-//! ledger the target keeps itself: each chunk's rows and its ledger row commit in one
-//! transaction, and a full run loads into a staging table that is swapped in atomically at the
-//! end, so readers see the old table or the new one.
+//! A closed enum like the sources. The load reads the data files of the table's committed lake
+//! snapshot (never the source again), so a failed load is retried without re-extracting, and a
+//! load can run on its own later. Exactly-once rests on what each target can make atomic:
+//! SQLite and MySQL commit each data file's rows and its ledger row in one transaction;
+//! StarRocks dedups by deterministic Stream Load labels whose outcome the state store records.
+//! A full run loads into a staging table that is swapped in at the end, so readers see the old
+//! table or the new one, never half.
 
+pub mod mysql;
+pub mod mysql_rows;
 pub mod sqlite;
+pub mod starrocks;
+
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use futures::stream::BoxStream;
+use tokio::sync::mpsc;
 
 use crate::config::TargetConfig;
 use crate::error::{Error, Result};
+use crate::types::TableInfo;
 
 #[derive(Debug, Clone)]
 pub enum Target {
     Sqlite(sqlite::SqliteTarget),
+    Mysql(mysql::MysqlTarget),
+    StarRocks(starrocks::StarRocksTarget),
 }
 
 impl Target {
@@ -22,15 +35,92 @@ impl Target {
             TargetConfig::Sqlite { path } => {
                 Ok(Target::Sqlite(sqlite::SqliteTarget { path: path.clone() }))
             }
-            TargetConfig::Mysql { .. } | TargetConfig::StarRocks { .. } => Err(Error::config(
-                "target.kind: only \"sqlite\" targets are part of this build yet",
-            )),
+            TargetConfig::Mysql(m) => Ok(Target::Mysql(mysql::MysqlTarget::new(m)?)),
+            TargetConfig::StarRocks(s) => Ok(Target::StarRocks(starrocks::StarRocksTarget::new(s)?)),
         }
     }
 
     pub fn describe_location(&self) -> String {
         match self {
             Target::Sqlite(t) => format!("sqlite {}", t.path.display()),
+            Target::Mysql(t) => t.describe_location(),
+            Target::StarRocks(t) => t.describe_location(),
         }
     }
+
+    /// The published table read back as record batches typed like `info`.
+    pub fn scan(&self, info: &TableInfo, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>> {
+        match self {
+            Target::Sqlite(t) => receiver_stream(t.scan(info, batch_rows)),
+            Target::Mysql(t) => receiver_stream(t.scan(info, batch_rows)),
+            Target::StarRocks(t) => receiver_stream(t.scan(info, batch_rows)),
+        }
+    }
+
+    /// Rows in the published table.
+    pub async fn count(&self, info: &TableInfo) -> Result<u64> {
+        match self {
+            Target::Sqlite(t) => {
+                let (t, info) = (t.clone(), info.clone());
+                tokio::task::spawn_blocking(move || t.count(&info))
+                    .await
+                    .map_err(|e| Error::internal(format!("count worker panicked: {e}")))?
+            }
+            Target::Mysql(t) => t.count(info).await,
+            Target::StarRocks(t) => t.count(info).await,
+        }
+    }
+}
+
+/// A channel of batches as a stream.
+pub fn receiver_stream(rx: mpsc::Receiver<Result<RecordBatch>>) -> BoxStream<'static, Result<RecordBatch>> {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Local path of a data file location (`file:///x` or `/x`).
+pub fn local_path(location: &str) -> &str {
+    location.strip_prefix("file://").unwrap_or(location)
+}
+
+/// Opens one Parquet data file for reading in batches of `batch_rows`, skipping its first
+/// `offset` rows.
+pub fn open_parquet(
+    location: &str,
+    batch_rows: usize,
+    offset: usize,
+) -> Result<ParquetRecordBatchReader> {
+    let path = local_path(location);
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::internal(format!("cannot open data file {path}: {e}")))?;
+    let mut b = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(batch_rows.max(1));
+    if offset > 0 {
+        b = b.with_offset(offset);
+    }
+    Ok(b.build()?)
+}
+
+/// Streams one Parquet data file as record batches from the blocking pool; at most two batches
+/// wait in the channel, so memory stays at a few batches whatever the file's size.
+pub fn read_parquet(location: &str, batch_rows: usize) -> mpsc::Receiver<Result<RecordBatch>> {
+    let (tx, rx) = mpsc::channel(2);
+    let location = location.to_string();
+    tokio::task::spawn_blocking(move || {
+        let reader = match open_parquet(&location, batch_rows, 0) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        for batch in reader {
+            let item = batch.map_err(Error::from);
+            let stop = item.is_err();
+            if tx.blocking_send(item).is_err() || stop {
+                return;
+            }
+        }
+    });
+    rx
 }

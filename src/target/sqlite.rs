@@ -172,15 +172,31 @@ impl SqliteTarget {
         Ok(())
     }
 
-    /// Count and fingerprint of the published table, read back with the SQLite reader.
-    pub fn digest(&self, info: &TableInfo, batch_rows: usize) -> Result<Digest128> {
+    /// The published table read back with the SQLite source's reader, from the blocking pool.
+    pub fn scan(
+        &self,
+        info: &TableInfo,
+        batch_rows: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<RecordBatch>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let (path, info) = (self.path.clone(), info.clone());
+        tokio::task::spawn_blocking(move || {
+            let res = reader::open(&path, false).and_then(|c| {
+                reader::read(&c, &info, "", batch_rows, |b| Ok(tx.blocking_send(Ok(b)).is_ok()))
+            });
+            if let Err(e) = res {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        rx
+    }
+
+    pub fn count(&self, info: &TableInfo) -> Result<u64> {
         let c = reader::open(&self.path, false)?;
-        let mut d = Digest128::default();
-        reader::read(&c, info, "", batch_rows, |b| {
-            d.add_batch(&b).map_err(Error::internal)?;
-            Ok(true)
+        let n: i64 = c.query_row(&format!("SELECT COUNT(*) FROM {}", quote(&info.name)), [], |r| {
+            r.get(0)
         })?;
-        Ok(d)
+        Ok(n as u64)
     }
 
     pub fn path(&self) -> &Path {

@@ -33,6 +33,8 @@ pub struct Tuning {
     /// Most bytes a Parquet row group may buffer before it is flushed.
     pub row_group_bytes: u64,
     pub default_chunk_rows: u64,
+    /// Bytes the target's load holds besides batches (request bodies, INSERT statements).
+    pub load_bytes: u64,
 }
 
 impl Tuning {
@@ -59,7 +61,7 @@ impl Tuning {
                 3 * batch + 2 * rg + 8 * MIB
             }
             Stage::WriteIceberg => 16 * MIB,
-            Stage::Load => 2 * batch + 8 * MIB,
+            Stage::Load => 2 * batch + self.load_bytes + 8 * MIB,
             Stage::Verify => 4 * batch + 16 * MIB,
         }
     }
@@ -85,6 +87,9 @@ pub struct Ctx {
     pub tables: HashMap<String, TablePlan>,
     pub tuning: Tuning,
     pub progress: Progress,
+    pub verify: crate::config::VerifyMode,
+    /// The workflow's name (part of every Stream Load label).
+    pub workflow: String,
 }
 
 impl Ctx {
@@ -127,6 +132,15 @@ impl Ctx {
             .schema
             .ok_or_else(|| Error::internal("extract recorded no schema"))?;
         Ok((info, rec.outputs.digest.unwrap_or_default()))
+    }
+
+    /// `verify` of the table's override, else of the workflow.
+    fn verify_mode(&self, table: &str) -> crate::config::VerifyMode {
+        self.tables
+            .get(table)
+            .and_then(|p| p.ov.as_ref())
+            .and_then(|o| o.verify)
+            .unwrap_or(self.verify)
     }
 
     fn plan(&self, table: &str) -> Result<&TablePlan> {

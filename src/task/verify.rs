@@ -1,39 +1,116 @@
 //! verify: read-only comparison of what the source returned, what the lake holds and what the
-//! target holds, by row count and content fingerprint.
+//! target holds.
 //!
-//! The source side is the fingerprint recorded at extraction (the rows that were moved); the
-//! lake is read back through Iceberg and the target through its own reader. The source's current
-//! count is also taken: a difference there means the source moved on since extraction, which is
-//! reported, not treated as a failed copy.
+//! The source side is the count and fingerprint recorded at extraction (the rows that were moved);
+//! the lake is read back through Iceberg from the committed snapshot and the target through its
+//! own protocol. `verify = "full"` compares counts and content fingerprints, `"count"` only counts
+//! (the lake's from its snapshot summary, the target's by `COUNT(*)`). A mismatch fails the task
+//! with a report naming the side, the counts and, where the table has a key and the target differs
+//! from the lake, a sample of the differing keys. The report is kept in the task's outputs, so
+//! `dag status` shows it after the run. The source's current count is also taken: a difference
+//! there means the source moved on since extraction, which is reported, not treated as a failure.
 
+use std::collections::{HashMap, HashSet};
+
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
+
+use crate::config::VerifyMode;
 use crate::error::{Error, ErrorKind, Result};
+use crate::fingerprint::{Digest128, for_each_row_hash};
 use crate::sched::Grant;
 use crate::store::Stage;
-use crate::target::Target;
+use crate::types::TableInfo;
 
 use super::Ctx;
 
+/// Most keys a mismatch report lists.
+const SAMPLE_KEYS: usize = 10;
+/// Key buckets compared before rows are: only rows of differing buckets are held in memory.
+const BUCKETS: usize = 4096;
+/// Most rows per side held while looking for differing keys.
+const MAX_HELD_ROWS: usize = 200_000;
+
 pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let mut rec = ctx.start(table, Stage::Verify, grant)?;
+    crate::fault::point(&format!("before_verify:{table}"));
     let (info, source) = ctx.extracted(table)?;
-    let lake = ctx.lake.digest(table).await?;
+    let mode = ctx.verify_mode(table);
+    let batch_rows = ctx.tuning.batch_rows(grant.scale);
     let mut problems = Vec::new();
-    if lake != source {
-        problems.push(format!("lake has {lake}, source gave {source}"));
+    rec.outputs.verify_mode = Some(mode_name(mode).to_string());
+    rec.outputs.digest = Some(source);
+
+    let lake = match mode {
+        VerifyMode::Full => ctx.lake.digest(table).await?,
+        VerifyMode::Count => Digest128 {
+            rows: ctx.lake.snapshot_rows(table).await?,
+            sum: 0,
+        },
+    };
+    let lake_ok = same(mode, &lake, &source);
+    if !lake_ok {
+        problems.push(format!(
+            "lake has {}, the source gave {}",
+            shown(mode, &lake),
+            shown(mode, &source)
+        ));
     }
     rec.outputs.lake = Some(lake);
-    if let Some(Target::Sqlite(t)) = ctx.target.clone() {
-        let batch_rows = ctx.tuning.batch_rows(grant.scale);
-        let info = info.clone();
-        let target = tokio::task::spawn_blocking(move || t.digest(&info, batch_rows))
-            .await
-            .map_err(|e| Error::internal(format!("verify worker panicked: {e}")))??;
-        if target != source {
-            problems.push(format!("target has {target}, source gave {source}"));
+
+    if let Some(target) = &ctx.target {
+        let got = match mode {
+            VerifyMode::Full => {
+                let mut d = Digest128::default();
+                let mut s = target.scan(&info, batch_rows);
+                while let Some(b) = s.try_next().await? {
+                    d.add_batch(&b).map_err(Error::internal)?;
+                }
+                d
+            }
+            VerifyMode::Count => Digest128 {
+                rows: target.count(&info).await?,
+                sum: 0,
+            },
+        };
+        if !same(mode, &got, &source) {
+            problems.push(format!(
+                "target ({}) has {}, the source gave {}",
+                target.describe_location(),
+                shown(mode, &got),
+                shown(mode, &source)
+            ));
+            let key = key_columns(&info);
+            if mode == VerifyMode::Full && lake_ok && !key.is_empty() {
+                let lake_side = ctx.lake.batches(table).await?;
+                let target_side = target.scan(&info, batch_rows);
+                let first = (
+                    bucket_sums(lake_side, &key).await?,
+                    bucket_sums(target_side, &key).await?,
+                );
+                let differing: HashSet<usize> = (0..BUCKETS)
+                    .filter(|&b| first.0[b] != first.1[b])
+                    .collect();
+                let lake_rows = rows_in(ctx.lake.batches(table).await?, &key, &differing).await?;
+                let target_rows = rows_in(target.scan(&info, batch_rows), &key, &differing).await?;
+                let keys = differing_keys(&lake_rows, &target_rows);
+                if !keys.is_empty() {
+                    problems.push(format!(
+                        "differing rows by key ({}): {}",
+                        key.iter()
+                            .map(|&i| info.columns[i].name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        keys.join("; ")
+                    ));
+                }
+                rec.outputs.differing_keys = keys;
+            }
         }
-        rec.outputs.target = Some(target);
+        rec.outputs.target = Some(got);
     }
-    rec.outputs.digest = Some(source);
+
     let now_rows = ctx.source.count(table).await?;
     rec.outputs.source_rows_now = Some(now_rows);
     if now_rows != source.rows {
@@ -43,8 +120,186 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         ));
     }
     if !problems.is_empty() {
+        // Keep what was measured: the failure handler only adds status and error.
+        ctx.store.put_task(&rec)?;
         return Err(Error::new(ErrorKind::Mismatch, problems.join("; ")));
     }
-    ctx.progress.line(&format!("{table}.verify: OK, {source}"));
+    ctx.progress.line(&format!(
+        "{table}.verify ({}): OK, {}",
+        mode_name(mode),
+        shown(mode, &source)
+    ));
     ctx.succeed(rec)
+}
+
+fn mode_name(mode: VerifyMode) -> &'static str {
+    match mode {
+        VerifyMode::Full => "full",
+        VerifyMode::Count => "count",
+    }
+}
+
+fn same(mode: VerifyMode, a: &Digest128, b: &Digest128) -> bool {
+    match mode {
+        VerifyMode::Full => a == b,
+        VerifyMode::Count => a.rows == b.rows,
+    }
+}
+
+fn shown(mode: VerifyMode, d: &Digest128) -> String {
+    match mode {
+        VerifyMode::Full => d.to_string(),
+        VerifyMode::Count => format!("{} rows", d.rows),
+    }
+}
+
+/// Indexes of the columns that identify a row: the primary key, else the chunk key.
+fn key_columns(info: &TableInfo) -> Vec<usize> {
+    let names: Vec<&str> = if !info.primary_key.is_empty() {
+        info.primary_key.iter().map(String::as_str).collect()
+    } else if let Some(k) = &info.key {
+        vec![k.as_str()]
+    } else {
+        Vec::new()
+    };
+    let idx: Vec<usize> = names
+        .iter()
+        .filter_map(|n| info.columns.iter().position(|c| c.name == *n))
+        .collect();
+    if idx.len() == names.len() { idx } else { Vec::new() }
+}
+
+/// Each row's key as text, `COL=value[, COL2=value]`.
+fn key_texts(batch: &RecordBatch, key: &[usize]) -> Result<Vec<String>> {
+    use arrow_cast::display::{ArrayFormatter, FormatOptions};
+    let opts = FormatOptions::default().with_null("NULL");
+    let schema = batch.schema();
+    let fmts = key
+        .iter()
+        .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &opts))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            key.iter()
+                .zip(&fmts)
+                .map(|(&i, f)| format!("{}={}", schema.field(i).name(), f.value(row)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect())
+}
+
+fn bucket_of(key: &str) -> usize {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % BUCKETS as u64) as usize
+}
+
+/// Per key bucket, the sum of the row hashes of one side.
+async fn bucket_sums(
+    mut s: BoxStream<'static, Result<RecordBatch>>,
+    key: &[usize],
+) -> Result<Vec<u128>> {
+    let mut sums = vec![0u128; BUCKETS];
+    while let Some(b) = s.try_next().await? {
+        let keys = key_texts(&b, key)?;
+        for_each_row_hash(&b, |row, h| {
+            let k = bucket_of(&keys[row]);
+            sums[k] = sums[k].wrapping_add(h);
+        })
+        .map_err(Error::internal)?;
+    }
+    Ok(sums)
+}
+
+/// Row hashes by key for the rows whose key falls into `buckets` (at most [`MAX_HELD_ROWS`]).
+async fn rows_in(
+    mut s: BoxStream<'static, Result<RecordBatch>>,
+    key: &[usize],
+    buckets: &HashSet<usize>,
+) -> Result<HashMap<String, Vec<u128>>> {
+    let mut rows: HashMap<String, Vec<u128>> = HashMap::new();
+    let mut held = 0;
+    while let Some(b) = s.try_next().await? {
+        let keys = key_texts(&b, key)?;
+        for_each_row_hash(&b, |row, h| {
+            if held < MAX_HELD_ROWS && buckets.contains(&bucket_of(&keys[row])) {
+                rows.entry(keys[row].clone()).or_default().push(h);
+                held += 1;
+            }
+        })
+        .map_err(Error::internal)?;
+    }
+    Ok(rows)
+}
+
+/// Up to [`SAMPLE_KEYS`] keys whose rows differ, each with how.
+fn differing_keys(
+    lake: &HashMap<String, Vec<u128>>,
+    target: &HashMap<String, Vec<u128>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut all: Vec<&String> = lake.keys().chain(target.keys()).collect();
+    all.sort();
+    all.dedup();
+    for k in all {
+        let how = match (lake.get(k), target.get(k)) {
+            (Some(_), None) => "missing in the target",
+            (None, Some(_)) => "only in the target",
+            (Some(a), Some(b)) if a.len() < b.len() => "duplicated in the target",
+            (Some(a), Some(b)) if a.len() > b.len() => "fewer copies in the target",
+            (Some(a), Some(b)) => {
+                let (mut a, mut b) = (a.clone(), b.clone());
+                a.sort_unstable();
+                b.sort_unstable();
+                if a == b {
+                    continue;
+                }
+                "different values"
+            }
+            (None, None) => continue,
+        };
+        out.push(format!("{k} ({how})"));
+        if out.len() == SAMPLE_KEYS {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differing_keys_names_each_kind_of_difference() {
+        let lake = HashMap::from([
+            ("ID=1".to_string(), vec![1u128]),
+            ("ID=2".to_string(), vec![2]),
+            ("ID=3".to_string(), vec![3]),
+            ("ID=5".to_string(), vec![5]),
+        ]);
+        let target = HashMap::from([
+            ("ID=1".to_string(), vec![1u128]),
+            ("ID=2".to_string(), vec![20]),
+            ("ID=4".to_string(), vec![4]),
+            ("ID=5".to_string(), vec![5, 5]),
+        ]);
+        assert_eq!(
+            differing_keys(&lake, &target),
+            vec![
+                "ID=2 (different values)",
+                "ID=3 (missing in the target)",
+                "ID=4 (only in the target)",
+                "ID=5 (duplicated in the target)",
+            ]
+        );
+    }
+
+    #[test]
+    fn bucket_is_stable_and_in_range() {
+        assert_eq!(bucket_of("ID=42"), bucket_of("ID=42"));
+        assert!(bucket_of("") < BUCKETS);
+    }
 }

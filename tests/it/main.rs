@@ -7,6 +7,7 @@ mod crash;
 mod demo;
 mod mssql;
 mod mssql_live;
+mod mysql_target;
 mod support;
 mod tds_crosscheck;
 

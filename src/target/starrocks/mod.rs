@@ -1,0 +1,11 @@
+//! StarRocks: DDL from the type mapping, Stream Load of CSV read from the lake (or StarRocks
+//! pulling from its own Iceberg catalog), staging tables swapped in at the end, and read-back for
+//! verification. `target.rs` holds the orchestration; the other files are its building blocks.
+
+pub mod csv;
+pub mod ddl;
+pub mod names;
+pub mod stream_load;
+mod target;
+
+pub use target::{LoadJob, LoadSummary, StarRocksTarget};

@@ -1,0 +1,661 @@
+//! The StarRocks target: DDL over the MySQL protocol, data over Stream Load (or, in
+//! `load = "lake"` mode, StarRocks pulling the rows from its own external Iceberg catalog), and a
+//! staging table swapped in at the end of a full refresh.
+//!
+//! Exactly-once across crashes rests on three facts:
+//! - every request carries a deterministic label (workflow, run, table, request number), and
+//!   StarRocks refuses a second load under a label it has seen, answering with its state;
+//! - the rows of request n are fixed before it is sent: the task records `(label, from, to)` as
+//!   *pending* in the state store first, so a resumed load re-sends exactly those rows under that
+//!   label, whatever the configured request size is by then;
+//! - the staging table carries the comment `dag run <run>`; after `ALTER TABLE t SWAP WITH stage`
+//!   the real table carries it, which is how a resumed publish knows the swap already happened
+//!   (swapping twice would put the old rows back).
+//!
+//! Labels are kept by StarRocks for a limited time and number, so the outcome of every request is
+//! recorded in our own state as soon as it is known, and never looked up again once recorded.
+
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use mysql_async::prelude::Queryable;
+use tokio::sync::mpsc;
+
+use super::csv::{self, CsvEncoder};
+use super::ddl::{self, DdlOptions};
+use super::names;
+use super::stream_load::StreamLoadClient;
+use crate::columns::Cells;
+use crate::config::{LoadMode, StarRocksConfig, TableOverride};
+use crate::error::{Error, Result};
+use crate::store::LoadRequestRecord;
+use crate::types::TableInfo;
+
+#[derive(Clone)]
+pub struct StarRocksTarget {
+    cfg: StarRocksConfig,
+    pool: mysql_async::Pool,
+    http: Option<StreamLoadClient>,
+    /// `host:port` of the FE's MySQL port, for messages (never the password).
+    shown: String,
+}
+
+impl std::fmt::Debug for StarRocksTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StarRocksTarget")
+            .field("at", &self.shown)
+            .field("database", &self.cfg.database)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one table's load needs to know.
+pub struct LoadJob<'a> {
+    pub workflow: &'a str,
+    pub run: &'a str,
+    pub info: &'a TableInfo,
+    pub ov: Option<&'a TableOverride>,
+    /// The committed snapshot's data files, sorted.
+    pub files: &'a [String],
+    pub batch_rows: usize,
+    /// The lake namespace, for `load = "lake"`.
+    pub lake_namespace: String,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadSummary {
+    /// Requests (or INSERT jobs) that loaded rows in this attempt.
+    pub loaded: u32,
+    /// Requests found already loaded (recorded by an earlier attempt, or a label StarRocks knew).
+    pub found: u32,
+}
+
+const PENDING: &str = "pending";
+const LOADED: &str = "loaded";
+const FOUND: &str = "found";
+
+/// A position in the snapshot's rows: data file index and row within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Pos {
+    file: u32,
+    row: u64,
+}
+
+/// One request's body with the rows it carries.
+struct Body {
+    from: Pos,
+    to: Pos,
+    rows: u64,
+    bytes: Vec<u8>,
+}
+
+fn comment(run: &str) -> String {
+    format!("dag run {run}")
+}
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn my_err(what: &str, e: mysql_async::Error) -> Error {
+    use mysql_async::Error as E;
+    match &e {
+        E::Io(_) | E::Driver(_) => Error::unavailable(format!("StarRocks: {what}: {e}")),
+        E::Server(s) => Error::data(format!(
+            "StarRocks: {what}: {} (error {})",
+            s.message, s.code
+        )),
+        _ => Error::unavailable(format!("StarRocks: {what}: {e}")),
+    }
+}
+
+impl StarRocksTarget {
+    pub fn new(cfg: &StarRocksConfig) -> Result<Self> {
+        let opts = mysql_async::Opts::from_url(cfg.url.expose()).map_err(|e| {
+            // The parse error may quote the URL: say what is wrong without it.
+            let kind = match e {
+                mysql_async::UrlError::UnsupportedScheme { .. } => "it must start with mysql://",
+                _ => "it is not a valid mysql://user:password@host:port URL",
+            };
+            Error::config(format!("target.url: {kind}"))
+        })?;
+        let shown = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+        let user = cfg
+            .user
+            .clone()
+            .or_else(|| opts.user().map(str::to_string))
+            .unwrap_or_else(|| "root".to_string());
+        let password = cfg
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .or_else(|| opts.pass().map(str::to_string))
+            .unwrap_or_default();
+        let builder = mysql_async::OptsBuilder::from_opts(opts)
+            .user(Some(user.clone()))
+            .pass(Some(password.clone()))
+            .db_name(None::<String>)
+            .prefer_socket(false)
+            .pool_opts(
+                mysql_async::PoolOpts::default()
+                    .with_constraints(mysql_async::PoolConstraints::new(0, 4).unwrap_or_default()),
+            );
+        let http = match &cfg.http_url {
+            Some(u) => Some(StreamLoadClient::new(
+                u,
+                &user,
+                &password,
+                Duration::from_secs(cfg.timeout_secs + 60),
+            )?),
+            None => None,
+        };
+        Ok(StarRocksTarget {
+            cfg: cfg.clone(),
+            pool: mysql_async::Pool::new(builder),
+            http,
+            shown,
+        })
+    }
+
+    pub fn describe_location(&self) -> String {
+        format!("starrocks {}/{}", self.shown, self.cfg.database)
+    }
+
+    async fn conn(&self) -> Result<mysql_async::Conn> {
+        self.pool
+            .get_conn()
+            .await
+            .map_err(|e| my_err(&format!("cannot connect to {}", self.shown), e))
+    }
+
+    async fn exec(&self, c: &mut mysql_async::Conn, sql: &str) -> Result<()> {
+        tracing::debug!(sql, "starrocks");
+        c.query_drop(sql).await.map_err(|e| my_err(sql_head(sql), e))
+    }
+
+    /// Names and comments of the database's tables.
+    async fn tables(&self, c: &mut mysql_async::Conn) -> Result<Vec<(String, String)>> {
+        let sql = format!(
+            "SELECT TABLE_NAME, TABLE_COMMENT FROM information_schema.tables WHERE TABLE_SCHEMA = {}",
+            literal(&self.cfg.database)
+        );
+        let rows: Vec<(String, Option<String>)> = c
+            .query(&sql)
+            .await
+            .map_err(|e| my_err("listing tables", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, cmt)| (n, cmt.unwrap_or_default()))
+            .collect())
+    }
+
+    /// Loads one table for a full refresh: staging table, its rows, swap.
+    pub async fn load(
+        &self,
+        job: LoadJob<'_>,
+        requests: &mut Vec<LoadRequestRecord>,
+        mut record: impl FnMut(&[LoadRequestRecord]) -> Result<()>,
+    ) -> Result<LoadSummary> {
+        let info = job.info;
+        let table = names::sanitize(&info.name);
+        let stage = names::staging_table(&table, job.run);
+        let db = &self.cfg.database;
+        let mut c = self.conn().await?;
+        let existing = self.tables(&mut c).await?;
+        if is_published(&existing, &table, job.run) {
+            self.cleanup(&mut c, &table, &existing).await?;
+            return Ok(LoadSummary {
+                loaded: 0,
+                found: requests.len() as u32,
+            });
+        }
+        if self.cfg.create_tables {
+            self.exec(&mut c, &ddl::create_database(db)).await?;
+            let opts = DdlOptions {
+                model: self.cfg.model,
+                distribution: self.cfg.distribution,
+                buckets: self.cfg.buckets,
+                replication_num: self.cfg.replication_num,
+                partition: job.ov.and_then(|o| o.partition.clone()),
+                comment: comment(job.run),
+            };
+            let sql = ddl::create_table(db, &stage, info, &opts)
+                .map_err(|e| e.context(format!("table {}", info.name)))?;
+            self.exec(&mut c, &sql).await?;
+        } else {
+            if !existing.iter().any(|(n, _)| *n == table) {
+                return Err(Error::config(format!(
+                    "StarRocks table {db}.{table} does not exist and target.create_tables is false"
+                )));
+            }
+            self.exec(&mut c, &ddl::create_like(db, &stage, &table))
+                .await?;
+            self.exec(&mut c, &ddl::set_comment(db, &stage, &comment(job.run)))
+                .await?;
+        }
+        drop(c);
+        let summary = match self.cfg.load {
+            LoadMode::Stream => self.stream(&job, &stage, requests, &mut record).await?,
+            LoadMode::Lake => self.from_lake(&job, &stage, requests, &mut record).await?,
+        };
+        crate::fault::point(&format!("before_publish:{}", info.name));
+        self.publish(&table, &stage, job.run).await?;
+        Ok(summary)
+    }
+
+    /// Swaps the staging table in (or renames it when the table is new); a repeated call after
+    /// the swap only cleans up.
+    async fn publish(&self, table: &str, stage: &str, run: &str) -> Result<()> {
+        let db = &self.cfg.database;
+        let mut c = self.conn().await?;
+        let existing = self.tables(&mut c).await?;
+        if !is_published(&existing, table, run) {
+            if existing.iter().any(|(n, _)| n == table) {
+                self.exec(&mut c, &ddl::swap(db, table, stage)).await?;
+                crate::fault::point(&format!("after_swap:{table}"));
+            } else {
+                self.exec(&mut c, &ddl::rename(db, stage, table)).await?;
+            }
+        }
+        let existing = self.tables(&mut c).await?;
+        self.cleanup(&mut c, table, &existing).await
+    }
+
+    /// Drops staging tables of this table left by earlier runs (and the old rows after a swap).
+    async fn cleanup(
+        &self,
+        c: &mut mysql_async::Conn,
+        table: &str,
+        existing: &[(String, String)],
+    ) -> Result<()> {
+        let prefix = names::staging_prefix(table);
+        for (name, _) in existing {
+            if name != table && name.starts_with(&prefix) {
+                self.exec(c, &ddl::drop_table(&self.cfg.database, name))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stream Load of the snapshot's rows as CSV requests of at most `request_bytes`.
+    async fn stream(
+        &self,
+        job: &LoadJob<'_>,
+        stage: &str,
+        requests: &mut Vec<LoadRequestRecord>,
+        record: &mut impl FnMut(&[LoadRequestRecord]) -> Result<()>,
+    ) -> Result<LoadSummary> {
+        let http = self.http.as_ref().ok_or_else(|| {
+            Error::config("target.http_url is needed for Stream Load (load = \"stream\")")
+        })?;
+        let info = job.info;
+        let cols = names::column_names(info)?;
+        let mut headers: Vec<(String, String)> = csv::headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        headers.push(("columns".into(), cols.join(",")));
+        headers.push(("max_filter_ratio".into(), self.cfg.max_filter_ratio.clone()));
+        headers.push(("timeout".into(), self.cfg.timeout_secs.to_string()));
+        let mut summary = LoadSummary {
+            found: requests.iter().filter(|r| r.outcome != PENDING).count() as u32,
+            ..LoadSummary::default()
+        };
+        // A request recorded as pending is re-sent with exactly its rows and label.
+        if let Some(last) = requests.last().filter(|r| r.outcome == PENDING).cloned() {
+            let from = Pos {
+                file: last.file,
+                row: last.row,
+            };
+            let to = Pos {
+                file: last.next_file,
+                row: last.next_row,
+            };
+            let mut rx = encode(job, from, Some(to), u64::MAX);
+            let body = rx
+                .recv()
+                .await
+                .ok_or_else(|| Error::internal("the encoder stopped early"))??;
+            let n = requests.len() - 1;
+            let outcome = self
+                .send(http, job, stage, &headers, &last.label, body.bytes, n as u32)
+                .await?;
+            requests[n].outcome = outcome.to_string();
+            record(requests)?;
+            count(&mut summary, outcome);
+        }
+        let start = requests.last().map_or(Pos { file: 0, row: 0 }, |r| Pos {
+            file: r.next_file,
+            row: r.next_row,
+        });
+        let mut rx = encode(job, start, None, self.cfg.request_bytes);
+        while let Some(body) = rx.recv().await {
+            let body = body?;
+            let n = requests.len() as u32;
+            let label = names::label(job.workflow, job.run, &info.name, n);
+            requests.push(LoadRequestRecord {
+                label: label.clone(),
+                file: body.from.file,
+                row: body.from.row,
+                next_file: body.to.file,
+                next_row: body.to.row,
+                rows: body.rows,
+                bytes: body.bytes.len() as u64,
+                outcome: PENDING.to_string(),
+            });
+            record(requests)?;
+            let outcome = self
+                .send(http, job, stage, &headers, &label, body.bytes, n)
+                .await?;
+            requests[n as usize].outcome = outcome.to_string();
+            record(requests)?;
+            count(&mut summary, outcome);
+        }
+        Ok(summary)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        http: &StreamLoadClient,
+        job: &LoadJob<'_>,
+        stage: &str,
+        headers: &[(String, String)],
+        label: &str,
+        body: Vec<u8>,
+        n: u32,
+    ) -> Result<&'static str> {
+        let outcome = http
+            .load(&self.cfg.database, stage, label, headers, &body, 3)
+            .await
+            .map_err(|e| e.context(format!("Stream Load request {n} (label {label})")))?;
+        crate::fault::point(&format!("after_load_request:{}:{n}", job.info.name));
+        Ok(if outcome.loaded_now() { LOADED } else { FOUND })
+    }
+
+    /// `INSERT INTO stage WITH LABEL ... SELECT ... FROM <catalog>.<ns>.<table>`: StarRocks reads
+    /// the lake itself. The label makes a repeated INSERT after an unclear outcome harmless.
+    async fn from_lake(
+        &self,
+        job: &LoadJob<'_>,
+        stage: &str,
+        requests: &mut Vec<LoadRequestRecord>,
+        record: &mut impl FnMut(&[LoadRequestRecord]) -> Result<()>,
+    ) -> Result<LoadSummary> {
+        if requests.iter().any(|r| r.outcome != PENDING) {
+            return Ok(LoadSummary {
+                loaded: 0,
+                found: 1,
+            });
+        }
+        let catalog = self.cfg.lake_catalog.as_deref().ok_or_else(|| {
+            Error::config("target.lake_catalog is needed for load = \"lake\"")
+        })?;
+        let info = job.info;
+        let label = names::label(job.workflow, job.run, &info.name, 0);
+        if requests.is_empty() {
+            requests.push(LoadRequestRecord {
+                label: label.clone(),
+                file: 0,
+                row: 0,
+                next_file: job.files.len() as u32,
+                next_row: 0,
+                rows: info.rows,
+                bytes: 0,
+                outcome: PENDING.to_string(),
+            });
+            record(requests)?;
+        }
+        let cols = names::column_names(info)?;
+        let sql = format!(
+            "INSERT INTO {}.{} WITH LABEL {} ({}) SELECT {} FROM {}.{}.{}",
+            quote(&self.cfg.database),
+            quote(stage),
+            quote(&label),
+            cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+            info.columns
+                .iter()
+                .map(|c| quote(&c.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            quote(catalog),
+            quote(&job.lake_namespace),
+            quote(&info.name)
+        );
+        let mut c = self.conn().await?;
+        let first = self.exec(&mut c, &sql).await;
+        drop(c);
+        let outcome = match first {
+            Ok(()) => LOADED,
+            Err(e) => {
+                // Lost answer or a label already used: StarRocks knows what happened.
+                match self.insert_state(&label).await? {
+                    Some((state, _)) if state == "FINISHED" => FOUND,
+                    Some((state, msg)) if state == "CANCELLED" => {
+                        return Err(Error::data(format!(
+                            "INSERT from the lake (label {label}) was cancelled: {msg}"
+                        )));
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
+        crate::fault::point(&format!("after_load_request:{}:0", info.name));
+        requests[0].outcome = outcome.to_string();
+        record(requests)?;
+        Ok(LoadSummary {
+            loaded: u32::from(outcome == LOADED),
+            found: u32::from(outcome == FOUND),
+        })
+    }
+
+    /// State and error message of the load job with `label`, waiting while it runs.
+    async fn insert_state(&self, label: &str) -> Result<Option<(String, String)>> {
+        let sql = format!(
+            "SELECT STATE, ERROR_MSG FROM information_schema.loads WHERE DB_NAME = {} AND LABEL = {}",
+            literal(&self.cfg.database),
+            literal(label)
+        );
+        let mut wait = Duration::from_millis(200);
+        for _ in 0..60 {
+            let mut c = self.conn().await?;
+            let rows: Vec<(String, Option<String>)> = c
+                .query(&sql)
+                .await
+                .map_err(|e| my_err("reading the load state", e))?;
+            match rows.into_iter().next() {
+                None => return Ok(None),
+                Some((state, msg)) if state == "FINISHED" || state == "CANCELLED" => {
+                    return Ok(Some((state, msg.unwrap_or_default())));
+                }
+                Some(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        Err(Error::unavailable(format!(
+            "load job {label} did not finish while we waited"
+        )))
+    }
+
+    /// The published table read back over the MySQL protocol (text results), typed like `info`.
+    pub fn scan(&self, info: &TableInfo, batch_rows: usize) -> mpsc::Receiver<Result<RecordBatch>> {
+        let sql = names::column_names(info).map(|cols| {
+            format!(
+                "SELECT {} FROM {}.{}",
+                cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+                quote(&self.cfg.database),
+                quote(&names::sanitize(&info.name))
+            )
+        });
+        match sql {
+            Ok(sql) => {
+                super::super::mysql_rows::scan(self.pool.clone(), sql, info.clone(), batch_rows, false)
+            }
+            Err(e) => {
+                let (tx, rx) = mpsc::channel(1);
+                let _ = tx.try_send(Err(e));
+                rx
+            }
+        }
+    }
+
+    pub async fn count(&self, info: &TableInfo) -> Result<u64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {}.{}",
+            quote(&self.cfg.database),
+            quote(&names::sanitize(&info.name))
+        );
+        let mut c = self.conn().await?;
+        let n: Option<u64> = c
+            .query_first(&sql)
+            .await
+            .map_err(|e| my_err("counting rows", e))?;
+        Ok(n.unwrap_or(0))
+    }
+}
+
+fn count(s: &mut LoadSummary, outcome: &str) {
+    if outcome == LOADED {
+        s.loaded += 1;
+    } else {
+        s.found += 1;
+    }
+}
+
+fn is_published(existing: &[(String, String)], table: &str, run: &str) -> bool {
+    existing
+        .iter()
+        .any(|(n, cmt)| n == table && *cmt == comment(run))
+}
+
+/// The first words of a statement, for error messages.
+fn sql_head(sql: &str) -> &str {
+    let end = sql
+        .char_indices()
+        .filter(|(_, c)| *c == '(')
+        .map(|(i, _)| i)
+        .next()
+        .unwrap_or(sql.len())
+        .min(120);
+    sql.get(..end).unwrap_or(sql).trim_end()
+}
+
+/// Encodes the rows from `from` (up to `until`, or the end) into CSV bodies of at most
+/// `max_bytes`, on the blocking pool. One body waits in the channel while the previous one is
+/// sent, so at most three bodies exist at once.
+fn encode(
+    job: &LoadJob<'_>,
+    from: Pos,
+    until: Option<Pos>,
+    max_bytes: u64,
+) -> mpsc::Receiver<Result<Body>> {
+    let (tx, rx) = mpsc::channel(1);
+    let files = job.files.to_vec();
+    let info = job.info.clone();
+    let batch_rows = job.batch_rows;
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = encode_into(&files, &info, from, until, max_bytes, batch_rows, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    rx
+}
+
+fn encode_into(
+    files: &[String],
+    info: &TableInfo,
+    from: Pos,
+    until: Option<Pos>,
+    max_bytes: u64,
+    batch_rows: usize,
+    tx: &mpsc::Sender<Result<Body>>,
+) -> Result<()> {
+    let max = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    let mut enc = CsvEncoder::new(info);
+    let mut body = Body {
+        from,
+        to: from,
+        rows: 0,
+        bytes: Vec::new(),
+    };
+    let mut line = Vec::with_capacity(1024);
+    for fi in from.file as usize..files.len() {
+        let first_row = if fi == from.file as usize { from.row } else { 0 };
+        let reader = super::super::open_parquet(&files[fi], batch_rows, first_row as usize)?;
+        let mut row_in_file = first_row;
+        for batch in reader {
+            let batch = batch?;
+            let cols: Vec<Cells<'_>> = batch
+                .columns()
+                .iter()
+                .map(Cells::new)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(Error::internal)?;
+            for r in 0..batch.num_rows() {
+                let here = Pos {
+                    file: fi as u32,
+                    row: row_in_file,
+                };
+                if until.is_some_and(|u| here >= u) {
+                    return finish(body, tx);
+                }
+                line.clear();
+                enc.encode_row(&cols, r, &mut line)
+                    .map_err(|e| e.context(format!("table {}", info.name)))?;
+                if line.len() > max {
+                    return Err(Error::data(format!(
+                        "table {}: row {} of data file {} takes {} bytes as CSV, more than \
+                         target.request_bytes ({max}); raise request_bytes",
+                        info.name,
+                        row_in_file,
+                        files[fi],
+                        line.len()
+                    )));
+                }
+                if body.bytes.len() + line.len() > max && body.rows > 0 {
+                    let next = Body {
+                        from: here,
+                        to: here,
+                        rows: 0,
+                        bytes: Vec::with_capacity(body.bytes.capacity()),
+                    };
+                    let full = std::mem::replace(&mut body, next);
+                    if tx.blocking_send(Ok(full)).is_err() {
+                        return Ok(());
+                    }
+                }
+                body.bytes.extend_from_slice(&line);
+                body.rows += 1;
+                row_in_file += 1;
+                body.to = Pos {
+                    file: fi as u32,
+                    row: row_in_file,
+                };
+            }
+        }
+        // The next file starts at its row 0: positions at a file's end move there, so that a
+        // request that ends exactly at a file boundary and the next one agree.
+        body.to = Pos {
+            file: fi as u32 + 1,
+            row: 0,
+        };
+        if body.rows == 0 {
+            body.from = body.to;
+        }
+    }
+    finish(body, tx)
+}
+
+fn finish(body: Body, tx: &mpsc::Sender<Result<Body>>) -> Result<()> {
+    if body.rows > 0 {
+        let _ = tx.blocking_send(Ok(body));
+    }
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! The MySQL-protocol target against the machine's real MariaDB (127.0.0.1:3306, root, no
+//! password): demo and SQL Server sources through the lake into MariaDB, verified `full`; crashes
+//! at every load injection point; a row changed in the target after the load is caught by verify
+//! with its key. The target's contents are also read with the `mariadb` command-line client, which
+//! we did not write.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::*;
+use crate::tds::{ServerConfig, TdsServer, fixtures};
+
+const SIGKILL: i32 = 9;
+
+/// MariaDB reachable with the `mariadb` client.
+fn mariadb_up() -> Result<(), String> {
+    let out = Command::new("mariadb")
+        .args(["-h127.0.0.1", "-P3306", "-uroot", "-N", "-e", "SELECT 1"])
+        .output()
+        .map_err(|e| format!("the mariadb client is not runnable: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "MariaDB at 127.0.0.1:3306 is not reachable: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Runs SQL with the `mariadb` client; tab-separated rows.
+fn mariadb(sql: &str) -> String {
+    let out = Command::new("mariadb")
+        .args(["-h127.0.0.1", "-P3306", "-uroot", "-N", "-B", "-e", sql])
+        .output()
+        .expect("run mariadb");
+    assert!(
+        out.status.success(),
+        "mariadb failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A database of its own for one test, dropped at the end.
+struct Db(String);
+
+impl Db {
+    fn new(tag: &str) -> Db {
+        let name = format!("dag_it_{tag}_{}_{:04x}", std::process::id(), fastrand::u16(..));
+        mariadb(&format!("DROP DATABASE IF EXISTS `{name}`"));
+        Db(name)
+    }
+
+    /// Rows and distinct keys (rows again for a keyless table).
+    fn count(&self, table: &str) -> (i64, i64, String) {
+        let distinct = key_of(table).map_or("COUNT(*)".to_string(), |k| format!("COUNT(DISTINCT `{k}`)"));
+        let out = mariadb(&format!(
+            "SELECT COUNT(*), {distinct} FROM `{}`.`{table}`",
+            self.0
+        ));
+        let mut it = out.split_whitespace();
+        let n = it.next().unwrap().parse().unwrap();
+        let d = it.next().unwrap().parse().unwrap();
+        (n, d, out)
+    }
+
+    fn tables(&self) -> Vec<String> {
+        mariadb(&format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{}' ORDER BY 1",
+            self.0
+        ))
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb")
+            .args(["-h127.0.0.1", "-uroot", "-e"])
+            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.0))
+            .output();
+    }
+}
+
+fn key_of(table: &str) -> Option<&'static str> {
+    match table {
+        "AGENTSVES" => Some("AGENT_ID"),
+        "TRANSACTIONS" => Some("TXN_ID"),
+        "COUNTRIES" => Some("COUNTRY_ID"),
+        "COMPOSITE" | "ALLTYPES" => Some("ID"),
+        _ => None,
+    }
+}
+
+fn demo_workflow(db: &Db, extra: &str) -> String {
+    let src = small_demo_source();
+    let sqlite = small_workflow(&src);
+    // The small workflow's SQLite target is replaced by MariaDB.
+    let (head, tail) = sqlite.split_once("[target]").unwrap();
+    let tail = tail.split_once("[limits]").unwrap().1;
+    format!(
+        "verify = \"full\"\n{head}[target]\nkind = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306\"\n\
+         database = \"{}\"\ninsert_bytes = \"256KiB\"\n\n[limits]{tail}\n{extra}",
+        db.0
+    )
+}
+
+fn assert_verified(env: &Env, wf: &str) {
+    let (run, tasks) = env.status(wf);
+    assert_eq!(run["status"], "succeeded", "{tasks:?}");
+    let verifies: Vec<&Value> = tasks.iter().filter(|t| t["stage"] == "verify").collect();
+    assert!(!verifies.is_empty());
+    for t in verifies {
+        let o = &t["outputs"];
+        assert_eq!(o["verify_mode"], "full", "{t}");
+        assert_eq!(o["target"], o["digest"], "{t}");
+        assert_eq!(o["lake"], o["digest"], "{t}");
+    }
+}
+
+fn assert_exact(db: &Db, env: &Env, wf: &str) {
+    for t in env.status(wf).1.iter().filter(|t| t["stage"] == "extract") {
+        let table = t["table"].as_str().unwrap();
+        let rows = t["outputs"]["digest"]["rows"].as_i64().unwrap();
+        let (n, distinct, out) = db.count(table);
+        assert_eq!((n, distinct), (rows, rows), "{table} in MariaDB: {out}");
+    }
+    // Only the published tables and the ledger remain: no staging table of any run.
+    let mut expected: Vec<String> = env
+        .status(wf)
+        .1
+        .iter()
+        .filter(|t| t["stage"] == "extract")
+        .map(|t| t["table"].as_str().unwrap().to_string())
+        .collect();
+    expected.push("_dag_ledger".into());
+    expected.sort();
+    assert_eq!(db.tables(), expected);
+}
+
+#[test]
+fn mariadb_demo_loads_verified_full_and_reruns_never_duplicate() {
+    if !require(mariadb_up()) {
+        return;
+    }
+    let db = Db::new("demo");
+    let env = Env::new();
+    env.workflow("w", &demo_workflow(&db, ""));
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_verified(&env, "w");
+    assert_exact(&db, &env, "w");
+    // The DDL followed the mapping: DATETIME(6), DECIMAL kept, a primary key from the source.
+    let ddl = mariadb(&format!("SHOW CREATE TABLE `{}`.`AGENTSVES`", db.0));
+    assert!(ddl.contains("PRIMARY KEY (`AGENT_ID`)"), "{ddl}");
+    assert!(ddl.contains("datetime(6)"), "{ddl}");
+    // A second full run replaces the rows: same counts, verified again.
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_verified(&env, "w");
+    assert_exact(&db, &env, "w");
+    let status = env.dag(&["status", "w"]);
+    assert!(status.stdout.contains("[full] source"), "{status:?}");
+}
+
+#[test]
+fn mariadb_sigkill_at_every_load_point_then_run_is_exact() {
+    if !require(mariadb_up()) {
+        return;
+    }
+    for point in [
+        "mid_load:AGENTSVES:1",
+        "mid_load:TRANSACTIONS:0",
+        "before_publish:AGENTSVES",
+        "after_publish:COUNTRIES",
+    ] {
+        let db = Db::new("crash");
+        let env = Env::new();
+        env.workflow("w", &demo_workflow(&db, ""));
+        let r = env.dag_fault(&["run", "w"], &format!("kill:{point}"));
+        assert_eq!(r.signal, Some(SIGKILL), "expected a kill at {point}: {r:?}");
+        let r = env.dag(&["run", "w"]);
+        assert_eq!(r.code, Some(0), "resume after {point}: {r:?}");
+        assert_verified(&env, "w");
+        assert_exact(&db, &env, "w");
+        // A file loaded before the kill was not loaded again.
+        if point.starts_with("mid_load:AGENTSVES:1") {
+            let load = env.task("w", "AGENTSVES", "load");
+            assert_eq!(load["outputs"]["chunks_already_loaded"], 1, "{load}");
+        }
+    }
+}
+
+#[test]
+fn mariadb_row_changed_after_load_is_reported_by_key() {
+    if !require(mariadb_up()) {
+        return;
+    }
+    let db = Db::new("tamper");
+    let env = Env::new();
+    env.workflow("w", &demo_workflow(&db, ""));
+    let r = env.dag_fault(&["run", "w"], "kill:before_verify:AGENTSVES");
+    assert_eq!(r.signal, Some(SIGKILL), "{r:?}");
+    mariadb(&format!(
+        "UPDATE `{}`.`AGENTSVES` SET `AGENT_NAME` = CONCAT(`AGENT_NAME`, '!') WHERE `AGENT_ID` = 4242",
+        db.0
+    ));
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let verify = env.task("w", "AGENTSVES", "verify");
+    assert_eq!(verify["status"], "failed", "{verify}");
+    let err = verify["last_error"].as_str().unwrap();
+    assert!(err.contains("AGENT_ID=4242 (different values)"), "{err}");
+    assert_eq!(
+        verify["outputs"]["differing_keys"],
+        serde_json::json!(["AGENT_ID=4242 (different values)"])
+    );
+    let status = env.dag(&["status", "w"]);
+    assert!(status.stdout.contains("AGENT_ID=4242"), "{status:?}");
+}
+
+#[test]
+fn mariadb_sql_server_source_every_type_verified_full() {
+    if !require(mariadb_up()) {
+        return;
+    }
+    let types = fixtures::types_table();
+    let composite = fixtures::composite_table(5_000);
+    let srv = TdsServer::start(ServerConfig::new(
+        "WorldZone",
+        "dag",
+        "Pa55word!",
+        vec![types, composite],
+    ))
+    .unwrap();
+    let db = Db::new("mssql");
+    let env = Env::new();
+    env.workflow(
+        "wz",
+        &format!(
+            r#"verify = "full"
+
+[source]
+kind = "mssql"
+host = "127.0.0.1"
+port = {}
+database = "WorldZone"
+user = "dag"
+password = "Pa55word!"
+encrypt = "off"
+
+[lake]
+namespace = "migrated_WorldZone"
+
+[target]
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306"
+database = "{}"
+
+[limits]
+memory = "512MiB"
+retries = 1
+"#,
+            srv.port(),
+            db.0
+        ),
+    );
+    let r = env.dag(&["run", "wz"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_verified(&env, "wz");
+    let rows = mariadb(&format!("SELECT COUNT(*) FROM `{}`.`ALLTYPES`", db.0));
+    assert_eq!(rows.trim(), "5");
+    let ddl = mariadb(&format!("SHOW CREATE TABLE `{}`.`ALLTYPES`", db.0));
+    assert!(ddl.contains("tinyint(3) unsigned"), "{ddl}");
+}
