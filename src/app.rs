@@ -381,6 +381,10 @@ async fn cmd_run(
         }
         None => {
             let (selected, all) = select_tables(&comps.source, &wf, only).await?;
+            if with_load && matches!(comps.target, Some(Target::StarRocks(_))) {
+                // Two source tables must not land in one StarRocks table.
+                crate::target::starrocks::names::table_names(&selected)?;
+            }
             let plan = dag::build(&selected, &all, &after_map(&wf, &all), with_load)?;
             let run = RunRecord {
                 id: Store::new_run_id(),

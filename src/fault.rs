@@ -8,6 +8,7 @@
 //!   `after_chunk:<table>:<n>` (chunk n of the extract recorded), `after_commit:<table>` (lake
 //!   commit made, not yet published), `after_publish:<table>` (published, state not yet written),
 //!   `mid_load:<table>:<n>` (part of data file n inserted into the target, not committed),
+//!   `before_load_request:<table>:<n>` (Stream Load request n recorded as pending, not sent),
 //!   `after_load_request:<table>:<n>` (Stream Load request n done, its outcome not recorded),
 //!   `before_publish:<table>` (every row in the target's staging table, not swapped in),
 //!   `after_swap:<table>` (StarRocks staging table swapped in, old rows not dropped),

@@ -50,7 +50,10 @@ impl Digest128 {
 }
 
 /// Calls `f(row, hash)` with each row's hash (the summand of the fingerprint), in batch order.
-pub fn for_each_row_hash(batch: &RecordBatch, mut f: impl FnMut(usize, u128)) -> Result<(), String> {
+pub fn for_each_row_hash(
+    batch: &RecordBatch,
+    mut f: impl FnMut(usize, u128),
+) -> Result<(), String> {
     let cols: Vec<Cells<'_>> = batch
         .columns()
         .iter()

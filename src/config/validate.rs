@@ -15,10 +15,9 @@ use toml::de::{DeString, DeTable, DeValue};
 
 use super::interpolate::expand;
 use super::{
-    CatalogKind, ConfigError, ConfigErrors, Encrypt, LakeConfig, Limits, MIN_MEMORY, Mode,
-    Distribution, LoadMode, MssqlSettings, MysqlTargetConfig, Secret, SourceConfig, StarRocksConfig,
-    TableModel, TableOverride, TableSelection, TargetConfig, VerifyMode, compile_glob,
-    parse_size,
+    CatalogKind, ConfigError, ConfigErrors, Distribution, Encrypt, LakeConfig, Limits, LoadMode,
+    MIN_MEMORY, Mode, MssqlSettings, MysqlTargetConfig, Secret, SourceConfig, StarRocksConfig,
+    TableModel, TableOverride, TableSelection, TargetConfig, VerifyMode, compile_glob, parse_size,
 };
 
 /// The validated contents of a workflow file.
@@ -515,14 +514,22 @@ impl<'a> Validator<'a> {
         let model = self.choice(
             &sec,
             "model",
-            &[("duplicate", TableModel::Duplicate), ("primary", TableModel::Primary)],
+            &[
+                ("duplicate", TableModel::Duplicate),
+                ("primary", TableModel::Primary),
+            ],
         );
         let distribution = self.choice(
             &sec,
             "distribution",
-            &[("hash", Distribution::Hash), ("random", Distribution::Random)],
+            &[
+                ("hash", Distribution::Hash),
+                ("random", Distribution::Random),
+            ],
         );
-        let buckets = self.integer(&sec, "buckets", 1, 1024).map(|n| n.value as u32);
+        let buckets = self
+            .integer(&sec, "buckets", 1, 1024)
+            .map(|n| n.value as u32);
         let replication_num = self
             .integer(&sec, "replication_num", 1, 9)
             .map(|n| n.value as u32);
@@ -549,7 +556,10 @@ impl<'a> Validator<'a> {
         let request_bytes = self.size(&sec, "request_bytes", 64 * 1024, 10 << 30);
         let max_filter_ratio = self.string(&sec, "max_filter_ratio", Need::Optional);
         if let Some(r) = &max_filter_ratio
-            && !r.value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v))
+            && !r
+                .value
+                .parse::<f64>()
+                .is_ok_and(|v| (0.0..=1.0).contains(&v))
         {
             let message = format!("{:?} is not a ratio between 0 and 1", r.value);
             self.report(r.at, &sec.key_of("max_filter_ratio"), message);

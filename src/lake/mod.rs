@@ -451,7 +451,12 @@ impl Lake {
         let t = self.load_table(table).await?;
         Ok(t.metadata()
             .current_snapshot()
-            .and_then(|s| s.summary().additional_properties.get("total-records").cloned())
+            .and_then(|s| {
+                s.summary()
+                    .additional_properties
+                    .get("total-records")
+                    .cloned()
+            })
             .and_then(|n| n.parse().ok())
             .unwrap_or(0))
     }

@@ -50,6 +50,10 @@ impl ColBuilder {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         match self {
             ColBuilder::Bool(b) => b.len(),

@@ -14,8 +14,8 @@ pub mod sqlite;
 pub mod starrocks;
 
 use arrow_array::RecordBatch;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use futures::stream::BoxStream;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use tokio::sync::mpsc;
 
 use crate::config::TargetConfig;
@@ -26,7 +26,7 @@ use crate::types::TableInfo;
 pub enum Target {
     Sqlite(sqlite::SqliteTarget),
     Mysql(mysql::MysqlTarget),
-    StarRocks(starrocks::StarRocksTarget),
+    StarRocks(Box<starrocks::StarRocksTarget>),
 }
 
 impl Target {
@@ -36,7 +36,9 @@ impl Target {
                 Ok(Target::Sqlite(sqlite::SqliteTarget { path: path.clone() }))
             }
             TargetConfig::Mysql(m) => Ok(Target::Mysql(mysql::MysqlTarget::new(m)?)),
-            TargetConfig::StarRocks(s) => Ok(Target::StarRocks(starrocks::StarRocksTarget::new(s)?)),
+            TargetConfig::StarRocks(s) => Ok(Target::StarRocks(Box::new(
+                starrocks::StarRocksTarget::new(s)?,
+            ))),
         }
     }
 
@@ -49,7 +51,11 @@ impl Target {
     }
 
     /// The published table read back as record batches typed like `info`.
-    pub fn scan(&self, info: &TableInfo, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>> {
+    pub fn scan(
+        &self,
+        info: &TableInfo,
+        batch_rows: usize,
+    ) -> BoxStream<'static, Result<RecordBatch>> {
         match self {
             Target::Sqlite(t) => receiver_stream(t.scan(info, batch_rows)),
             Target::Mysql(t) => receiver_stream(t.scan(info, batch_rows)),
@@ -73,7 +79,9 @@ impl Target {
 }
 
 /// A channel of batches as a stream.
-pub fn receiver_stream(rx: mpsc::Receiver<Result<RecordBatch>>) -> BoxStream<'static, Result<RecordBatch>> {
+pub fn receiver_stream(
+    rx: mpsc::Receiver<Result<RecordBatch>>,
+) -> BoxStream<'static, Result<RecordBatch>> {
     Box::pin(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))

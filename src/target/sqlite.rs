@@ -182,7 +182,9 @@ impl SqliteTarget {
         let (path, info) = (self.path.clone(), info.clone());
         tokio::task::spawn_blocking(move || {
             let res = reader::open(&path, false).and_then(|c| {
-                reader::read(&c, &info, "", batch_rows, |b| Ok(tx.blocking_send(Ok(b)).is_ok()))
+                reader::read(&c, &info, "", batch_rows, |b| {
+                    Ok(tx.blocking_send(Ok(b)).is_ok())
+                })
             });
             if let Err(e) = res {
                 let _ = tx.blocking_send(Err(e));
@@ -193,9 +195,11 @@ impl SqliteTarget {
 
     pub fn count(&self, info: &TableInfo) -> Result<u64> {
         let c = reader::open(&self.path, false)?;
-        let n: i64 = c.query_row(&format!("SELECT COUNT(*) FROM {}", quote(&info.name)), [], |r| {
-            r.get(0)
-        })?;
+        let n: i64 = c.query_row(
+            &format!("SELECT COUNT(*) FROM {}", quote(&info.name)),
+            [],
+            |r| r.get(0),
+        )?;
         Ok(n as u64)
     }
 

@@ -44,7 +44,13 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                     if done.contains(&(unit as u32)) {
                         continue;
                     }
-                    t.load_chunk(&info, &run, unit as u32, std::slice::from_ref(file), batch_rows)?;
+                    t.load_chunk(
+                        &info,
+                        &run,
+                        unit as u32,
+                        std::slice::from_ref(file),
+                        batch_rows,
+                    )?;
                     loaded += 1;
                 }
                 crate::fault::point(&format!("before_publish:{}", info.name));
@@ -65,7 +71,8 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                     if done.contains(&(unit as u32)) {
                         continue;
                     }
-                    t.load_unit(&info, &run, unit as u32, file, batch_rows).await?;
+                    t.load_unit(&info, &run, unit as u32, file, batch_rows)
+                        .await?;
                     loaded += 1;
                 }
                 crate::fault::point(&format!("before_publish:{table}"));

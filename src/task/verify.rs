@@ -89,9 +89,8 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                     bucket_sums(lake_side, &key).await?,
                     bucket_sums(target_side, &key).await?,
                 );
-                let differing: HashSet<usize> = (0..BUCKETS)
-                    .filter(|&b| first.0[b] != first.1[b])
-                    .collect();
+                let differing: HashSet<usize> =
+                    (0..BUCKETS).filter(|&b| first.0[b] != first.1[b]).collect();
                 let lake_rows = rows_in(ctx.lake.batches(table).await?, &key, &differing).await?;
                 let target_rows = rows_in(target.scan(&info, batch_rows), &key, &differing).await?;
                 let keys = differing_keys(&lake_rows, &target_rows);
@@ -166,7 +165,11 @@ fn key_columns(info: &TableInfo) -> Vec<usize> {
         .iter()
         .filter_map(|n| info.columns.iter().position(|c| c.name == *n))
         .collect();
-    if idx.len() == names.len() { idx } else { Vec::new() }
+    if idx.len() == names.len() {
+        idx
+    } else {
+        Vec::new()
+    }
 }
 
 /// Each row's key as text, `COL=value[, COL2=value]`.

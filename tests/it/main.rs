@@ -1,6 +1,7 @@
 //! Integration tests: the `dag` binary against real SQLite sources and targets, a real Iceberg
-//! SQL catalog, a TDS test server standing in for SQL Server (validated by pytds and tsql), and
-//! independent readers (pyiceberg, DuckDB) of what it wrote.
+//! SQL catalog, the machine's MariaDB, a TDS test server standing in for SQL Server (validated by
+//! pytds and tsql), a StarRocks test double (validated by curl, the mariadb client and Python's
+//! csv module) and independent readers (pyiceberg, DuckDB) of what it wrote.
 
 mod cli;
 mod crash;
@@ -8,8 +9,12 @@ mod demo;
 mod mssql;
 mod mssql_live;
 mod mysql_target;
+mod starrocks_double;
+mod starrocks_target;
 mod support;
 mod tds_crosscheck;
 
+#[path = "../support/starrocks/mod.rs"]
+pub mod starrocks;
 #[path = "../support/tds/mod.rs"]
 pub mod tds;

@@ -48,14 +48,19 @@ struct Db(String);
 
 impl Db {
     fn new(tag: &str) -> Db {
-        let name = format!("dag_it_{tag}_{}_{:04x}", std::process::id(), fastrand::u16(..));
+        let name = format!(
+            "dag_it_{tag}_{}_{:04x}",
+            std::process::id(),
+            fastrand::u16(..)
+        );
         mariadb(&format!("DROP DATABASE IF EXISTS `{name}`"));
         Db(name)
     }
 
     /// Rows and distinct keys (rows again for a keyless table).
     fn count(&self, table: &str) -> (i64, i64, String) {
-        let distinct = key_of(table).map_or("COUNT(*)".to_string(), |k| format!("COUNT(DISTINCT `{k}`)"));
+        let distinct =
+            key_of(table).map_or("COUNT(*)".to_string(), |k| format!("COUNT(DISTINCT `{k}`)"));
         let out = mariadb(&format!(
             "SELECT COUNT(*), {distinct} FROM `{}`.`{table}`",
             self.0

@@ -73,6 +73,9 @@ pub struct LoadSummary {
 const PENDING: &str = "pending";
 const LOADED: &str = "loaded";
 const FOUND: &str = "found";
+/// Loaded (or found) but only COMMITTED (Publish Timeout): the rows become visible shortly, and
+/// the staging table is not swapped in before they are.
+const COMMITTED: &str = "committed";
 
 /// A position in the snapshot's rows: data file index and row within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -174,7 +177,9 @@ impl StarRocksTarget {
 
     async fn exec(&self, c: &mut mysql_async::Conn, sql: &str) -> Result<()> {
         tracing::debug!(sql, "starrocks");
-        c.query_drop(sql).await.map_err(|e| my_err(sql_head(sql), e))
+        c.query_drop(sql)
+            .await
+            .map_err(|e| my_err(sql_head(sql), e))
     }
 
     /// Names and comments of the database's tables.
@@ -240,7 +245,10 @@ impl StarRocksTarget {
         drop(c);
         let summary = match self.cfg.load {
             LoadMode::Stream => self.stream(&job, &stage, requests, &mut record).await?,
-            LoadMode::Lake => self.from_lake(&job, &stage, requests, &mut record).await?,
+            LoadMode::Lake => {
+                self.insert_from_lake(&job, &stage, requests, &mut record)
+                    .await?
+            }
         };
         crate::fault::point(&format!("before_publish:{}", info.name));
         self.publish(&table, &stage, job.run).await?;
@@ -294,13 +302,15 @@ impl StarRocksTarget {
             Error::config("target.http_url is needed for Stream Load (load = \"stream\")")
         })?;
         let info = job.info;
-        let cols = names::column_names(info)?;
         let mut headers: Vec<(String, String)> = csv::headers()
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        headers.push(("columns".into(), cols.join(",")));
+        headers.push(("columns".into(), csv::columns_header(info)?));
         headers.push(("max_filter_ratio".into(), self.cfg.max_filter_ratio.clone()));
+        // Without strict mode StarRocks stores a value it cannot convert (a string too long for
+        // its VARCHAR, say) as NULL instead of filtering the row: silent loss.
+        headers.push(("strict_mode".into(), "true".into()));
         headers.push(("timeout".into(), self.cfg.timeout_secs.to_string()));
         let mut summary = LoadSummary {
             found: requests.iter().filter(|r| r.outcome != PENDING).count() as u32,
@@ -323,7 +333,15 @@ impl StarRocksTarget {
                 .ok_or_else(|| Error::internal("the encoder stopped early"))??;
             let n = requests.len() - 1;
             let outcome = self
-                .send(http, job, stage, &headers, &last.label, body.bytes, n as u32)
+                .send(
+                    http,
+                    job,
+                    stage,
+                    &headers,
+                    &last.label,
+                    body.bytes,
+                    n as u32,
+                )
                 .await?;
             requests[n].outcome = outcome.to_string();
             record(requests)?;
@@ -356,7 +374,46 @@ impl StarRocksTarget {
             record(requests)?;
             count(&mut summary, outcome);
         }
+        self.wait_visible(http, requests).await?;
         Ok(summary)
+    }
+
+    /// Waits until every request that ended COMMITTED (Publish Timeout) is VISIBLE, so the table
+    /// swapped in (and verified) holds all its rows.
+    async fn wait_visible(
+        &self,
+        http: &StreamLoadClient,
+        requests: &[LoadRequestRecord],
+    ) -> Result<()> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.cfg.timeout_secs.max(60));
+        for r in requests.iter().filter(|r| r.outcome == COMMITTED) {
+            let mut wait = Duration::from_millis(100);
+            loop {
+                use super::stream_load::LabelState as S;
+                match http.label_state(&self.cfg.database, &r.label).await? {
+                    S::Visible => break,
+                    S::Aborted | S::Unknown => {
+                        return Err(Error::unavailable(format!(
+                            "Stream Load {} was committed but StarRocks now reports it {:?}",
+                            r.label,
+                            http.label_state(&self.cfg.database, &r.label).await?
+                        )));
+                    }
+                    _ if tokio::time::Instant::now() > deadline => {
+                        return Err(Error::unavailable(format!(
+                            "Stream Load {} is committed but not yet visible; retry later",
+                            r.label
+                        )));
+                    }
+                    _ => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -370,17 +427,22 @@ impl StarRocksTarget {
         body: Vec<u8>,
         n: u32,
     ) -> Result<&'static str> {
+        crate::fault::point(&format!("before_load_request:{}:{n}", job.info.name));
         let outcome = http
             .load(&self.cfg.database, stage, label, headers, &body, 3)
             .await
             .map_err(|e| e.context(format!("Stream Load request {n} (label {label})")))?;
         crate::fault::point(&format!("after_load_request:{}:{n}", job.info.name));
-        Ok(if outcome.loaded_now() { LOADED } else { FOUND })
+        Ok(match (outcome.visible(), outcome.loaded_now()) {
+            (false, _) => COMMITTED,
+            (true, true) => LOADED,
+            (true, false) => FOUND,
+        })
     }
 
     /// `INSERT INTO stage WITH LABEL ... SELECT ... FROM <catalog>.<ns>.<table>`: StarRocks reads
     /// the lake itself. The label makes a repeated INSERT after an unclear outcome harmless.
-    async fn from_lake(
+    async fn insert_from_lake(
         &self,
         job: &LoadJob<'_>,
         stage: &str,
@@ -393,9 +455,10 @@ impl StarRocksTarget {
                 found: 1,
             });
         }
-        let catalog = self.cfg.lake_catalog.as_deref().ok_or_else(|| {
-            Error::config("target.lake_catalog is needed for load = \"lake\"")
-        })?;
+        let catalog =
+            self.cfg.lake_catalog.as_deref().ok_or_else(|| {
+                Error::config("target.lake_catalog is needed for load = \"lake\"")
+            })?;
         let info = job.info;
         let label = names::label(job.workflow, job.run, &info.name, 0);
         if requests.is_empty() {
@@ -495,9 +558,13 @@ impl StarRocksTarget {
             )
         });
         match sql {
-            Ok(sql) => {
-                super::super::mysql_rows::scan(self.pool.clone(), sql, info.clone(), batch_rows, false)
-            }
+            Ok(sql) => super::super::mysql_rows::scan(
+                self.pool.clone(),
+                sql,
+                info.clone(),
+                batch_rows,
+                false,
+            ),
             Err(e) => {
                 let (tx, rx) = mpsc::channel(1);
                 let _ = tx.try_send(Err(e));
@@ -522,7 +589,7 @@ impl StarRocksTarget {
 }
 
 fn count(s: &mut LoadSummary, outcome: &str) {
-    if outcome == LOADED {
+    if outcome == LOADED || outcome == COMMITTED {
         s.loaded += 1;
     } else {
         s.found += 1;
@@ -586,9 +653,13 @@ fn encode_into(
         bytes: Vec::new(),
     };
     let mut line = Vec::with_capacity(1024);
-    for fi in from.file as usize..files.len() {
-        let first_row = if fi == from.file as usize { from.row } else { 0 };
-        let reader = super::super::open_parquet(&files[fi], batch_rows, first_row as usize)?;
+    for (fi, file) in files.iter().enumerate().skip(from.file as usize) {
+        let first_row = if fi == from.file as usize {
+            from.row
+        } else {
+            0
+        };
+        let reader = super::super::open_parquet(file, batch_rows, first_row as usize)?;
         let mut row_in_file = first_row;
         for batch in reader {
             let batch = batch?;
@@ -607,15 +678,14 @@ fn encode_into(
                     return finish(body, tx);
                 }
                 line.clear();
-                enc.encode_row(&cols, r, &mut line)
-                    .map_err(|e| e.context(format!("table {}", info.name)))?;
+                enc.encode_row(&cols, r, &mut line)?;
                 if line.len() > max {
                     return Err(Error::data(format!(
                         "table {}: row {} of data file {} takes {} bytes as CSV, more than \
                          target.request_bytes ({max}); raise request_bytes",
                         info.name,
                         row_in_file,
-                        files[fi],
+                        file,
                         line.len()
                     )));
                 }

@@ -1,0 +1,490 @@
+//! The StarRocks target against the StarRocks test double (`tests/support/starrocks`, itself
+//! checked with curl, the mariadb client and Python's csv module in `starrocks_double.rs`):
+//! Stream Load through the FE's 307 with authorization re-sent, deterministic labels, bodies
+//! within `request_bytes`, exactly-once when a response is lost, Publish Timeout, a failed
+//! request, filtered rows, kills at every load point, `load = "lake"`, and verify catching a row
+//! changed in the target.
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::starrocks::{DoubleConfig, Fault, PortKind, StarRocksDouble};
+use crate::support::*;
+use crate::tds::{ServerConfig, TdsServer, fixtures};
+
+const SIGKILL: i32 = 9;
+const DB: &str = "wz";
+const BODY_MAX: u64 = 64 * 1024;
+
+fn workflow(sr: &StarRocksDouble, target_extra: &str, tail: &str) -> String {
+    let src = small_demo_source();
+    let sqlite = small_workflow(&src);
+    let (head, rest) = sqlite.split_once("[target]").unwrap();
+    let limits = rest.split_once("[limits]").unwrap().1;
+    format!(
+        "verify = \"full\"\n{head}[target]\nkind = \"starrocks\"\nurl = \"{}\"\nhttp_url = \"{}\"\n\
+         database = \"{DB}\"\nreplication_num = 1\nrequest_bytes = {BODY_MAX}\n{target_extra}\n\n\
+         [limits]{limits}\n{tail}",
+        sr.mysql_url(),
+        sr.http_url()
+    )
+}
+
+fn double() -> StarRocksDouble {
+    StarRocksDouble::start(DoubleConfig::default())
+}
+
+fn run_id(env: &Env, wf: &str) -> String {
+    env.status(wf).0["id"].as_str().unwrap().to_string()
+}
+
+/// Every table in the double holds exactly the rows extracted, verified `full`, once each.
+fn assert_exact(sr: &StarRocksDouble, env: &Env, wf: &str) {
+    let (run, tasks) = env.status(wf);
+    assert_eq!(run["status"], "succeeded", "{tasks:?}");
+    let mut names = Vec::new();
+    for t in &tasks {
+        let table = t["table"].as_str().unwrap();
+        match t["stage"].as_str().unwrap() {
+            "verify" => {
+                let o = &t["outputs"];
+                assert_eq!(o["verify_mode"], "full", "{t}");
+                assert_eq!(o["target"], o["digest"], "{t}");
+            }
+            "extract" => {
+                names.push(table.to_string());
+                let rows = t["outputs"]["digest"]["rows"].as_u64().unwrap() as usize;
+                let stored = sr.rows_text(DB, table);
+                assert_eq!(stored.len(), rows, "{table} rows in the double");
+                if let Some(k) = key_of(table) {
+                    let ki = sr
+                        .columns(DB, table)
+                        .iter()
+                        .position(|c| c.name == k)
+                        .unwrap();
+                    let keys: HashSet<&String> = stored.iter().map(|r| &r[ki]).collect();
+                    assert_eq!(keys.len(), rows, "{table}: duplicate keys in the double");
+                }
+            }
+            _ => {}
+        }
+    }
+    // No staging table is left.
+    let mut tables = sr.tables(DB);
+    tables.sort();
+    names.sort();
+    assert_eq!(tables, names);
+}
+
+fn key_of(table: &str) -> Option<&'static str> {
+    match table {
+        "AGENTSVES" => Some("AGENT_ID"),
+        "TRANSACTIONS" => Some("TXN_ID"),
+        "COUNTRIES" => Some("COUNTRY_ID"),
+        _ => None,
+    }
+}
+
+fn be_loads(sr: &StarRocksDouble) -> Vec<crate::starrocks::RequestLog> {
+    sr.requests()
+        .into_iter()
+        .filter(|r| r.port == PortKind::Be && r.method == "PUT")
+        .collect()
+}
+
+#[test]
+fn starrocks_stream_load_follows_the_redirect_with_labels_and_bounded_bodies() {
+    let sr = double();
+    let env = Env::new();
+    env.workflow("w", &workflow(&sr, "", ""));
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_exact(&sr, &env, "w");
+    let run = run_id(&env, "w");
+
+    let reqs = sr.requests();
+    let fe: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.port == PortKind::Fe && r.method == "PUT")
+        .collect();
+    let be = be_loads(&sr);
+    assert!(
+        be.len() > 20,
+        "AGENTSVES needs many 64 KiB bodies: {}",
+        be.len()
+    );
+    // Every load went to the FE first, was redirected, and reached the BE with its
+    // authorization, 100-continue and a body within the limit.
+    assert_eq!(fe.len(), be.len());
+    assert!(
+        fe.iter()
+            .all(|r| r.outcome == "Redirect" && r.auth_valid && r.expect_continue)
+    );
+    assert!(
+        be.iter()
+            .all(|r| r.auth_valid && r.expect_continue && r.outcome == "Success")
+    );
+    assert!(be.iter().all(|r| r.body_len <= BODY_MAX && r.body_len > 0));
+    // Labels are the deterministic (workflow, run, table, n), each used once.
+    let load = env.task("w", "AGENTSVES", "load");
+    let recorded = load["outputs"]["requests"].as_array().unwrap();
+    for (n, q) in recorded.iter().enumerate() {
+        let want = dag::target::starrocks::names::label("w", &run, "AGENTSVES", n as u32);
+        assert_eq!(q["label"], want.as_str());
+        assert_eq!(q["outcome"], "loaded");
+    }
+    let labels: HashSet<_> = be.iter().map(|r| r.label.clone().unwrap()).collect();
+    assert_eq!(labels.len(), be.len(), "a label was sent twice");
+
+    // The DDL followed the mapping and the table is the published one.
+    let ddl = sr.ddl(DB, "AGENTSVES");
+    assert!(ddl.contains("DUPLICATE KEY(`AGENT_ID`)"), "{ddl}");
+    assert!(ddl.contains("DISTRIBUTED BY HASH(`AGENT_ID`)"), "{ddl}");
+    assert!(ddl.contains("\"replication_num\" = \"1\""), "{ddl}");
+    assert_eq!(sr.table_comment(DB, "AGENTSVES"), format!("dag run {run}"));
+    // A keyless table is distributed at random.
+    assert!(
+        sr.ddl(DB, "CURRENCY_RATES")
+            .contains("DISTRIBUTED BY RANDOM")
+    );
+
+    // A second full run swaps in a new copy: still exactly the source's rows.
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_exact(&sr, &env, "w");
+    assert!(
+        sr.queries().iter().any(|q| q.contains("SWAP WITH")),
+        "the second run must swap"
+    );
+}
+
+#[test]
+fn starrocks_lost_response_publish_timeout_and_failed_request_load_exactly_once() {
+    let sr = double();
+    // The next three loads: one loses its answer after committing, one answers Publish Timeout,
+    // one fails.
+    sr.inject(Fault::LoseResponseAfterCommit { label: None });
+    sr.inject(Fault::PublishTimeout {
+        label: None,
+        visible_after_polls: 2,
+    });
+    sr.inject(Fault::FailRequest { label: None });
+    let env = Env::new();
+    env.workflow(
+        "w",
+        &workflow(&sr, "", "[tables]\ninclude = [\"AGENTSVES\"]\n"),
+    );
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(sr.pending_faults().is_empty(), "every fault fired");
+    assert_exact(&sr, &env, "w");
+    let outcomes: Vec<String> = be_loads(&sr).into_iter().map(|r| r.outcome).collect();
+    for o in ["ResponseLost", "Publish Timeout", "Fail"] {
+        assert!(
+            outcomes.iter().any(|x| x == o),
+            "{o} not seen: {outcomes:?}"
+        );
+    }
+    // The lost answer was resolved by asking StarRocks, not by loading twice.
+    assert!(
+        sr.requests()
+            .iter()
+            .any(|r| r.target.contains("get_load_state") || r.outcome == "Label Already Exists"),
+        "{:?}",
+        sr.requests()
+    );
+    let load = env.task("w", "AGENTSVES", "load");
+    let found = load["outputs"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["outcome"] == "found")
+        .count();
+    assert!(found <= 1, "{load}");
+}
+
+#[test]
+fn starrocks_filtered_row_fails_the_load_naming_the_error_url() {
+    let sr = double();
+    // Create the table by hand with a column too narrow for the data.
+    let env = Env::new();
+    env.workflow(
+        "w",
+        &workflow(&sr, "", "[tables]\ninclude = [\"COUNTRIES\"]\n"),
+    );
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let ddl = sr.ddl(DB, "COUNTRIES");
+    // The same table in another database, with the country name shrunk to 2 bytes.
+    let name_col = sr
+        .columns(DB, "COUNTRIES")
+        .into_iter()
+        .find(|c| c.name == "NAME")
+        .expect("NAME column");
+    let narrow = ddl
+        .replace(&format!("`{DB}`.`COUNTRIES`"), "`narrow`.`COUNTRIES`")
+        .replace(
+            &format!("`NAME` {}", name_col.type_text),
+            "`NAME` VARCHAR(2)",
+        );
+    assert!(narrow.contains("`NAME` VARCHAR(2)"), "{narrow}");
+    sr.execute("CREATE DATABASE IF NOT EXISTS `narrow`")
+        .unwrap();
+    sr.execute(&narrow).unwrap();
+    let env2 = Env::new();
+    env2.workflow(
+        "w",
+        &workflow(
+            &sr,
+            "create_tables = false",
+            "[tables]\ninclude = [\"COUNTRIES\"]\n",
+        )
+        .replace(&format!("database = \"{DB}\""), "database = \"narrow\""),
+    );
+    let r = env2.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let load = env2.task("w", "COUNTRIES", "load");
+    assert_eq!(load["status"], "failed", "{load}");
+    let err = load["last_error"].as_str().unwrap();
+    let url = format!("http://127.0.0.1:{}/api/_load_error_log", sr.be_http_port());
+    assert!(
+        err.contains(&url),
+        "the error must name the ErrorURL: {err}"
+    );
+    assert_eq!(load["attempts"], 1, "filtered rows are not retried: {load}");
+    // Nothing reached the table.
+    assert!(sr.rows_text("narrow", "COUNTRIES").is_empty());
+}
+
+#[test]
+fn starrocks_sigkill_at_every_load_point_then_run_is_exact() {
+    for point in [
+        "before_load_request:AGENTSVES:3",
+        "after_load_request:AGENTSVES:3",
+        "before_publish:AGENTSVES",
+        "after_swap:AGENTSVES",
+    ] {
+        let sr = double();
+        let env = Env::new();
+        env.workflow(
+            "w",
+            &workflow(
+                &sr,
+                "",
+                "[tables]\ninclude = [\"AGENTSVES\", \"COUNTRIES\"]\n",
+            ),
+        );
+        if point.starts_with("after_swap") {
+            // A swap needs a table to swap with: publish one run first.
+            let r = env.dag(&["run", "w"]);
+            assert_eq!(r.code, Some(0), "{r:?}");
+        }
+        let r = env.dag_fault(&["run", "w"], &format!("kill:{point}"));
+        assert_eq!(r.signal, Some(SIGKILL), "expected a kill at {point}: {r:?}");
+        let r = env.dag(&["run", "w"]);
+        assert_eq!(r.code, Some(0), "resume after {point}: {r:?}");
+        assert_exact(&sr, &env, "w");
+        if point.contains("_load_request:") {
+            // Requests 0..=2 were recorded before the kill and not sent again.
+            let load = env.task("w", "AGENTSVES", "load");
+            assert!(
+                load["outputs"]["chunks_already_loaded"].as_u64().unwrap() >= 3,
+                "{load}"
+            );
+        }
+    }
+}
+
+#[test]
+fn starrocks_row_changed_after_load_is_reported_by_key() {
+    let sr = double();
+    let env = Env::new();
+    env.workflow(
+        "w",
+        &workflow(&sr, "", "[tables]\ninclude = [\"AGENTSVES\"]\n"),
+    );
+    let r = env.dag_fault(&["run", "w"], "kill:before_verify:AGENTSVES");
+    assert_eq!(r.signal, Some(SIGKILL), "{r:?}");
+    let cols = sr.columns(DB, "AGENTSVES");
+    let ki = cols.iter().position(|c| c.name == "AGENT_ID").unwrap();
+    let row = sr
+        .rows_text(DB, "AGENTSVES")
+        .iter()
+        .position(|r| r[ki] == "4242")
+        .expect("AGENT_ID 4242 loaded");
+    sr.set_cell(
+        DB,
+        "AGENTSVES",
+        row,
+        "AGENT_NAME",
+        Some(b"tampered".to_vec()),
+    );
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let verify = env.task("w", "AGENTSVES", "verify");
+    let err = verify["last_error"].as_str().unwrap();
+    assert!(err.contains("AGENT_ID=4242 (different values)"), "{err}");
+    assert!(err.contains("target (starrocks"), "{err}");
+}
+
+#[test]
+fn starrocks_lake_mode_lets_starrocks_read_the_lake() {
+    if !require(python_readers()) {
+        return;
+    }
+    let sr = double();
+    let env = Env::new();
+    let state = env.state();
+    sr.set_catalog_reader(move |catalog, ns, table, columns| {
+        if catalog != "lake" {
+            return Err(format!("unknown catalog {catalog}"));
+        }
+        let out = Command::new("python3")
+            .arg(repo().join("tests/readers/dump_table.py"))
+            .arg("--catalog")
+            .arg(state.join("catalog.db"))
+            .arg("--warehouse")
+            .arg(state.join("warehouse"))
+            .args([
+                "--namespace",
+                ns,
+                "--table",
+                table,
+                "--columns",
+                &columns.join(","),
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let rows: Vec<Vec<Value>> =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|c| match c {
+                        Value::Null => None,
+                        Value::String(s) => Some(s.into_bytes()),
+                        Value::Object(o) => Some(
+                            (0..o["hex"].as_str().unwrap().len() / 2)
+                                .map(|i| {
+                                    u8::from_str_radix(
+                                        &o["hex"].as_str().unwrap()[2 * i..2 * i + 2],
+                                        16,
+                                    )
+                                    .unwrap()
+                                })
+                                .collect(),
+                        ),
+                        other => Some(other.to_string().into_bytes()),
+                    })
+                    .collect()
+            })
+            .collect())
+    });
+    // The external catalog a StarRocks admin would have created over the lake.
+    sr.add_catalog("lake", &[("type", "iceberg")]);
+    sr.inject(Fault::LoseInsertResponse { label: None });
+    env.workflow(
+        "w",
+        &workflow(
+            &sr,
+            "load = \"lake\"\nlake_catalog = \"lake\"",
+            "[tables]\ninclude = [\"AGENTSVES\", \"COUNTRIES\"]\n",
+        ),
+    );
+    let r = env.dag(&["run", "w"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_exact(&sr, &env, "w");
+    assert!(be_loads(&sr).is_empty(), "no Stream Load in lake mode");
+    let inserts: Vec<String> = sr
+        .queries()
+        .into_iter()
+        .filter(|q| q.starts_with("INSERT INTO"))
+        .collect();
+    assert!(
+        inserts
+            .iter()
+            .all(|q| q.contains("WITH LABEL") && q.contains("FROM `lake`.`worldzone`.")),
+        "{inserts:?}"
+    );
+    // The lost INSERT answer was resolved by the label's state: one job per table.
+    let jobs = sr.loads();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+}
+
+#[test]
+fn starrocks_sql_server_every_type_verified_full() {
+    let types = fixtures::types_table();
+    let srv = TdsServer::start(ServerConfig::new(
+        "WorldZone",
+        "dag",
+        "Pa55word!",
+        vec![types],
+    ))
+    .unwrap();
+    let sr = double();
+    let wf = |extra: &str| {
+        format!(
+            r#"verify = "full"
+
+[source]
+kind = "mssql"
+host = "127.0.0.1"
+port = {}
+database = "WorldZone"
+user = "dag"
+password = "Pa55word!"
+encrypt = "off"
+
+[lake]
+namespace = "migrated_WorldZone"
+
+[target]
+kind = "starrocks"
+url = "{}"
+http_url = "{}"
+database = "{DB}"
+replication_num = 1
+
+[limits]
+memory = "512MiB"
+retries = 1
+{extra}"#,
+            srv.port(),
+            sr.mysql_url(),
+            sr.http_url()
+        )
+    };
+    // The fixture's 5 MB nvarchar(max) value cannot enter a StarRocks VARCHAR (1 MiB at most):
+    // the load fails naming the column instead of truncating it.
+    let env = Env::new();
+    env.workflow("wz", &wf(""));
+    let r = env.dag(&["run", "wz"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let load = env.task("wz", "ALLTYPES", "load");
+    let err = load["last_error"].as_str().unwrap();
+    assert!(err.contains("C_NVARCHARMAX"), "{err}");
+    assert_eq!(
+        load["attempts"], 1,
+        "a value too long is not retried: {load}"
+    );
+    // Without that column, every other type reaches StarRocks and reads back identical.
+    let env = Env::new();
+    env.workflow(
+        "wz",
+        &wf("\n[table.ALLTYPES]\nexclude_columns = [\"C_NVARCHARMAX\"]\n"),
+    );
+    let r = env.dag(&["run", "wz"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let verify = env.task("wz", "ALLTYPES", "verify");
+    assert_eq!(verify["status"], "succeeded", "{verify}");
+    assert_eq!(verify["outputs"]["target"], verify["outputs"]["digest"]);
+    assert_eq!(sr.rows_text(DB, "ALLTYPES").len(), 5);
+    let ddl = sr.ddl(DB, "ALLTYPES");
+    assert!(ddl.contains("SMALLINT"), "tinyint maps to SMALLINT: {ddl}");
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Prints one Iceberg table of dag's lake as JSON rows, read with pyiceberg.
+
+The StarRocks test double stands in for StarRocks reading the lake through its own external
+Iceberg catalog (`load = "lake"`): it asks this script, an Iceberg reader we did not write, for the
+rows. Cells are printed in StarRocks' text forms: null, or a string (booleans 1/0, decimals in
+plain notation, dates YYYY-MM-DD, timestamps YYYY-MM-DD HH:MM:SS.ffffff in UTC), binaries as
+{"hex": "..."}.
+
+Usage: dump_table.py --catalog FILE --warehouse DIR --namespace NS --table T --columns A,B,...
+"""
+
+import argparse
+import datetime
+import decimal
+import json
+import os
+import sys
+
+
+def cell(v):
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (bytes, bytearray)):
+        return {"hex": bytes(v).hex()}
+    if isinstance(v, decimal.Decimal):
+        return format(v, "f")
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(v, datetime.date):
+        return f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--catalog", required=True)
+    p.add_argument("--catalog-name", default="dag")
+    p.add_argument("--warehouse", required=True)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--columns", required=True)
+    a = p.parse_args()
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    cat = SqlCatalog(
+        a.catalog_name,
+        uri="sqlite:///" + os.path.abspath(a.catalog),
+        warehouse="file://" + os.path.abspath(a.warehouse),
+        init_catalog_tables="false",
+    )
+    table = cat.load_table(f"{a.namespace}.{a.table}")
+    cols = a.columns.split(",")
+    arrow = table.scan(selected_fields=tuple(cols)).to_arrow()
+    data = [arrow.column(c).to_pylist() for c in cols]
+    rows = [[cell(col[i]) for col in data] for i in range(arrow.num_rows)]
+    json.dump(rows, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
