@@ -61,7 +61,11 @@ impl Tuning {
                 3 * batch + 2 * rg + 8 * MIB
             }
             Stage::WriteIceberg => 16 * MIB,
-            Stage::Load => 2 * batch + self.load_bytes + 8 * MIB,
+            // Reading a data file holds a row group's column chunks besides the batches.
+            Stage::Load => {
+                let rg = (self.row_group_rows(info, 1.0) as u64 * w).min(whole);
+                2 * batch + rg + self.load_bytes + 8 * MIB
+            }
             Stage::Verify => 4 * batch + 16 * MIB,
         }
     }
