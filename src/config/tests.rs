@@ -251,7 +251,7 @@ include = ["A*", "[abc"]
                 "every night".parse::<cron::Schedule>().unwrap_err()
             ),
             "workflows/demo.toml:3:1: colour: unknown key (expected one of: description, \
-             schedule, source, lake, target, limits, tables, table)"
+             schedule, source, lake, target, limits, tables, table, verify)"
                 .to_owned(),
             "workflows/demo.toml:9:1: limits.memory: \"2 gigs\" is not a size (use e.g. 512MiB, 2GiB)"
                 .to_owned(),
@@ -291,7 +291,7 @@ namespace = "wz"
 
 [target]
 kind = "mysql"
-url = "x"
+url = "mysql://x"
 database = "d"
 http_url = "http://fe:8030"
 "#;
@@ -578,4 +578,70 @@ connections = 3
         "{errs}"
     );
     assert!(errs.contains("missing: database, user"), "{errs}");
+}
+
+#[test]
+fn starrocks_target_settings_are_checked_together() {
+    let text = r#"verify = "sometimes"
+
+[source]
+kind = "sqlite"
+path = "x.db"
+
+[lake]
+namespace = "wz"
+
+[target]
+kind = "starrocks"
+url = "mysql://fe:9030"
+http_url = "https://fe:8030"
+database = "wz-1"
+model = "unique"
+load = "lake"
+max_filter_ratio = "2"
+request_bytes = "1KiB"
+
+[table.T]
+verify = "count"
+"#;
+    let errors = parse_err(text);
+    for want in [
+        "verify: \"sometimes\" is not valid (expected one of: full, count)",
+        "target.http_url: \"https://fe:8030\" is not an http:// URL",
+        "target.database: \"wz-1\": use letters, digits and `_` only",
+        "target.model: \"unique\" is not valid (expected one of: duplicate, primary)",
+        "target.load: \"lake\" needs `lake_catalog`",
+        "target.max_filter_ratio: \"2\" is not a ratio between 0 and 1",
+        "target.request_bytes: 1024 bytes is outside",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{want:?} not in {errors:#?}"
+        );
+    }
+    let ok = parse_ok(
+        &text
+            .replace("\"sometimes\"", "\"count\"")
+            .replace("https://", "http://")
+            .replace("wz-1", "wz")
+            .replace("\"unique\"", "\"primary\"")
+            .replace(
+                "load = \"lake\"",
+                "load = \"lake\"\nlake_catalog = \"lake\"",
+            )
+            .replace("\"2\"", "\"0.1\"")
+            .replace("1KiB", "64MiB"),
+    );
+    assert_eq!(ok.verify, crate::config::VerifyMode::Count);
+    let Some(TargetConfig::StarRocks(sr)) = &ok.target else {
+        panic!("{:?}", ok.target)
+    };
+    assert_eq!(sr.model, crate::config::TableModel::Primary);
+    assert_eq!(sr.load, crate::config::LoadMode::Lake);
+    assert_eq!(sr.request_bytes, 64 << 20);
+    assert_eq!(sr.timeout_secs, 600);
+    assert_eq!(
+        ok.override_for("t").and_then(|o| o.verify),
+        Some(crate::config::VerifyMode::Count)
+    );
 }

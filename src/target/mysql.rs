@@ -389,9 +389,45 @@ impl MysqlTarget {
             }
             Err(e) => {
                 let _ = tx.rollback().await;
-                Err(e)
+                // Another loader of the same unit may have won (our rows then collided with its
+                // rows or its ledger row): the unit is loaded exactly once, by that loader.
+                match self.recorded(&mut c, info, run, unit).await {
+                    Ok(Some(d)) => Ok(d),
+                    _ => Err(e),
+                }
             }
         }
+    }
+
+    /// The digest recorded in the ledger for a unit, if it was loaded.
+    async fn recorded<Q: Queryable>(
+        &self,
+        q: &mut Q,
+        info: &TableInfo,
+        run: &str,
+        unit: u32,
+    ) -> Result<Option<Digest128>> {
+        let done: Option<(u64, String)> = q
+            .exec_first(
+                format!(
+                    "SELECT `rows`, fingerprint FROM {} \
+                     WHERE run_id = ? AND table_name = ? AND unit = ?",
+                    self.qualified(LEDGER)
+                ),
+                (run, &info.name, unit),
+            )
+            .await
+            .map_err(self.at_table(&info.name))?;
+        let Some((rows, fp)) = done else {
+            return Ok(None);
+        };
+        let sum = u128::from_str_radix(&fp, 16).map_err(|_| {
+            Error::state(format!(
+                "table {}: ledger fingerprint {fp:?} of unit {unit} is not hex",
+                info.name
+            ))
+        })?;
+        Ok(Some(Digest128 { rows, sum }))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -410,24 +446,8 @@ impl MysqlTarget {
         // A plain read, no locking read: `FOR UPDATE` on a missing row takes a gap lock, and
         // loaders of neighbouring units would deadlock on each other's ledger inserts. Two
         // loaders of the same unit are kept apart by the ledger's primary key instead (below).
-        let done: Option<(u64, String)> = tx
-            .exec_first(
-                format!(
-                    "SELECT `rows`, fingerprint FROM {ledger} \
-                     WHERE run_id = ? AND table_name = ? AND unit = ?"
-                ),
-                (run, &info.name, unit),
-            )
-            .await
-            .map_err(&fail)?;
-        if let Some((rows, fp)) = done {
-            let sum = u128::from_str_radix(&fp, 16).map_err(|_| {
-                Error::state(format!(
-                    "table {}: ledger fingerprint {fp:?} of unit {unit} is not hex",
-                    info.name
-                ))
-            })?;
-            return Ok(Digest128 { rows, sum });
+        if let Some(d) = self.recorded(tx, info, run, unit).await? {
+            return Ok(d);
         }
         let columns = info
             .columns
@@ -1467,9 +1487,13 @@ mod tests {
                 rt.block_on(async {
                     let t = target(&db);
                     let mut c = t.pool.get_conn().await.unwrap();
-                    c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote(&db)))
-                        .await
-                        .unwrap();
+                    // A failed test may leave transactions open: do not wait a day for them.
+                    c.query_drop(format!(
+                        "SET SESSION lock_wait_timeout = 10; DROP DATABASE IF EXISTS {}",
+                        quote(&db)
+                    ))
+                    .await
+                    .unwrap();
                 });
             })
             .join();

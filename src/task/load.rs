@@ -63,6 +63,8 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         Target::Mysql(t) => {
             t.check().await?;
             if t.is_published(&info, &run).await? {
+                // Idempotent: finishes a cleanup a crash cut short after the swap.
+                t.publish(&info, &run).await?;
                 (0, units)
             } else {
                 let done = t.prepare(&info, &run).await?;
