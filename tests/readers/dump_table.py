@@ -30,7 +30,11 @@ def cell(v):
     if isinstance(v, datetime.datetime):
         if v.tzinfo is not None:
             v = v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        # strftime's %Y drops leading zeros of years below 1000 on Linux.
+        return (
+            f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+            f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+        )
     if isinstance(v, datetime.date):
         return f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
     if isinstance(v, float):
