@@ -87,6 +87,12 @@ pub fn receiver_stream(
     }))
 }
 
+/// `name` as a backquoted identifier (a backquote in it doubled), as MySQL and StarRocks quote
+/// names.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
 /// Local path of a data file location (`file:///x` or `/x`).
 pub fn local_path(location: &str) -> &str {
     location.strip_prefix("file://").unwrap_or(location)
@@ -107,28 +113,4 @@ pub fn open_parquet(
         b = b.with_offset(offset);
     }
     Ok(b.build()?)
-}
-
-/// Streams one Parquet data file as record batches from the blocking pool; at most two batches
-/// wait in the channel, so memory stays at a few batches whatever the file's size.
-pub fn read_parquet(location: &str, batch_rows: usize) -> mpsc::Receiver<Result<RecordBatch>> {
-    let (tx, rx) = mpsc::channel(2);
-    let location = location.to_string();
-    tokio::task::spawn_blocking(move || {
-        let reader = match open_parquet(&location, batch_rows, 0) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        };
-        for batch in reader {
-            let item = batch.map_err(Error::from);
-            let stop = item.is_err();
-            if tx.blocking_send(item).is_err() || stop {
-                return;
-            }
-        }
-    });
-    rx
 }

@@ -1059,9 +1059,7 @@ fn explain(mut e: Error, batch: &RecordBatch, first_row: usize) -> Error {
 }
 
 /// A backquoted identifier.
-pub fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
+pub use super::quote_ident as quote;
 
 /// A quoted string for DDL (comments), for sessions without `NO_BACKSLASH_ESCAPES` (ours).
 fn string_literal(s: &str) -> String {
@@ -1171,6 +1169,20 @@ mod tests {
             ty,
             nullable,
         }
+    }
+
+    /// 40 x varchar(63): too wide only for InnoDB's in-page limit.
+    fn narrow_table(name: &str) -> TableInfo {
+        let mut t = TableInfo::new(
+            name,
+            (0..40)
+                .map(|i| col(&format!("c{i}"), ColType::String, false))
+                .collect(),
+            None,
+            0,
+        );
+        t.read = (0..40).map(|_| spec("varchar(63)")).collect();
+        t
     }
 
     fn spec(sql_type: &str) -> ReadSpec {
@@ -1406,15 +1418,7 @@ mod tests {
         assert!(sql.contains("`c3` VARCHAR(255),"), "{sql}");
 
         // Many short columns: InnoDB's in-page limit (32 x VARCHAR(63) fit, 33 do not).
-        let mut narrow = TableInfo::new(
-            "N",
-            (0..40)
-                .map(|i| col(&format!("c{i}"), ColType::String, false))
-                .collect(),
-            None,
-            0,
-        );
-        narrow.read = (0..40).map(|_| spec("varchar(63)")).collect();
+        let narrow = narrow_table("N");
         let sql = t.create_table_sql(&narrow, "N", "c").unwrap();
         // 31 x 253 + 9 x 21 + 26 = 8,058 bytes; with 8 TEXT columns 8,264.
         assert_eq!(sql.matches(" TEXT").count(), 9, "{sql}");
@@ -2024,15 +2028,7 @@ mod tests {
         assert_eq!(read_back(&t, &info, 10).await, digest(&[&b]));
 
         // Also the 40 x VARCHAR(63) table that only InnoDB's page limit refuses.
-        let mut narrow = TableInfo::new(
-            "narrow",
-            (0..40)
-                .map(|i| col(&format!("c{i}"), ColType::String, false))
-                .collect(),
-            None,
-            0,
-        );
-        narrow.read = (0..40).map(|_| spec("varchar(63)")).collect();
+        let narrow = narrow_table("narrow");
         let mut c = t.conn().await.unwrap();
         c.query_drop(t.create_table_sql(&narrow, "narrow", "n").unwrap())
             .await

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::columns::Cells;
 use crate::error::{Error, Result};
 use crate::source::builders::ColBuilder;
+use crate::source::sqlite as reader;
 use crate::types::{ColType, TableInfo, decimal_text};
 
 /// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
@@ -87,7 +88,14 @@ pub fn append_value(
         (ColBuilder::Dec(b, p, s), ColType::Decimal { .. }) => {
             let (p, s) = (*p, *s);
             let unscaled = match &v {
-                Value::Bytes(t) => parse_decimal(text(t).map_err(&bad)?, p, s).map_err(&bad)?,
+                Value::Bytes(t) => {
+                    reader::parse_decimal(text(t).map_err(&bad)?, p, s).ok_or_else(|| {
+                        bad(format!(
+                            "not a decimal({p},{s}) value: not a number, more integer digits \
+                             than {p} - {s}, or fraction digits more than the scale allows"
+                        ))
+                    })?
+                }
                 Value::Int(_) | Value::UInt(_) => {
                     let i = integer(&v).map_err(&bad)?;
                     10i128
@@ -103,7 +111,8 @@ pub fn append_value(
         (ColBuilder::Date(b), ColType::Date) => b.append_value(match &v {
             Value::Date(y, m, d, 0, 0, 0, 0) => days(i32::from(*y), u32::from(*m), u32::from(*d))
                 .ok_or_else(|| bad("not a valid date".into()))?,
-            Value::Bytes(t) => parse_date(text(t).map_err(&bad)?).map_err(&bad)?,
+            Value::Bytes(t) => reader::parse_date(text(t).map_err(&bad)?.trim())
+                .ok_or_else(|| bad("not a valid date (YYYY-MM-DD)".into()))?,
             _ => return Err(bad("not a date".into())),
         }),
         (ColBuilder::Ts(b), ColType::Timestamp | ColType::TimestampTz) => {
@@ -114,7 +123,10 @@ pub fn append_value(
                     micros(day, u32::from(*h), u32::from(*mi), u32::from(*s), *us)
                         .ok_or_else(|| bad("not a valid time of day".into()))?
                 }
-                Value::Bytes(t) => parse_datetime(text(t).map_err(&bad)?).map_err(&bad)?,
+                Value::Bytes(t) => reader::parse_timestamp(text(t).map_err(&bad)?.trim())
+                    .ok_or_else(|| {
+                        bad("not a valid datetime (YYYY-MM-DD HH:MM:SS[.ffffff])".into())
+                    })?,
                 _ => return Err(bad("not a datetime".into())),
             })
         }
@@ -198,46 +210,6 @@ fn fits_precision(unscaled: i128, precision: u8) -> bool {
         .is_none_or(|limit| unscaled.unsigned_abs() < limit.unsigned_abs())
 }
 
-/// Unscaled value of decimal text at `scale`: `1.23` at scale 4 is 12300. Fewer fraction digits
-/// than the scale are padded; more are an error (never rounded).
-pub fn parse_decimal(t: &str, precision: u8, scale: i8) -> std::result::Result<i128, String> {
-    let t = t.trim();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let scale_u = scale.max(0) as usize;
-    if int.is_empty() && frac.is_empty()
-        || !int.bytes().all(|c| c.is_ascii_digit())
-        || !frac.bytes().all(|c| c.is_ascii_digit())
-    {
-        return Err("not a decimal number".into());
-    }
-    if frac.len() > scale_u {
-        return Err(format!(
-            "{} fraction digits, more than the scale {scale}",
-            frac.len()
-        ));
-    }
-    let mut v: i128 = 0;
-    let overflow = || format!("does not fit decimal({precision},{scale})");
-    for c in int.bytes().chain(frac.bytes()) {
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i128::from(c - b'0')))
-            .ok_or_else(overflow)?;
-    }
-    for _ in frac.len()..scale_u {
-        v = v.checked_mul(10).ok_or_else(overflow)?;
-    }
-    if !fits_precision(v, precision) {
-        return Err(overflow());
-    }
-    Ok(if neg { -v } else { v })
-}
-
 /// Days since 1970-01-01 of a calendar date, `None` when the date does not exist.
 fn days(y: i32, m: u32, d: u32) -> Option<i32> {
     chrono::NaiveDate::from_ymd_opt(y, m, d)
@@ -252,54 +224,6 @@ fn micros(day: i32, h: u32, mi: u32, s: u32, us: u32) -> Option<i64> {
     i64::from(day)
         .checked_mul(MICROS_PER_DAY)?
         .checked_add(secs * 1_000_000 + i64::from(us))
-}
-
-fn number(t: &str, what: &str) -> std::result::Result<u32, String> {
-    if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(format!("bad {what} '{t}'"));
-    }
-    t.parse().map_err(|_| format!("bad {what} '{t}'"))
-}
-
-/// Days since the epoch of `YYYY-MM-DD`.
-pub fn parse_date(t: &str) -> std::result::Result<i32, String> {
-    let t = t.trim();
-    let mut parts = t.splitn(3, '-');
-    let (y, m, d) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(y), Some(m), Some(d)) => (number(y, "year")?, number(m, "month")?, number(d, "day")?),
-        _ => return Err("not a date (YYYY-MM-DD)".into()),
-    };
-    let y = i32::try_from(y).map_err(|_| "year out of range".to_string())?;
-    days(y, m, d).ok_or_else(|| "not a valid date".into())
-}
-
-/// Microseconds since the epoch of `YYYY-MM-DD HH:MM:SS[.f]` (1 to 6 fraction digits; a `T`
-/// may separate date and time).
-pub fn parse_datetime(t: &str) -> std::result::Result<i64, String> {
-    let t = t.trim();
-    let (date, time) = t
-        .split_once([' ', 'T'])
-        .ok_or_else(|| "not a datetime (YYYY-MM-DD HH:MM:SS)".to_string())?;
-    let day = parse_date(date)?;
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut parts = hms.splitn(3, ':');
-    let (h, mi, s) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(mi), Some(s)) => (
-            number(h, "hour")?,
-            number(mi, "minute")?,
-            number(s, "second")?,
-        ),
-        _ => return Err("not a time of day (HH:MM:SS)".into()),
-    };
-    if frac.len() > 6 || (time.contains('.') && frac.is_empty()) {
-        return Err("the fraction of a second must have 1 to 6 digits".into());
-    }
-    let us = if frac.is_empty() {
-        0
-    } else {
-        number(frac, "fraction")? * 10u32.pow(6 - frac.len() as u32)
-    };
-    micros(day, h, mi, s, us).ok_or_else(|| "not a valid time of day".into())
 }
 
 /// Writes cell `row` of `col` as a MySQL literal for a multi-row `INSERT`.

@@ -193,10 +193,7 @@ fn key_texts(batch: &RecordBatch, key: &[usize]) -> Result<Vec<String>> {
 }
 
 fn bucket_of(key: &str) -> usize {
-    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (h % BUCKETS as u64) as usize
+    (crate::config::fnv1a64(key.as_bytes()) % BUCKETS as u64) as usize
 }
 
 /// Per key bucket, the sum of the row hashes of one side.

@@ -148,11 +148,13 @@ fn check_lake_expect(env: &Env, namespace: &str, tables: &[&Table]) {
     );
 }
 
-fn server(tables: Vec<Table>) -> TdsServer {
+pub(crate) fn server(tables: Vec<Table>) -> TdsServer {
     TdsServer::start(ServerConfig::new("WorldZone", "dag", "Pa55word!", tables)).unwrap()
 }
 
-fn workflow(port: u16, password: &str, extra: &str) -> String {
+/// A workflow reading `WorldZone` on the test server at `port` as user `dag`; `extra` is appended
+/// (e.g. a `[target]` or `[table.X]` section).
+pub(crate) fn workflow(port: u16, password: &str, extra: &str) -> String {
     format!(
         r#"
 [source]

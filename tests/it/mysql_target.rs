@@ -8,8 +8,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::mssql::{server, workflow};
 use crate::support::*;
-use crate::tds::{ServerConfig, TdsServer, fixtures};
+use crate::tds::fixtures;
 
 const SIGKILL: i32 = 9;
 
@@ -235,45 +236,14 @@ fn mariadb_sql_server_source_every_type_verified_full() {
     }
     let types = fixtures::types_table();
     let composite = fixtures::composite_table(5_000);
-    let srv = TdsServer::start(ServerConfig::new(
-        "WorldZone",
-        "dag",
-        "Pa55word!",
-        vec![types, composite],
-    ))
-    .unwrap();
+    let srv = server(vec![types, composite]);
     let db = Db::new("mssql");
     let env = Env::new();
-    env.workflow(
-        "wz",
-        &format!(
-            r#"verify = "full"
-
-[source]
-kind = "mssql"
-host = "127.0.0.1"
-port = {}
-database = "WorldZone"
-user = "dag"
-password = "Pa55word!"
-encrypt = "off"
-
-[lake]
-namespace = "migrated_WorldZone"
-
-[target]
-kind = "mysql"
-url = "mysql://root@127.0.0.1:3306"
-database = "{}"
-
-[limits]
-memory = "512MiB"
-retries = 1
-"#,
-            srv.port(),
-            db.0
-        ),
+    let target = format!(
+        "\n[target]\nkind = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306\"\ndatabase = \"{}\"\n",
+        db.0
     );
+    env.workflow("wz", &workflow(srv.port(), "Pa55word!", &target));
     let r = env.dag(&["run", "wz"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_verified(&env, "wz");

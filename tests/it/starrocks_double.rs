@@ -100,7 +100,19 @@ fn write_file(dir: &Path, name: &str, body: &[u8]) -> String {
 /// `curl --location-trusted -u root:secret -H label:.. -H Expect:100-continue ...` as in
 /// StarRocks' STREAM_LOAD documentation.
 fn curl_load(d: &StarRocksDouble, table: &str, label: &str, file: &str, extra: &[&str]) -> Out {
-    let url = format!("{}/api/{DB}/{table}/_stream_load", d.http_url());
+    curl_load_in(d, DB, table, label, file, extra)
+}
+
+/// [`curl_load`] into database `db`.
+fn curl_load_in(
+    d: &StarRocksDouble,
+    db: &str,
+    table: &str,
+    label: &str,
+    file: &str,
+    extra: &[&str],
+) -> Out {
+    let url = format!("{}/api/{db}/{table}/_stream_load", d.http_url());
     let label_h = format!("label:{label}");
     let mut args = vec![
         "-sS",
@@ -263,26 +275,7 @@ fn curl_same_label_again_is_label_already_exists() {
     d.execute("CREATE DATABASE `db2`").unwrap();
     d.execute("CREATE TABLE `db2`.`orders` LIKE `db`.`orders`")
         .unwrap();
-    let url = format!("{}/api/db2/orders/_stream_load", d.http_url());
-    let out = run(
-        "curl",
-        &[
-            "-sS",
-            "--location-trusted",
-            "-u",
-            "root:secret",
-            "-H",
-            "label:l1",
-            "-H",
-            "Expect:100-continue",
-            "-H",
-            "column_separator:,",
-            "-T",
-            &file,
-            "-XPUT",
-            &url,
-        ],
-    );
+    let out = curl_load_in(&d, "db2", "orders", "l1", &file, &[]);
     assert_eq!(json(&out)["Status"], "Success", "{out:?}");
     // A bad label is refused before anything is loaded.
     let out = curl_load(&d, "orders", "bad.label", &file, &[]);

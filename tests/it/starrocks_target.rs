@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::starrocks::{DoubleConfig, Fault, PortKind, StarRocksDouble};
 use crate::support::*;
-use crate::tds::{ServerConfig, TdsServer, fixtures};
+use crate::tds::fixtures;
 
 const SIGKILL: i32 = 9;
 const DB: &str = "wz";
@@ -420,45 +420,16 @@ fn starrocks_lake_mode_lets_starrocks_read_the_lake() {
 #[test]
 fn starrocks_sql_server_every_type_verified_full() {
     let types = fixtures::types_table();
-    let srv = TdsServer::start(ServerConfig::new(
-        "WorldZone",
-        "dag",
-        "Pa55word!",
-        vec![types],
-    ))
-    .unwrap();
+    let srv = crate::mssql::server(vec![types]);
     let sr = double();
     let wf = |extra: &str| {
-        format!(
-            r#"verify = "full"
-
-[source]
-kind = "mssql"
-host = "127.0.0.1"
-port = {}
-database = "WorldZone"
-user = "dag"
-password = "Pa55word!"
-encrypt = "off"
-
-[lake]
-namespace = "migrated_WorldZone"
-
-[target]
-kind = "starrocks"
-url = "{}"
-http_url = "{}"
-database = "{DB}"
-replication_num = 1
-
-[limits]
-memory = "512MiB"
-retries = 1
-{extra}"#,
-            srv.port(),
+        let target = format!(
+            "\n[target]\nkind = \"starrocks\"\nurl = \"{}\"\nhttp_url = \"{}\"\n\
+             database = \"{DB}\"\nreplication_num = 1\n{extra}",
             sr.mysql_url(),
             sr.http_url()
-        )
+        );
+        crate::mssql::workflow(srv.port(), "Pa55word!", &target)
     };
     // The fixture's 5 MB nvarchar(max) value cannot enter a StarRocks VARCHAR (1 MiB at most):
     // the load fails naming the column instead of truncating it.

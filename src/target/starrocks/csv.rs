@@ -175,30 +175,8 @@ impl CsvEncoder {
                 Cells::Bool(a) => out.push(if a.value(row) { b'1' } else { b'0' }),
                 Cells::I32(a) => self.text(out, format_args!("{}", a.value(row))),
                 Cells::I64(a) => self.text(out, format_args!("{}", a.value(row))),
-                Cells::F32(a) => {
-                    let v = a.value(row);
-                    if !v.is_finite() {
-                        return Err(self.bad(i, format!("{v} cannot be stored in StarRocks")));
-                    }
-                    let m = v.abs();
-                    if m == 0.0 || (1e-5..1e16).contains(&m) {
-                        self.text(out, format_args!("{v}"))
-                    } else {
-                        self.text(out, format_args!("{v:e}"))
-                    }
-                }
-                Cells::F64(a) => {
-                    let v = a.value(row);
-                    if !v.is_finite() {
-                        return Err(self.bad(i, format!("{v} cannot be stored in StarRocks")));
-                    }
-                    let m = v.abs();
-                    if m == 0.0 || (1e-5..1e16).contains(&m) {
-                        self.text(out, format_args!("{v}"))
-                    } else {
-                        self.text(out, format_args!("{v:e}"))
-                    }
-                }
+                Cells::F32(a) => self.float(i, a.value(row), out)?,
+                Cells::F64(a) => self.float(i, a.value(row), out)?,
                 Cells::Dec(a, scale) => {
                     let v = a.value(row);
                     if *scale >= 0 {
@@ -272,6 +250,24 @@ impl CsvEncoder {
             }
         }
         out.push(ROW_DELIMITER);
+        Ok(())
+    }
+
+    /// A float in its own width's shortest round-trip text (exponent form outside 1e-5..1e16);
+    /// NaN and infinities cannot be stored.
+    fn float<F>(&mut self, i: usize, v: F, out: &mut Vec<u8>) -> Result<()>
+    where
+        F: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp,
+    {
+        let m = v.into().abs();
+        if !m.is_finite() {
+            return Err(self.bad(i, format!("{v} cannot be stored in StarRocks")));
+        }
+        if m == 0.0 || (1e-5..1e16).contains(&m) {
+            self.text(out, format_args!("{v}"));
+        } else {
+            self.text(out, format_args!("{v:e}"));
+        }
         Ok(())
     }
 

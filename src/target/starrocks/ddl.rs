@@ -36,9 +36,7 @@ pub struct DdlOptions {
 }
 
 /// `name` as a backquoted identifier (backquotes inside doubled).
-pub fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
+pub use crate::target::quote_ident;
 
 /// `s` as a single-quoted string literal, `\` and `'` escaped with `\`.
 pub fn quote_str(s: &str) -> String {

@@ -1624,26 +1624,15 @@ mod tests {
 
     #[test]
     fn label_state_shapes() {
-        assert_eq!(
-            parse_label_state(&state("VISIBLE")).unwrap(),
-            LabelState::Visible
-        );
-        assert_eq!(
-            parse_label_state(&state("prepare")).unwrap(),
-            LabelState::Prepare
-        );
-        assert_eq!(
-            parse_label_state(&state("PREPARED")).unwrap(),
-            LabelState::Prepared
-        );
-        assert_eq!(
-            parse_label_state(&state("ABORTED")).unwrap(),
-            LabelState::Aborted
-        );
-        assert_eq!(
-            parse_label_state(&state("UNKNOWN")).unwrap(),
-            LabelState::Unknown
-        );
+        for (name, want) in [
+            ("VISIBLE", LabelState::Visible),
+            ("prepare", LabelState::Prepare),
+            ("PREPARED", LabelState::Prepared),
+            ("ABORTED", LabelState::Aborted),
+            ("UNKNOWN", LabelState::Unknown),
+        ] {
+            assert_eq!(parse_label_state(&state(name)).unwrap(), want, "{name}");
+        }
         assert_eq!(
             parse_label_state(r#"{"state":"COMMITTED"}"#).unwrap(),
             LabelState::Committed

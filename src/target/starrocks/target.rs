@@ -22,7 +22,7 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc;
 
 use super::csv::{self, CsvEncoder};
-use super::ddl::{self, DdlOptions};
+use super::ddl::{self, DdlOptions, quote_ident as quote, quote_str as literal};
 use super::names;
 use super::stream_load::StreamLoadClient;
 use crate::columns::Cells;
@@ -94,14 +94,6 @@ struct Body {
 
 fn comment(run: &str) -> String {
     format!("dag run {run}")
-}
-
-fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn my_err(what: &str, e: mysql_async::Error) -> Error {
