@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, PlanFormat};
+use crate::cli::{Cli, Command, FromStage, PlanFormat};
 use crate::config::{self, Workflow};
 use crate::dag;
 use crate::error::{Error, ErrorKind, Result};
@@ -34,9 +34,17 @@ pub async fn main(cli: Cli) -> ExitCode {
             workflow,
             tables,
             lake_only,
+            from,
             memory,
             new,
-        } => cmd_run(&cli, workflow, tables, *lake_only, memory.as_deref(), *new).await,
+        } => {
+            let start = match (lake_only, from) {
+                (true, _) => Start::LakeOnly,
+                (false, Some(FromStage::Load)) => Start::FromLake,
+                (false, None) => Start::Full,
+            };
+            cmd_run(&cli, workflow, tables, start, memory.as_deref(), *new).await
+        }
         Command::Retry {
             target,
             workflow,
@@ -170,13 +178,26 @@ struct Components {
     target: Option<Target>,
 }
 
-async fn open_components(cli: &Cli, wf: &Workflow, lake_only: bool) -> Result<Components> {
+/// How a run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Every task: source -> lake -> target.
+    Full,
+    /// Source -> lake only (`--lake-only`).
+    LakeOnly,
+    /// Lake -> target only (`--from load`): the source is never contacted.
+    FromLake,
+}
+
+async fn open_components(cli: &Cli, wf: &Workflow, start: Start) -> Result<Components> {
     let source = Source::build(&wf.source)?;
-    let target = match (&wf.target, lake_only) {
-        (Some(t), false) => Some(Target::build(t)?),
+    let target = match (&wf.target, start) {
+        (Some(t), Start::Full | Start::FromLake) => Some(Target::build(t)?),
         _ => None,
     };
-    source.prepare().await?;
+    if start != Start::FromLake {
+        source.prepare().await?;
+    }
     let settings = LakeSettings {
         uri: wf
             .lake
@@ -254,6 +275,51 @@ async fn select_tables(
     Ok((selected, all))
 }
 
+/// Tables of the lake that the workflow (and `--tables`) selects, for a run from the lake.
+async fn lake_tables(
+    lake: &Lake,
+    wf: &Workflow,
+    only: &[String],
+) -> Result<(Vec<String>, Vec<String>)> {
+    let all = lake.tables().await?;
+    let missing: Vec<&String> = only
+        .iter()
+        .filter(|t| !all.iter().any(|a| a.eq_ignore_ascii_case(t)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::config(format!(
+            "--tables: no such table(s) in lake namespace {}: {} (it has: {})",
+            lake.namespace(),
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            all.join(", ")
+        )));
+    }
+    let selected: Vec<String> = all
+        .iter()
+        .filter(|t| wf.tables.selects(t))
+        .filter(|t| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(t)))
+        .cloned()
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::config(format!(
+            "--from load: lake namespace {} holds no table that {} selects (it has: {}); \
+             run the workflow without --from first",
+            lake.namespace(),
+            wf.path.display(),
+            if all.is_empty() {
+                "none".to_string()
+            } else {
+                all.join(", ")
+            }
+        )));
+    }
+    Ok((selected, all))
+}
+
 fn after_map(wf: &Workflow, all: &[String]) -> BTreeMap<String, Vec<String>> {
     let canon = |t: &str| {
         all.iter()
@@ -315,11 +381,19 @@ async fn cmd_run(
     cli: &Cli,
     name: &str,
     only: &[String],
-    lake_only: bool,
+    start: Start,
     memory: Option<&str>,
     force_new: bool,
 ) -> Result<u8> {
     let wf = load_workflow(cli, name)?;
+    let lake_only = start == Start::LakeOnly;
+    let from_lake = start == Start::FromLake;
+    if from_lake && wf.target.is_none() {
+        return Err(Error::config(format!(
+            "--from load: {} has no [target] to load",
+            wf.path.display()
+        )));
+    }
     let budget = budget(memory, &wf)?;
     for (t, o) in &wf.overrides {
         if o.mode == config::Mode::Incremental {
@@ -336,7 +410,7 @@ async fn cmd_run(
     let with_load = wf.target.is_some() && !lake_only;
     let _lock = WorkflowLock::acquire(&cli.state, &wf.name)?;
     let store = Arc::new(Store::open(&cli.state, &wf.name)?);
-    let comps = open_components(cli, &wf, lake_only).await?;
+    let comps = open_components(cli, &wf, start).await?;
     let progress = Progress::auto();
 
     // Resume the last run if it never finished and nothing about it changed.
@@ -344,8 +418,10 @@ async fn cmd_run(
     if let Some(mut last) = store.latest_run()?
         && last.status == RunStatus::Running
     {
-        let same =
-            last.config_hash == wf.raw_hash && last.lake_only != with_load && only.is_empty();
+        let same = last.config_hash == wf.raw_hash
+            && last.lake_only != with_load
+            && last.from_lake == from_lake
+            && only.is_empty();
         if same && !force_new {
             resumed = Some(last);
         } else {
@@ -375,12 +451,20 @@ async fn cmd_run(
                 "resuming run {} of {} ({} task(s) were interrupted)",
                 run.id, wf.name, recovered
             ));
-            let all = comps.source.tables().await?;
+            let all = if run.from_lake {
+                run.tables.clone()
+            } else {
+                comps.source.tables().await?
+            };
             let plan = dag::build(&run.tables, &all, &after_map(&wf, &all), with_load)?;
             (run, plan, tuning(&wf))
         }
         None => {
-            let (selected, all) = select_tables(&comps.source, &wf, only).await?;
+            let (selected, all) = if from_lake {
+                lake_tables(&comps.lake, &wf, only).await?
+            } else {
+                select_tables(&comps.source, &wf, only).await?
+            };
             if with_load && matches!(comps.target, Some(Target::StarRocks(_))) {
                 // Two source tables must not land in one StarRocks table.
                 crate::target::starrocks::names::table_names(&selected)?;
@@ -399,10 +483,38 @@ async fn cmd_run(
                 sessions: 1,
                 peak_rss: None,
                 peak_reserved: None,
+                from_lake,
             };
+            // A run from the lake takes its extract and write_iceberg from each table's
+            // published snapshot, read before anything is recorded so a table that cannot be
+            // loaded that way stops the run before it starts.
+            let mut taken = HashMap::new();
+            if from_lake {
+                for t in &plan.tables {
+                    taken.insert(t.clone(), comps.lake.published_extract(t).await?);
+                }
+            }
             store.put_run(&run)?;
             for t in &plan.tasks {
-                store.put_task(&TaskRecord::new(&run.id, &t.table, t.stage))?;
+                let mut rec = TaskRecord::new(&run.id, &t.table, t.stage);
+                if let Some(lx) = taken.get(&t.table)
+                    && matches!(t.stage, Stage::Extract | Stage::WriteIceberg)
+                {
+                    rec.status = TaskStatus::Succeeded;
+                    rec.started_at = Some(now());
+                    rec.ended_at = rec.started_at.clone();
+                    rec.outputs.digest = Some(lx.digest);
+                    rec.outputs.note = Some(format!(
+                        "taken from the lake: snapshot {} written by run {}",
+                        lx.snapshot_id, lx.run
+                    ));
+                    if t.stage == Stage::Extract {
+                        rec.outputs.schema = Some(lx.info.clone());
+                    } else {
+                        rec.outputs.snapshot_id = Some(lx.snapshot_id);
+                    }
+                }
+                store.put_task(&rec)?;
             }
             progress.line(&format!(
                 "run {} of {}: {} table(s), memory budget {}",
@@ -487,6 +599,7 @@ async fn execute(
         progress: progress.clone(),
         verify: wf.verify,
         workflow: wf.name.clone(),
+        from_lake: run.from_lake,
     });
     let runner = Arc::new(TaskRunner { ctx, nodes });
     let pool = MemoryPool::new(budget);
@@ -578,6 +691,14 @@ async fn cmd_retry(
                     run.id
                 )));
             }
+            if run.from_lake && s < Stage::Load {
+                return Err(Error::config(format!(
+                    "run {} loaded {table} from the lake (--from load): it has no {s} of its own; \
+                     retry {table}.load or {table}.verify, or start a run from the source: \
+                     dag run {} --tables {table}",
+                    run.id, wf.name
+                )));
+            }
             if s == Stage::Extract
                 && recs
                     .iter()
@@ -614,12 +735,21 @@ async fn cmd_retry(
         "retrying {table} of run {} from {from} on",
         run.id
     ));
-    let comps = open_components(cli, &wf, run.lake_only).await?;
-    let all = comps
-        .source
-        .tables()
-        .await
-        .unwrap_or_else(|_| run.tables.clone());
+    let start = match (run.lake_only, run.from_lake) {
+        (true, _) => Start::LakeOnly,
+        (false, true) => Start::FromLake,
+        (false, false) => Start::Full,
+    };
+    let comps = open_components(cli, &wf, start).await?;
+    let all = if run.from_lake {
+        run.tables.clone()
+    } else {
+        comps
+            .source
+            .tables()
+            .await
+            .unwrap_or_else(|_| run.tables.clone())
+    };
     let plan = dag::build(&run.tables, &all, &after_map(&wf, &all), !run.lake_only)?;
     let t = tuning(&wf);
     execute(

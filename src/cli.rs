@@ -40,8 +40,12 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
         /// Stop at the lake: no load into the target.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "from")]
         lake_only: bool,
+        /// Start at this task, from what the lake holds: `--from load` loads and verifies the
+        /// target from the tables' published snapshots without contacting the source.
+        #[arg(long, value_enum)]
+        from: Option<FromStage>,
         /// Memory budget, e.g. 512MiB or 2GiB (default: limits.memory, else a quarter of the
         /// machine's memory).
         #[arg(long)]
@@ -88,6 +92,13 @@ pub enum Command {
     },
     /// Check a workflow file and report every problem.
     Validate { workflow: String },
+}
+
+/// Where a run may start instead of the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FromStage {
+    /// Load the target from the lake's published snapshots, then verify.
+    Load,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

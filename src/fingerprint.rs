@@ -41,6 +41,14 @@ impl Digest128 {
         format!("{:032x}", self.sum)
     }
 
+    /// The digest of `rows` rows whose fingerprint is `hex` (as [`Digest128::hex`] prints it).
+    pub fn from_parts(rows: u64, hex: &str) -> Option<Digest128> {
+        (hex.len() == 32)
+            .then(|| u128::from_str_radix(hex, 16).ok())
+            .flatten()
+            .map(|sum| Digest128 { rows, sum })
+    }
+
     /// Adds every row of `batch`. Columns are taken in batch order.
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), String> {
         for_each_row_hash(batch, |_, h| self.sum = self.sum.wrapping_add(h))?;

@@ -32,6 +32,22 @@ pub use writer::ChunkWriter;
 /// Snapshot summary keys we write.
 pub const RUN_ID_PROP: &str = "dag.run-id";
 pub const TASK_PROP: &str = "dag.task";
+/// The table as the source described it (JSON of [`TableInfo`]): lets a later run load and
+/// verify the target from the lake alone (`dag run --from load`).
+pub const TABLE_INFO_PROP: &str = "dag.table-info";
+/// Rows and fingerprint of what the source returned for the snapshot.
+pub const ROWS_PROP: &str = "dag.rows";
+pub const FINGERPRINT_PROP: &str = "dag.fingerprint";
+
+/// What a published lake table says about the extract that produced it.
+#[derive(Debug, Clone)]
+pub struct LakeExtract {
+    pub info: TableInfo,
+    pub digest: Digest128,
+    pub snapshot_id: i64,
+    /// The run that wrote it.
+    pub run: String,
+}
 
 pub struct Lake {
     catalog: Arc<SqlCatalog>,
@@ -43,6 +59,8 @@ pub struct Lake {
     /// SQLite catalogs fail with "database is locked" on concurrent commits (not retried by the
     /// crate): catalog writes from this process go one at a time.
     commit_lock: tokio::sync::Mutex<()>,
+    /// The catalog database is PostgreSQL (`$n` placeholders) rather than SQLite (`?`).
+    postgres: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +77,42 @@ pub struct Published {
     pub snapshot_id: i64,
     /// The commit had already been made by an earlier (crashed) attempt.
     pub found: bool,
+}
+
+/// `uri` with any password replaced by `***`, for messages.
+pub fn redact_uri(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let auth = &uri[s + 3..at];
+            match auth.find(':') {
+                Some(c) => format!("{}{}:***{}", &uri[..s + 3], &auth[..c], &uri[at..]),
+                None => uri.to_string(),
+            }
+        }
+        _ => uri.to_string(),
+    }
+}
+
+/// Is `uri` a PostgreSQL catalog database?
+pub fn is_postgres(uri: &str) -> bool {
+    uri.starts_with("postgres://") || uri.starts_with("postgresql://")
+}
+
+/// `?` placeholders as `$1, $2, ...` (sqlx's `Any` driver passes SQL through unchanged). Our
+/// statements hold no literal question marks.
+fn dollar_numeric(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn sqlite_file(uri: &str) -> Option<PathBuf> {
@@ -78,6 +132,14 @@ impl Lake {
         })?;
         let warehouse = s.warehouse.canonicalize()?;
         let mut uri = s.uri.clone();
+        let postgres = is_postgres(&uri);
+        if !postgres && !uri.starts_with("sqlite:") {
+            return Err(Error::config(format!(
+                "lake.uri {}: not a catalog database (expected sqlite:<file> or \
+                 postgres://user@host:port/database)",
+                redact_uri(&uri)
+            )));
+        }
         if let Some(file) = sqlite_file(&uri) {
             if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
@@ -97,18 +159,22 @@ impl Lake {
                 "warehouse".to_string(),
                 warehouse.to_string_lossy().into_owned(),
             ),
-            ("sql_bind_style".to_string(), "QMark".to_string()),
+            (
+                "sql_bind_style".to_string(),
+                if postgres { "DollarNumeric" } else { "QMark" }.to_string(),
+            ),
         ]);
         let catalog = SqlCatalogBuilder::default()
             .with_storage_factory(Arc::new(iceberg::io::LocalFsStorageFactory))
             .load(&s.catalog_name, props)
             .await
-            .map_err(|e| Error::unavailable(format!("lake catalog {}: {e}", s.uri)))?;
+            .map_err(|e| Error::unavailable(format!("lake catalog {}: {e}", redact_uri(&s.uri))))?;
         sqlx::any::install_default_drivers();
         let db = sqlx::any::AnyPoolOptions::new()
             .max_connections(2)
             .connect(&uri)
-            .await?;
+            .await
+            .map_err(|e| Error::unavailable(format!("lake catalog {}: {e}", redact_uri(&s.uri))))?;
         let namespace = NamespaceIdent::new(s.namespace.clone());
         let staging = NamespaceIdent::new(format!("{}_dag_staging", s.namespace));
         for ns in [&namespace, &staging] {
@@ -124,7 +190,17 @@ impl Lake {
             staging,
             warehouse,
             commit_lock: tokio::sync::Mutex::new(()),
+            postgres,
         })
+    }
+
+    /// Our own catalog statements in the database's placeholder style.
+    fn sql(&self, sql: &str) -> String {
+        if self.postgres {
+            dollar_numeric(sql)
+        } else {
+            sql.to_string()
+        }
     }
 
     /// The namespace of the published tables, as configured (`lake.namespace`).
@@ -192,7 +268,9 @@ impl Lake {
                 "zstd".to_string(),
             )]))
             .build();
-        Ok(self.catalog.create_table(&self.staging, creation).await?)
+        self.catalog.create_table(&self.staging, creation).await?;
+        // Loaded back from the catalog database: the crate ignores a failed COMMIT of the row.
+        Ok(self.catalog.load_table(&ident).await?)
     }
 
     pub async fn load_table(&self, table: &str) -> Result<iceberg::table::Table> {
@@ -261,6 +339,18 @@ impl Lake {
                     .set_snapshot_properties(props)
                     .apply(tx)?;
                 let t = tx.commit(self.catalog.as_ref()).await?;
+                // iceberg-catalog-sql 0.10.1 ignores the database's COMMIT result: read the
+                // catalog row back so a commit that did not persist is an error, not a success.
+                let row = self
+                    .locations(&self.db, &self.staging, staging.identifier().name())
+                    .await?;
+                let written = t.metadata_location().unwrap_or_default();
+                if row.as_ref().map(|(loc, _)| loc.as_str()) != Some(written) {
+                    return Err(Error::unavailable(format!(
+                        "lake commit of {} was not stored by the catalog database; will retry",
+                        info.name
+                    )));
+                }
                 let id = Self::snapshot_of_run(&t, run).ok_or_else(|| {
                     Error::internal("the commit succeeded but its snapshot is not in the table")
                 })?;
@@ -282,10 +372,10 @@ impl Lake {
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        let row = sqlx::query(
+        let row = sqlx::query(&self.sql(
             "SELECT metadata_location, previous_metadata_location FROM iceberg_tables \
              WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-        )
+        ))
         .bind(&self.catalog_name)
         .bind(ns.join("."))
         .bind(table)
@@ -312,11 +402,11 @@ impl Lake {
         };
         match self.locations(&mut *tx, &self.namespace, table).await? {
             Some((old, _)) => {
-                let n = sqlx::query(
+                let n = sqlx::query(&self.sql(
                     "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
                      WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
                      AND metadata_location = ?",
-                )
+                ))
                 .bind(&new_loc)
                 .bind(&old)
                 .bind(&self.catalog_name)
@@ -333,10 +423,10 @@ impl Lake {
                 }
             }
             None => {
-                sqlx::query(
+                sqlx::query(&self.sql(
                     "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
                      metadata_location, iceberg_type) VALUES (?, ?, ?, ?, 'TABLE')",
-                )
+                ))
                 .bind(&self.catalog_name)
                 .bind(self.namespace.join("."))
                 .bind(table)
@@ -348,10 +438,10 @@ impl Lake {
         // Drop this run's staging entry and those that abandoned runs of the table left behind
         // (same prefix and a run id of the same shape, so table `A__B` is not mistaken for one).
         let prefix = format!("{table}__");
-        sqlx::query(
+        sqlx::query(&self.sql(
             "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
              AND substr(table_name, 1, length(?)) = ? AND length(table_name) = length(?) + ?",
-        )
+        ))
         .bind(&self.catalog_name)
         .bind(self.staging.join("."))
         .bind(&prefix)
@@ -444,6 +534,70 @@ impl Lake {
         files.sort();
         files.dedup();
         Ok(files)
+    }
+
+    /// Tables of the namespace (published ones only).
+    pub async fn tables(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .catalog
+            .list_tables(&self.namespace)
+            .await?
+            .into_iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The extract behind the table's current snapshot, from the properties `write_iceberg`
+    /// put in its summary: enough to load and verify a target without the source.
+    pub async fn published_extract(&self, table: &str) -> Result<LakeExtract> {
+        let t = self.load_table(table).await.map_err(|e| {
+            Error::config(format!(
+                "lake table {}.{table} cannot be read ({e}): run the workflow without --from \
+                 first",
+                self.namespace()
+            ))
+        })?;
+        let snap = t.metadata().current_snapshot().ok_or_else(|| {
+            Error::config(format!(
+                "lake table {}.{table} has no snapshot: run the workflow without --from first",
+                self.namespace()
+            ))
+        })?;
+        let props = &snap.summary().additional_properties;
+        let missing = |key: &str| {
+            Error::config(format!(
+                "lake table {}.{table}: its current snapshot {} has no `{key}` (written by \
+                 another tool or an older dag): run the workflow without --from first",
+                self.namespace(),
+                snap.snapshot_id()
+            ))
+        };
+        let info: TableInfo = serde_json::from_str(
+            props
+                .get(TABLE_INFO_PROP)
+                .ok_or_else(|| missing(TABLE_INFO_PROP))?,
+        )
+        .map_err(|e| Error::state(format!("lake table {table}: bad {TABLE_INFO_PROP}: {e}")))?;
+        let rows = props
+            .get(ROWS_PROP)
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| missing(ROWS_PROP))?;
+        let fingerprint = props
+            .get(FINGERPRINT_PROP)
+            .ok_or_else(|| missing(FINGERPRINT_PROP))?;
+        let digest = Digest128::from_parts(rows, fingerprint).ok_or_else(|| {
+            Error::state(format!(
+                "lake table {table}: bad {FINGERPRINT_PROP} {fingerprint:?}"
+            ))
+        })?;
+        Ok(LakeExtract {
+            info,
+            digest,
+            snapshot_id: snap.snapshot_id(),
+            run: props.get(RUN_ID_PROP).cloned().unwrap_or_default(),
+        })
     }
 
     /// Rows in the table's current snapshot, from its summary (no data read).

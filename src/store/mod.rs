@@ -116,6 +116,11 @@ pub struct RunRecord {
     /// Most memory the scheduler had reserved at once in that process.
     #[serde(default)]
     pub peak_reserved: Option<u64>,
+    /// The run loads the target from the lake's published snapshots (`--from load`): its
+    /// extract and write_iceberg records were taken from the lake, and it never contacts the
+    /// source.
+    #[serde(default)]
+    pub from_lake: bool,
 }
 
 /// A half-open key range `[lo, hi)` of the chunk key; `None` bounds are open.
@@ -549,6 +554,7 @@ mod tests {
             sessions: 1,
             peak_rss: None,
             peak_reserved: None,
+            from_lake: false,
         };
         {
             let s = Store::open(dir.path(), "w").unwrap();

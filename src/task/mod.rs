@@ -94,6 +94,8 @@ pub struct Ctx {
     pub verify: crate::config::VerifyMode,
     /// The workflow's name (part of every Stream Load label).
     pub workflow: String,
+    /// The run works from the lake alone (`--from load`): the source is never contacted.
+    pub from_lake: bool,
 }
 
 impl Ctx {

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
+use crate::lake;
 use crate::sched::Grant;
 use crate::store::Stage;
 
@@ -22,8 +23,13 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         .flat_map(|c| c.files)
         .collect();
     let props = HashMap::from([
-        ("dag.rows".to_string(), digest.rows.to_string()),
-        ("dag.fingerprint".to_string(), digest.hex()),
+        (lake::ROWS_PROP.to_string(), digest.rows.to_string()),
+        (lake::FINGERPRINT_PROP.to_string(), digest.hex()),
+        (
+            lake::TABLE_INFO_PROP.to_string(),
+            serde_json::to_string(&info)
+                .map_err(|e| crate::error::Error::internal(e.to_string()))?,
+        ),
     ]);
     let published = ctx
         .lake

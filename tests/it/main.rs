@@ -6,6 +6,7 @@
 mod cli;
 mod crash;
 mod demo;
+mod lakehouse;
 mod mssql;
 mod mssql_live;
 mod mysql_target;

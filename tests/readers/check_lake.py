@@ -539,9 +539,14 @@ def schema_problems(iceberg_schema: Any, columns: list[SourceColumn]) -> list[st
 def open_catalog(name: str, catalog_path: str, warehouse: str) -> Any:
     from pyiceberg.catalog.sql import SqlCatalog
 
+    if catalog_path.startswith(("postgres://", "postgresql://")):
+        # A PostgreSQL catalog database, read through SQLAlchemy's psycopg2 driver.
+        uri = "postgresql+psycopg2://" + catalog_path.split("://", 1)[1]
+    else:
+        uri = "sqlite:///" + os.path.abspath(catalog_path)
     return SqlCatalog(
         name,
-        uri="sqlite:///" + os.path.abspath(catalog_path),
+        uri=uri,
         warehouse="file://" + os.path.abspath(warehouse),
         init_catalog_tables="false",  # a reader must not write to the catalog
     )
@@ -833,7 +838,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--expect", help="instead of --source: JSON {table: {rows, fingerprint, "
                                     "columns: [[name, iceberg type], ...]}} computed from the "
                                     "source's values by the caller")
-    p.add_argument("--catalog", help="SQLite file holding the Iceberg SQL catalog")
+    p.add_argument("--catalog", help="SQLite file holding the Iceberg SQL catalog, or the "
+                   "postgres://user@host:port/db URI of a PostgreSQL one")
     p.add_argument("--catalog-name", default="dag", help="catalog name (default: dag)")
     p.add_argument("--warehouse", help="warehouse directory")
     p.add_argument("--namespace", help="Iceberg namespace (e.g. worldzone)")
@@ -852,9 +858,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if missing:
         p.error("missing " + ", ".join(missing))
     for flag, path, is_dir in (("--source", args.source or args.expect, False),
-                               ("--catalog", args.catalog, False),
+                               ("--catalog", None if "://" in args.catalog else args.catalog,
+                                False),
                                ("--warehouse", args.warehouse, True)):
-        if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
+        if path is not None and not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
             p.error(f"{flag} {path}: no such {'directory' if is_dir else 'file'}")
     args.reader_list = [r.strip() for r in args.readers.split(",") if r.strip()]
     unknown = [r for r in args.reader_list if r not in READERS]

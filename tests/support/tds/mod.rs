@@ -600,6 +600,11 @@ impl TdsServer {
         self.shared.log.lock().unwrap().clone()
     }
 
+    /// Connections accepted so far (logged in or not).
+    pub fn connections(&self) -> u64 {
+        self.shared.next_conn.load(Ordering::SeqCst) - 1
+    }
+
     /// Forgets the query log.
     pub fn clear_log(&self) {
         self.shared.log.lock().unwrap().clear();

@@ -1,0 +1,307 @@
+//! The lake as other engines see it: phases (`--lake-only`, then `--from load` without the
+//! source), the PostgreSQL catalog read by pyiceberg and DuckDB, and full refreshes watched by a
+//! reader that polls the table while `dag` replaces it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::mssql::{server, workflow};
+use crate::support::*;
+use crate::tds::fixtures;
+
+/// `--lake-only`, then `--from load`: the second phase loads and verifies the target from the
+/// lake, and the SQL Server (the TDS test server) sees no connection and no query at all.
+#[test]
+fn from_load_never_contacts_the_source() {
+    let srv = server(vec![
+        fixtures::wide_table("AGENTSVES", 3_000),
+        fixtures::types_table(),
+    ]);
+    let env = Env::new();
+    let target = env.path().join("target.db");
+    env.workflow(
+        "wz",
+        &workflow(
+            srv.port(),
+            "Pa55word!",
+            &format!(
+                "[target]\nkind = \"sqlite\"\npath = \"{}\"\n\n[table.AGENTSVES]\nchunk_rows = 1000\n",
+                target.display()
+            ),
+        ),
+    );
+    // Nothing published yet: a clear refusal, before any run is recorded.
+    let r = env.dag(&["run", "wz", "--from", "load"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(
+        r.stderr.contains("run the workflow without --from first"),
+        "{r:?}"
+    );
+
+    let r = env.dag(&["run", "wz", "--lake-only"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!target.exists(), "a lake-only run wrote the target");
+    let (conns, queries) = (srv.connections(), srv.queries().len());
+    assert!(conns > 0 && queries > 0);
+
+    let r = env.dag(&["run", "wz", "--from", "load"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(
+        (srv.connections(), srv.queries().len()),
+        (conns, queries),
+        "the load phase contacted the source: {:?}",
+        &srv.queries()[queries..]
+    );
+    let (run, tasks) = env.status("wz");
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(tasks.len(), 8, "{tasks:?}");
+    for t in ["AGENTSVES", "ALLTYPES"] {
+        let ex = env.task("wz", t, "extract");
+        assert!(
+            ex["outputs"]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("taken from the lake")),
+            "{ex}"
+        );
+        let v = env.task("wz", t, "verify");
+        assert_eq!(v["status"], "succeeded", "{v}");
+        assert_eq!(v["outputs"]["verify_mode"], "full");
+        assert_eq!(v["outputs"]["target"], v["outputs"]["digest"], "{v}");
+        assert_eq!(v["outputs"]["lake"], v["outputs"]["digest"], "{v}");
+    }
+    let (rows, keys) = count_distinct(&target, "AGENTSVES", "ID");
+    assert_eq!((rows, keys), (3_000, 3_000));
+
+    // A table retried in that run can only go back to its load, never to the source.
+    let r = env.dag(&["retry", "AGENTSVES.extract", "--workflow", "wz"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("from the lake"), "{r:?}");
+}
+
+/// A fresh database on the machine's PostgreSQL (trust auth), dropped on drop.
+struct PgDb {
+    name: String,
+}
+
+impl PgDb {
+    fn create() -> Option<PgDb> {
+        let ok = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-Atc", "SELECT 1"])
+            .output()
+            .map_err(|e| format!("psql not runnable: {e}"))
+            .and_then(|o| {
+                if o.status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "PostgreSQL at 127.0.0.1:5432 (user postgres, trust) not reachable: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ))
+                }
+            });
+        if !require(ok) {
+            return None;
+        }
+        let name = format!("dag_it_{}_{}", std::process::id(), fastrand::u32(..));
+        psql("postgres", &format!("CREATE DATABASE {name}"));
+        Some(PgDb { name })
+    }
+
+    fn uri(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-qc"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+fn psql(db: &str, sql: &str) -> String {
+    let o = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-Atc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        o.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// pyiceberg and DuckDB over the lake of `env` with catalog `catalog` (file or URI).
+fn check_with_catalog(env: &Env, source: &Path, catalog: &str, tables: Option<&str>) -> String {
+    let mut c = Command::new("python3");
+    c.arg(repo().join("tests/readers/check_lake.py"));
+    if let Some(t) = tables {
+        c.args(["--tables", t]);
+    }
+    let out: Ran = c
+        .arg("--source")
+        .arg(source)
+        .args([
+            "--catalog",
+            catalog,
+            "--catalog-name",
+            "dag",
+            "--namespace",
+            "worldzone",
+        ])
+        .arg("--warehouse")
+        .arg(env.state().join("warehouse"))
+        .output()
+        .expect("run check_lake.py")
+        .into();
+    assert_eq!(
+        out.code,
+        Some(0),
+        "independent readers disagree with the source: {out:?}"
+    );
+    out.stdout
+}
+
+/// The SQL catalog on PostgreSQL: two full refreshes in a row, read by pyiceberg and DuckDB
+/// through the same catalog database, with the source's counts and fingerprints.
+#[test]
+fn postgres_catalog_read_by_independent_readers() {
+    if !require(python_readers()) {
+        return;
+    }
+    let Some(db) = PgDb::create() else { return };
+    let env = Env::new();
+    let source = small_demo_source();
+    let wf = small_workflow(&source).replace(
+        "[lake]\nnamespace = \"worldzone\"",
+        &format!("[lake]\nnamespace = \"worldzone\"\nuri = \"{}\"", db.uri()),
+    );
+    assert!(wf.contains("postgres://"), "{wf}");
+    env.workflow("pg", &wf);
+    for round in 1..=2 {
+        let r = env.dag(&["run", "pg"]);
+        assert_eq!(r.code, Some(0), "round {round}: {r:?}");
+    }
+    assert!(
+        !env.state().join("catalog.db").exists(),
+        "a SQLite catalog was made too"
+    );
+    let rows = psql(
+        &db.name,
+        "SELECT table_name FROM iceberg_tables WHERE catalog_name = 'dag' \
+         AND table_namespace = 'worldzone' ORDER BY 1",
+    );
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        ["AGENTSVES", "COUNTRIES", "CURRENCY_RATES", "TRANSACTIONS"]
+    );
+    // Staging entries are dropped when their run publishes.
+    let staged = psql(
+        &db.name,
+        "SELECT count(*) FROM iceberg_tables WHERE table_namespace LIKE '%_dag_staging'",
+    );
+    assert_eq!(staged.trim(), "0");
+    let out = check_with_catalog(&env, &source, &db.uri(), None);
+    assert!(out.contains("all 4 tables match the source"), "{out}");
+    let target = env.state().join("target.db");
+    assert_eq!(
+        count_distinct(&target, "TRANSACTIONS", "TXN_ID"),
+        (30_000, 30_000)
+    );
+}
+
+/// A copy of the small demo that the test may change.
+fn own_demo(env: &Env) -> PathBuf {
+    let copy = env.path().join("source.db");
+    std::fs::copy(small_demo_source(), &copy).unwrap();
+    copy
+}
+
+fn keep_transactions(source: &Path, below: i64) {
+    let c = rusqlite::Connection::open(source).unwrap();
+    c.execute("DELETE FROM TRANSACTIONS WHERE TXN_ID >= ?1", [below])
+        .unwrap();
+}
+
+/// Two full refreshes in a row while pyiceberg polls the table: every poll sees one whole
+/// version (the old or the new row count, never a mix, an empty table or an error), and the table
+/// ends with exactly the source's rows.
+#[test]
+fn readers_see_old_or_new_during_refreshes() {
+    if !require(python_readers()) {
+        return;
+    }
+    let env = Env::new();
+    let source = own_demo(&env);
+    env.workflow("wz", &small_workflow(&source));
+    let r = env.dag(&["run", "wz", "--lake-only", "--tables", "TRANSACTIONS"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let first = count_distinct(&source, "TRANSACTIONS", "TXN_ID").0;
+
+    let stop = env.path().join("stop");
+    let poller = Command::new("python3")
+        .arg(repo().join("tests/readers/poll_table.py"))
+        .arg("--catalog")
+        .arg(env.state().join("catalog.db"))
+        .arg("--warehouse")
+        .arg(env.state().join("warehouse"))
+        .args([
+            "--namespace",
+            "worldzone",
+            "--table",
+            "TRANSACTIONS",
+            "--column",
+            "TXN_ID",
+        ])
+        .arg("--stop")
+        .arg(&stop)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start poll_table.py");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    let mut expected = vec![first];
+    for below in [25_001, 12_001] {
+        keep_transactions(&source, below);
+        let r = env.dag(&["run", "wz", "--lake-only", "--tables", "TRANSACTIONS"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        expected.push(count_distinct(&source, "TRANSACTIONS", "TXN_ID").0);
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    std::fs::write(&stop, "").unwrap();
+    let out = poller.wait_with_output().unwrap();
+    let ran: Ran = out.into();
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let seen: serde_json::Value = serde_json::from_str(ran.stdout.trim()).expect("poller JSON");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    let counts: Vec<i64> = seen["counts"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .collect();
+    assert!(
+        counts.iter().all(|c| expected.contains(c)),
+        "a reader saw {counts:?}, versions were {expected:?}: {seen}"
+    );
+    assert!(
+        counts.len() >= 2,
+        "the poller saw no refresh happen: {seen}"
+    );
+    assert!(seen["polls"].as_u64().unwrap() >= 10, "{seen}");
+    // Exactly the source's rows after two refreshes, read by pyiceberg and DuckDB.
+    let out = check_with_catalog(
+        &env,
+        &source,
+        &env.state().join("catalog.db").to_string_lossy(),
+        Some("TRANSACTIONS"),
+    );
+    assert!(out.contains("TRANSACTIONS source rows=12000"), "{out}");
+}
