@@ -600,6 +600,7 @@ async fn execute(
         verify: wf.verify,
         workflow: wf.name.clone(),
         from_lake: run.from_lake,
+        schema_changes: wf.schema_changes,
     });
     let runner = Arc::new(TaskRunner { ctx, nodes });
     let pool = MemoryPool::new(budget);

@@ -49,6 +49,8 @@ pub struct Workflow {
     pub overrides: BTreeMap<String, TableOverride>,
     /// How much verify compares (`verify = "full" | "count"`; tables may override).
     pub verify: VerifyMode,
+    /// Which source schema changes a run follows (`schema_changes`; tables may override).
+    pub schema_changes: SchemaChanges,
     /// FNV-1a 64 of the file text after `${VAR}` expansion, as 16 hex digits.
     /// Changes whenever the file or a variable it uses changes.
     pub raw_hash: String,
@@ -204,6 +206,17 @@ pub enum LoadMode {
     Lake,
 }
 
+/// Which changes of a table's columns since the lake table was last written a run follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SchemaChanges {
+    /// New columns and type widenings Iceberg allows (int to long, float to double, a larger
+    /// decimal precision) are followed; a dropped or retyped column fails the table.
+    #[default]
+    Additive,
+    /// Any change is followed: the table is replaced with the source's new columns.
+    Any,
+}
+
 /// How much verify compares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum VerifyMode {
@@ -334,6 +347,8 @@ pub struct TableOverride {
     pub connections: Option<usize>,
     /// How much verify compares for this table (else the workflow's `verify`).
     pub verify: Option<VerifyMode>,
+    /// Which schema changes of this table a run follows (else the workflow's).
+    pub schema_changes: Option<SchemaChanges>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -525,6 +540,7 @@ pub fn parse(
         tables: parsed.tables,
         overrides: parsed.overrides,
         verify: parsed.verify,
+        schema_changes: parsed.schema_changes,
         raw_hash: format!("{:016x}", fnv1a64(expanded.as_bytes())),
     })
 }

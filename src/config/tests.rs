@@ -144,6 +144,7 @@ after = ["COUNTRIES"]
             ("COUNTRIES".to_owned(), TableOverride::default()),
         ]),
         verify: crate::config::VerifyMode::Full,
+        schema_changes: crate::config::SchemaChanges::Additive,
         raw_hash: workflow.raw_hash.clone(),
     };
     assert_eq!(workflow, expected);
@@ -643,5 +644,29 @@ verify = "count"
     assert_eq!(
         ok.override_for("t").and_then(|o| o.verify),
         Some(crate::config::VerifyMode::Count)
+    );
+}
+
+#[test]
+fn schema_changes_by_workflow_and_table() {
+    let wf = parse_ok(&format!(
+        "schema_changes = \"any\"\n{MINIMAL}\n[table.A]\nschema_changes = \"additive\"\n"
+    ));
+    assert_eq!(wf.schema_changes, crate::config::SchemaChanges::Any);
+    assert_eq!(
+        wf.override_for("a").and_then(|o| o.schema_changes),
+        Some(crate::config::SchemaChanges::Additive)
+    );
+    assert_eq!(
+        parse_ok(MINIMAL).schema_changes,
+        crate::config::SchemaChanges::Additive
+    );
+    let errors = parse_err(&format!(
+        "{MINIMAL}\n[table.A]\nschema_changes = \"drop\"\n"
+    ));
+    assert!(
+        errors.iter().any(|e| e.contains("table.A.schema_changes")
+            && e.contains("expected one of: additive, any")),
+        "{errors:?}"
     );
 }

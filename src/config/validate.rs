@@ -16,8 +16,9 @@ use toml::de::{DeString, DeTable, DeValue};
 use super::interpolate::expand;
 use super::{
     CatalogKind, ConfigError, ConfigErrors, Distribution, Encrypt, LakeConfig, Limits, LoadMode,
-    MIN_MEMORY, Mode, MssqlSettings, MysqlTargetConfig, Secret, SourceConfig, StarRocksConfig,
-    TableModel, TableOverride, TableSelection, TargetConfig, VerifyMode, compile_glob, parse_size,
+    MIN_MEMORY, Mode, MssqlSettings, MysqlTargetConfig, SchemaChanges, Secret, SourceConfig,
+    StarRocksConfig, TableModel, TableOverride, TableSelection, TargetConfig, VerifyMode,
+    compile_glob, parse_size,
 };
 
 /// The validated contents of a workflow file.
@@ -31,6 +32,7 @@ pub(super) struct Parsed {
     pub tables: TableSelection,
     pub overrides: BTreeMap<String, TableOverride>,
     pub verify: VerifyMode,
+    pub schema_changes: SchemaChanges,
 }
 
 /// Parses and validates `text`; the errors are sorted by position.
@@ -93,6 +95,7 @@ const ROOT_KEYS: Keys = Keys {
         "tables",
         "table",
         "verify",
+        "schema_changes",
     ],
     by_kind: &[],
 };
@@ -191,6 +194,7 @@ const OVERRIDE_KEYS: Keys = Keys {
         "cast",
         "connections",
         "verify",
+        "schema_changes",
     ],
     by_kind: &[],
 };
@@ -263,8 +267,10 @@ impl<'a> Validator<'a> {
         let tables = self.tables(root);
         let overrides = self.overrides(root);
         let verify = self.verify(root);
+        let schema_changes = self.schema_changes(root);
         Some(Parsed {
             verify: verify.unwrap_or_default(),
+            schema_changes: schema_changes.unwrap_or_default(),
             description: description.map(|d| d.value),
             schedule,
             source: source?,
@@ -605,6 +611,17 @@ impl<'a> Validator<'a> {
         None
     }
 
+    fn schema_changes(&mut self, sec: &Section<'_, '_>) -> Option<SchemaChanges> {
+        self.choice(
+            sec,
+            "schema_changes",
+            &[
+                ("additive", SchemaChanges::Additive),
+                ("any", SchemaChanges::Any),
+            ],
+        )
+    }
+
     fn verify(&mut self, sec: &Section<'_, '_>) -> Option<VerifyMode> {
         self.choice(
             sec,
@@ -871,8 +888,10 @@ impl<'a> Validator<'a> {
             .integer(sec, "connections", 1, 64)
             .map(|n| n.value as usize);
         let verify = self.verify(sec);
+        let schema_changes = self.schema_changes(sec);
         Some(TableOverride {
             verify,
+            schema_changes,
             exclude_columns: exclude_columns
                 .map_or_else(Vec::new, |a| a.value.into_iter().map(|s| s.value).collect()),
             cast: cast.unwrap_or_default(),

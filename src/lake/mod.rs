@@ -10,6 +10,7 @@
 //! the commit is skipped when a snapshot already carries the run id, and the publish is skipped
 //! when the real table already points at this run's metadata.
 
+pub mod schema;
 pub mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -534,6 +535,17 @@ impl Lake {
         files.sort();
         files.dedup();
         Ok(files)
+    }
+
+    /// How the source's columns differ from the published lake table's (nothing when the table
+    /// was never published).
+    pub async fn schema_diff(&self, info: &TableInfo) -> Result<schema::SchemaDiff> {
+        let ident = self.ident(&info.name);
+        if !self.catalog.table_exists(&ident).await? {
+            return Ok(schema::SchemaDiff::default());
+        }
+        let t = self.catalog.load_table(&ident).await?;
+        Ok(schema::diff(t.metadata().current_schema(), info))
     }
 
     /// Tables of the namespace (published ones only).

@@ -246,6 +246,40 @@ impl MysqlTarget {
     }
 
     /// Comment of the table named `name`, `None` when there is no such table.
+    /// Columns the source gained since the user made the table (`create_tables = false`) are
+    /// added to the staging table before rows flow, so the swap publishes them; dropped or
+    /// retyped columns were refused by extract already.
+    async fn add_new_columns(&self, c: &mut Conn, info: &TableInfo, stage: &str) -> Result<()> {
+        let have: Vec<String> = c
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&self.database, stage),
+            )
+            .await
+            .map_err(|e| self.at(e))?;
+        for (i, col) in info.columns.iter().enumerate() {
+            // MySQL column names ignore case.
+            if have.iter().any(|h| h.eq_ignore_ascii_case(&col.name)) {
+                continue;
+            }
+            check_name(&col.name, &format!("table {}: column", info.name))?;
+            let d = decl(info, i, None);
+            let sql = d.lob.map_or(d.sql, |l| l.sql);
+            tracing::info!(table = %info.name, column = %col.name, "adding the new column to the target table");
+            c.query_drop(format!(
+                "ALTER TABLE {} ADD COLUMN {} {}{}",
+                self.qualified(stage),
+                quote(&col.name),
+                sql,
+                if col.nullable { "" } else { " NOT NULL" }
+            ))
+            .await
+            .map_err(|e| self.at(e).context(format!("table {}", info.name)))?;
+        }
+        Ok(())
+    }
+
     async fn comment_of(&self, c: &mut Conn, name: &str) -> Result<Option<String>> {
         Ok(self
             .tables(c, Some(name))
@@ -335,6 +369,7 @@ impl MysqlTarget {
                 ))
                 .await
                 .map_err(&fail)?;
+                self.add_new_columns(&mut c, info, &stage).await?;
             }
         }
         let units: Vec<u32> = c

@@ -33,6 +33,19 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
             } else {
                 plan.info.clone()
             };
+            // Before any row moves: may this run follow how the columns changed?
+            let diff = ctx.lake.schema_diff(&info).await?;
+            let policy = plan
+                .ov
+                .as_ref()
+                .and_then(|o| o.schema_changes)
+                .unwrap_or(ctx.schema_changes);
+            diff.check(policy, table, &format!("{}.{table}", ctx.lake.namespace()))?;
+            if !diff.is_empty() {
+                let note = format!("schema changed since the last run: {}", diff.describe());
+                ctx.progress.line(&format!("{table}.extract: {note}"));
+                rec.outputs.note = Some(note);
+            }
             rec.outputs.chunk_plan = ctx.source.plan_chunks(&info, plan.chunk_rows).await?;
             rec.outputs.schema = Some(info.clone());
             ctx.store.put_task(&rec)?;

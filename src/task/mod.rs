@@ -96,6 +96,8 @@ pub struct Ctx {
     pub workflow: String,
     /// The run works from the lake alone (`--from load`): the source is never contacted.
     pub from_lake: bool,
+    /// The workflow's `schema_changes` (tables may override).
+    pub schema_changes: crate::config::SchemaChanges,
 }
 
 impl Ctx {

@@ -138,7 +138,12 @@ fn psql(db: &str, sql: &str) -> String {
 }
 
 /// pyiceberg and DuckDB over the lake of `env` with catalog `catalog` (file or URI).
-fn check_with_catalog(env: &Env, source: &Path, catalog: &str, tables: Option<&str>) -> String {
+pub(crate) fn check_with_catalog(
+    env: &Env,
+    source: &Path,
+    catalog: &str,
+    tables: Option<&str>,
+) -> String {
     let mut c = Command::new("python3");
     c.arg(repo().join("tests/readers/check_lake.py"));
     if let Some(t) = tables {

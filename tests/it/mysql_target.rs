@@ -252,3 +252,122 @@ fn mariadb_sql_server_source_every_type_verified_full() {
     let ddl = mariadb(&format!("SHOW CREATE TABLE `{}`.`ALLTYPES`", db.0));
     assert!(ddl.contains("tinyint(3) unsigned"), "{ddl}");
 }
+
+/// Schema evolution: a column added in the source between two runs appears in the lake and in
+/// MariaDB (created from the mapping, then added by ALTER TABLE to a table the user made), and
+/// verification passes; a dropped column fails the table and replaces nothing until the
+/// workflow allows it.
+#[test]
+fn mariadb_columns_added_in_the_source_reach_lake_and_target() {
+    if !require(mariadb_up()) || !require(python_readers()) {
+        return;
+    }
+    let db = Db::new("schema");
+    let env = Env::new();
+    let source = env.path().join("source.db");
+    std::fs::copy(small_demo_source(), &source).unwrap();
+    let wf = demo_workflow(&db, "").replace(
+        &small_demo_source().display().to_string(),
+        &source.display().to_string(),
+    );
+    env.workflow("wz", &wf);
+    let run = |env: &Env| env.dag(&["run", "wz", "--tables", "COUNTRIES"]);
+    let src = |sql: &str| {
+        rusqlite::Connection::open(&source)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap()
+    };
+    let r = run(&env);
+    assert_eq!(r.code, Some(0), "{r:?}");
+
+    src("ALTER TABLE COUNTRIES ADD COLUMN CAPITAL_POP INTEGER; \
+         UPDATE COUNTRIES SET CAPITAL_POP = COUNTRY_ID * 1000 WHERE COUNTRY_ID % 3 = 0;");
+    let r = run(&env);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_verified(&env, "wz");
+    let ex = env.task("wz", "COUNTRIES", "extract");
+    assert!(
+        ex["outputs"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("added CAPITAL_POP")),
+        "{ex}"
+    );
+    let filled = mariadb(&format!(
+        "SELECT COUNT(`CAPITAL_POP`), SUM(`CAPITAL_POP` = `COUNTRY_ID` * 1000) FROM `{}`.`COUNTRIES`",
+        db.0
+    ));
+    let want = rusqlite::Connection::open(&source)
+        .unwrap()
+        .query_row("SELECT COUNT(CAPITAL_POP) FROM COUNTRIES", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    assert!(want > 0);
+    assert_eq!(
+        filled.split_whitespace().collect::<Vec<_>>(),
+        [want.to_string(), want.to_string()]
+    );
+    let out = crate::lakehouse::check_with_catalog(
+        &env,
+        &source,
+        &env.state().join("catalog.db").to_string_lossy(),
+        Some("COUNTRIES"),
+    );
+    assert!(out.contains("all 1 tables match the source"), "{out}");
+
+    // A table the user manages (create_tables = false) gets the new column by ALTER TABLE.
+    src(
+        "ALTER TABLE COUNTRIES ADD COLUMN MOTTO TEXT; UPDATE COUNTRIES SET MOTTO = 'm' || COUNTRY_ID;",
+    );
+    env.workflow(
+        "wz",
+        &wf.replace("insert_bytes", "create_tables = false\ninsert_bytes"),
+    );
+    let r = run(&env);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_verified(&env, "wz");
+    let motto = mariadb(&format!(
+        "SELECT COUNT(*) FROM `{}`.`COUNTRIES` WHERE `MOTTO` = CONCAT('m', `COUNTRY_ID`)",
+        db.0
+    ));
+    assert_eq!(motto.trim(), db.count("COUNTRIES").0.to_string());
+
+    // A dropped column fails the table: lake and target keep the previous version.
+    src("ALTER TABLE COUNTRIES DROP COLUMN CAPITAL_POP;");
+    let r = run(&env);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    let ex = env.task("wz", "COUNTRIES", "extract");
+    let err = ex["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("CAPITAL_POP no longer in the source")
+            && err.contains("schema_changes = \"any\" under [table.COUNTRIES]"),
+        "{ex}"
+    );
+    let cols = mariadb(&format!(
+        "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{}' \
+         AND TABLE_NAME = 'COUNTRIES' AND COLUMN_NAME = 'CAPITAL_POP'",
+        db.0
+    ));
+    assert_eq!(cols.trim(), "1", "the target lost the column");
+    assert_eq!(
+        env.task("wz", "COUNTRIES", "write_iceberg")["status"],
+        "pending"
+    );
+
+    // Allowed: the table is replaced with the source's columns.
+    env.workflow(
+        "wz",
+        &format!("{}\n[table.COUNTRIES]\nschema_changes = \"any\"\n", wf),
+    );
+    let r = run(&env);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_verified(&env, "wz");
+    let out = crate::lakehouse::check_with_catalog(
+        &env,
+        &source,
+        &env.state().join("catalog.db").to_string_lossy(),
+        Some("COUNTRIES"),
+    );
+    assert!(out.contains("all 1 tables match the source"), "{out}");
+}
