@@ -252,7 +252,7 @@ include = ["A*", "[abc"]
                 "every night".parse::<cron::Schedule>().unwrap_err()
             ),
             "workflows/demo.toml:3:1: colour: unknown key (expected one of: description, \
-             schedule, source, lake, target, limits, tables, table, verify)"
+             schedule, source, lake, target, limits, tables, table, verify, schema_changes)"
                 .to_owned(),
             "workflows/demo.toml:9:1: limits.memory: \"2 gigs\" is not a size (use e.g. 512MiB, 2GiB)"
                 .to_owned(),
