@@ -14,7 +14,7 @@ use crate::cli::{Cli, Command, PlanFormat};
 use crate::config::{self, Workflow};
 use crate::dag;
 use crate::error::{Error, ErrorKind, Result};
-use crate::lake::{Lake, LakeSettings};
+use crate::lake::{Lake, LakeSettings, Warehouse};
 use crate::progress::Progress;
 use crate::sched::{self, Class, MemoryPool, TaskSpec};
 use crate::source::Source;
@@ -184,11 +184,15 @@ async fn open_components(cli: &Cli, wf: &Workflow, lake_only: bool) -> Result<Co
             .clone()
             .unwrap_or_else(|| format!("sqlite:{}", cli.state.join("catalog.db").display())),
         catalog_name: wf.lake.catalog_name.clone(),
-        warehouse: wf
-            .lake
-            .warehouse
-            .clone()
-            .unwrap_or_else(|| cli.state.join("warehouse")),
+        warehouse: match &wf.lake.s3 {
+            Some(s3) => Warehouse::S3(s3.clone()),
+            None => Warehouse::Local(
+                wf.lake
+                    .warehouse
+                    .clone()
+                    .unwrap_or_else(|| cli.state.join("warehouse")),
+            ),
+        },
         namespace: wf.lake.namespace.clone(),
     };
     let lake = Arc::new(Lake::open(&settings).await?);
