@@ -691,7 +691,10 @@ path_style = true
     assert_eq!(s3.secret_access_key.expose(), "file-secret");
     assert!(s3.path_style);
     let shown = format!("{wf:?}");
-    assert!(!shown.contains("file-secret") && !shown.contains("file-key"), "{shown}");
+    assert!(
+        !shown.contains("file-secret") && !shown.contains("file-key"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -708,7 +711,11 @@ fn s3_credentials_default_to_the_environment() {
     assert!(!s3.path_style);
     // A key in the file wins over the environment.
     let text = format!("{text}\n[lake.s3]\naccess_key_id = \"mine\"\n");
-    let s3 = parse(&text, Path::new(FILE), &s3_env).unwrap().lake.s3.unwrap();
+    let s3 = parse(&text, Path::new(FILE), &s3_env)
+        .unwrap()
+        .lake
+        .s3
+        .unwrap();
     assert_eq!(s3.access_key_id.expose(), "mine");
     assert_eq!(s3.secret_access_key.expose(), "env-secret");
 }
@@ -747,8 +754,10 @@ region = "eu-west-1"
     );
     assert_eq!(
         parse_err(&text),
-        ["workflows/demo.toml:10:1: lake.s3: only used with an S3 warehouse; set \
-          lake.warehouse = \"s3://bucket/prefix\" or remove [lake.s3]"]
+        [
+            "workflows/demo.toml:10:1: lake.s3: only used with an S3 warehouse; set \
+          lake.warehouse = \"s3://bucket/prefix\" or remove [lake.s3]"
+        ]
     );
     let text = format!(
         r#"{S3_SOURCE}
@@ -782,7 +791,9 @@ secret = "x"
     let text = format!("{S3_SOURCE}\n[lake]\nnamespace = \"ns\"\nwarehouse = \"gs://b/p\"\n");
     assert_eq!(
         parse_err(&text),
-        ["workflows/demo.toml:8:1: lake.warehouse: \"gs://b/p\": only local directories and \
-          s3://bucket/prefix are supported"]
+        [
+            "workflows/demo.toml:8:1: lake.warehouse: \"gs://b/p\": only local directories and \
+          s3://bucket/prefix are supported"
+        ]
     );
 }

@@ -17,8 +17,8 @@ use super::interpolate::expand;
 use super::{
     CatalogKind, ConfigError, ConfigErrors, Distribution, Encrypt, LakeConfig, Limits, LoadMode,
     MIN_MEMORY, Mode, MssqlSettings, MysqlTargetConfig, S3Settings, Secret, SourceConfig,
-    StarRocksConfig,
-    TableModel, TableOverride, TableSelection, TargetConfig, VerifyMode, compile_glob, parse_size,
+    StarRocksConfig, TableModel, TableOverride, TableSelection, TargetConfig, VerifyMode,
+    compile_glob, parse_size,
 };
 
 /// The validated contents of a workflow file.
@@ -122,7 +122,14 @@ const SOURCE_KEYS: Keys = Keys {
 };
 
 const LAKE_KEYS: Keys = Keys {
-    common: &["catalog", "uri", "catalog_name", "warehouse", "namespace", "s3"],
+    common: &[
+        "catalog",
+        "uri",
+        "catalog_name",
+        "warehouse",
+        "namespace",
+        "s3",
+    ],
     by_kind: &[],
 };
 
@@ -524,7 +531,11 @@ impl<'a> Validator<'a> {
             self.report(url.at, &warehouse_key, message);
         }
         let prefix = prefix.trim_matches('/').to_owned();
-        if prefix.split('/').any(|part| part.is_empty() || part == "..") && !prefix.is_empty() {
+        if prefix
+            .split('/')
+            .any(|part| part.is_empty() || part == "..")
+            && !prefix.is_empty()
+        {
             let message = format!("{prefix:?} is not a key prefix (empty or `..` part)");
             self.report(url.at, &warehouse_key, message);
         }

@@ -88,7 +88,10 @@ impl LakeStorage {
                         "s3.secret-access-key".to_string(),
                         s3.secret_access_key.expose().to_string(),
                     ),
-                    ("s3.path-style-access".to_string(), s3.path_style.to_string()),
+                    (
+                        "s3.path-style-access".to_string(),
+                        s3.path_style.to_string(),
+                    ),
                     // The credentials are the configured ones: no profile files or instance
                     // metadata lookups that could pick up another identity.
                     ("s3.disable-config-load".to_string(), "true".to_string()),

@@ -156,7 +156,9 @@ pub fn open_parquet(
         return Ok(ParquetBatches::Local(b.build()?));
     }
     let rt = tokio::runtime::Handle::try_current().map_err(|e| {
-        Error::internal(format!("reading data file {location} outside the runtime: {e}"))
+        Error::internal(format!(
+            "reading data file {location} outside the runtime: {e}"
+        ))
     })?;
     let opened = rt.block_on(async {
         let input = io.new_input(location)?;

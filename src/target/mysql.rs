@@ -462,7 +462,14 @@ impl MysqlTarget {
             "INSERT INTO {} ({columns}) VALUES ",
             self.qualified(&stage_name(&info.name, run))
         );
-        let mut pieces = produce(file.to_string(), io.clone(), batch_rows, info.clone(), head, cap);
+        let mut pieces = produce(
+            file.to_string(),
+            io.clone(),
+            batch_rows,
+            info.clone(),
+            head,
+            cap,
+        );
         let mid_point = format!("mid_load:{}:{unit}", info.name);
         let mut first = true;
         let mut digest = None;
@@ -1168,10 +1175,10 @@ mod tests {
     };
     use std::sync::Arc;
 
-/// Data files in the tests are local.
-fn local_io() -> FileIO {
-    FileIO::new_with_fs()
-}
+    /// Data files in the tests are local.
+    fn local_io() -> FileIO {
+        FileIO::new_with_fs()
+    }
 
     fn col(name: &str, ty: ColType, nullable: bool) -> Column {
         Column {
@@ -1745,7 +1752,10 @@ fn local_io() -> FileIO {
         t.check().await.unwrap();
         assert!(!t.is_published(&info, run).await.unwrap());
         assert!(t.prepare(&info, run).await.unwrap().is_empty());
-        let d0 = t.load_unit(&info, run, 0, &f0, &local_io(), 4).await.unwrap();
+        let d0 = t
+            .load_unit(&info, run, 0, &f0, &local_io(), 4)
+            .await
+            .unwrap();
         let mut raw = Digest128::default();
         raw.add_batch(&b0).unwrap();
         // The digest of the rows as read from the data file.
@@ -1753,10 +1763,18 @@ fn local_io() -> FileIO {
         // A crash before publish: the retry sees unit 0 done and loads only unit 1.
         let done = t.prepare(&info, run).await.unwrap();
         assert_eq!(done, HashSet::from([0]));
-        let d1 = t.load_unit(&info, run, 1, &f1, &local_io(), 4).await.unwrap();
+        let d1 = t
+            .load_unit(&info, run, 1, &f1, &local_io(), 4)
+            .await
+            .unwrap();
         assert_eq!(d1.rows, 6);
         // Loading a recorded unit again inserts nothing and answers its recorded digest.
-        assert_eq!(t.load_unit(&info, run, 0, &f0, &local_io(), 4).await.unwrap(), d0);
+        assert_eq!(
+            t.load_unit(&info, run, 0, &f0, &local_io(), 4)
+                .await
+                .unwrap(),
+            d0
+        );
         assert_eq!(t.prepare(&info, run).await.unwrap(), HashSet::from([0, 1]));
         let stage = TableInfo {
             name: stage_name(&info.name, run),
@@ -1821,9 +1839,13 @@ fn local_io() -> FileIO {
         let run2 = "20261124194500000_0001";
         let stale = "20261124190000000_ffff";
         t.prepare(&info, stale).await.unwrap();
-        t.load_unit(&info, stale, 0, &f1, &local_io(), 100).await.unwrap();
+        t.load_unit(&info, stale, 0, &f1, &local_io(), 100)
+            .await
+            .unwrap();
         t.prepare(&info, run2).await.unwrap();
-        t.load_unit(&info, run2, 0, &f1, &local_io(), 100).await.unwrap();
+        t.load_unit(&info, run2, 0, &f1, &local_io(), 100)
+            .await
+            .unwrap();
         assert!(!t.is_published(&info, run2).await.unwrap());
         assert_eq!(t.count(&info).await.unwrap(), 12, "readers still see run 1");
         t.publish(&info, run2).await.unwrap();
@@ -1867,10 +1889,14 @@ fn local_io() -> FileIO {
         let run1 = "20261124194000123_0001";
         let run2 = "20261124194000123_0002";
         t.prepare(&info, run1).await.unwrap();
-        t.load_unit(&info, run1, 0, &f, &local_io(), 3).await.unwrap();
+        t.load_unit(&info, run1, 0, &f, &local_io(), 3)
+            .await
+            .unwrap();
         t.publish(&info, run1).await.unwrap();
         t.prepare(&info, run2).await.unwrap();
-        t.load_unit(&info, run2, 7, &f, &local_io(), 3).await.unwrap();
+        t.load_unit(&info, run2, 7, &f, &local_io(), 3)
+            .await
+            .unwrap();
         let d = digest(&[&b]);
         // The swap of run 2 happens, then the process dies before any cleanup.
         let mut c = t.conn().await.unwrap();
@@ -2000,7 +2026,9 @@ fn local_io() -> FileIO {
         let done = t.prepare(&info, run).await.unwrap();
         for (u, f) in files.iter().enumerate() {
             if !done.contains(&(u as u32)) {
-                t.load_unit(&info, run, u as u32, f, &local_io(), 2).await.unwrap();
+                t.load_unit(&info, run, u as u32, f, &local_io(), 2)
+                    .await
+                    .unwrap();
             }
         }
         t.publish(&info, run).await.unwrap();
@@ -2032,7 +2060,10 @@ fn local_io() -> FileIO {
         let run = "20261124194000123_abcd";
         t.prepare(&info, run).await.unwrap();
         // insert_bytes (2048) is smaller than one row: each row goes alone.
-        let d = t.load_unit(&info, run, 0, &f, &local_io(), 10).await.unwrap();
+        let d = t
+            .load_unit(&info, run, 0, &f, &local_io(), 10)
+            .await
+            .unwrap();
         t.publish(&info, run).await.unwrap();
         assert_eq!(d.rows, 2);
         assert_eq!(read_back(&t, &info, 10).await, digest(&[&b]));
@@ -2076,7 +2107,10 @@ fn local_io() -> FileIO {
         )
         .unwrap();
         let f = write_parquet(dir.path(), "long.parquet", &too_long);
-        let e = t.load_unit(&info, run, 0, &f, &local_io(), 10).await.unwrap_err();
+        let e = t
+            .load_unit(&info, run, 0, &f, &local_io(), 10)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::Data, "{e}");
         let s = e.to_string();
         assert!(
@@ -2095,7 +2129,10 @@ fn local_io() -> FileIO {
         )
         .unwrap();
         let f = write_parquet(dir.path(), "nan.parquet", &nan);
-        let e = t.load_unit(&info, run, 1, &f, &local_io(), 10).await.unwrap_err();
+        let e = t
+            .load_unit(&info, run, 1, &f, &local_io(), 10)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::Data);
         assert!(
             e.to_string().contains("column x") && e.to_string().contains("NaN"),
@@ -2141,7 +2178,10 @@ fn local_io() -> FileIO {
         )
         .unwrap();
         let f = write_parquet(dir.path(), "m.parquet", &b);
-        manual.load_unit(&info, run, 0, &f, &local_io(), 10).await.unwrap();
+        manual
+            .load_unit(&info, run, 0, &f, &local_io(), 10)
+            .await
+            .unwrap();
         manual.publish(&info, run).await.unwrap();
         assert!(manual.is_published(&info, run).await.unwrap());
         assert_eq!(read_back(&manual, &info, 10).await, digest(&[&b]));

@@ -75,8 +75,15 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                     if done.contains(&(unit as u32)) {
                         continue;
                     }
-                    t.load_unit(&info, &run, unit as u32, file, ctx.lake.file_io(), batch_rows)
-                        .await?;
+                    t.load_unit(
+                        &info,
+                        &run,
+                        unit as u32,
+                        file,
+                        ctx.lake.file_io(),
+                        batch_rows,
+                    )
+                    .await?;
                     loaded += 1;
                 }
                 crate::fault::point(&format!("before_publish:{table}"));

@@ -119,7 +119,9 @@ impl S3Server {
             let (status, body) = self.http("GET", &path, "").unwrap();
             assert_eq!(status, 200, "list {prefix}: {body}");
             keys.extend(xml_values(&body, "Key"));
-            token = xml_values(&body, "NextContinuationToken").into_iter().next();
+            token = xml_values(&body, "NextContinuationToken")
+                .into_iter()
+                .next();
             if token.is_none() {
                 break;
             }
@@ -292,7 +294,10 @@ fn the_demo_on_s3_runs_replaces_and_reads_back() {
     assert_eq!(r.code, Some(0), "{r:?}");
     verify_full_and_exact(&env);
     let run2 = env.status("w").0["id"].as_str().unwrap().to_string();
-    assert_eq!(runs_in_bucket(&s3, "AGENTSVES"), [run1.clone(), run2.clone()]);
+    assert_eq!(
+        runs_in_bucket(&s3, "AGENTSVES"),
+        [run1.clone(), run2.clone()]
+    );
     let r = dag_s3(&env, &["run", "w"], None);
     assert_eq!(r.code, Some(0), "{r:?}");
     let run3 = env.status("w").0["id"].as_str().unwrap().to_string();
@@ -343,9 +348,25 @@ fn a_crash_on_s3_resumes_exactly_and_leaves_no_stray_files() {
     env.workflow("w", &s3_workflow(&src, &s3));
     let r = dag_s3(&env, &["run", "w"], Some("kill:after_chunk:AGENTSVES:1"));
     assert_eq!(r.signal, Some(9), "expected a SIGKILL: {r:?}");
+    // What an attempt killed while writing chunk 2 leaves: a data file no chunk record names.
+    let id = env.status("w").0["id"].as_str().unwrap().to_string();
+    let stray = format!("lake/worldzone/AGENTSVES/{id}/data/{id}-c00002-a1-00000.parquet");
+    let (status, body) = s3
+        .http("PUT", &format!("/{BUCKET}/{stray}"), "torn")
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(s3.keys(&stray).contains(&stray));
     let r = dag_s3(&env, &["run", "w"], None);
     assert_eq!(r.code, Some(0), "the resumed run must finish: {r:?}");
     assert!(r.stderr.contains("resuming run"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("removed 1 data file(s) of an unfinished attempt")
+            || r.stderr
+                .contains("removed 1 data file(s) of an unfinished attempt"),
+        "{r:?}"
+    );
+    assert!(s3.keys(&stray).is_empty(), "the stray file is still there");
     verify_full_and_exact(&env);
     let (run, tasks) = env.status("w");
     let id = run["id"].as_str().unwrap();
