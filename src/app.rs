@@ -150,6 +150,7 @@ fn tuning(wf: &Workflow) -> Tuning {
     Tuning {
         batch_rows: wf.limits.batch_rows,
         row_group_bytes: 16 << 20,
+        lake_write_bytes: if wf.lake.s3.is_some() { 10 << 20 } else { 0 },
         default_chunk_rows: 250_000,
         // A Stream Load holds up to three request bodies: one sent, one queued, one being built.
         load_bytes: match &wf.target {
