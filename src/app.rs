@@ -14,7 +14,7 @@ use crate::cli::{Cli, Command, FromStage, PlanFormat};
 use crate::config::{self, Workflow};
 use crate::dag;
 use crate::error::{Error, ErrorKind, Result};
-use crate::lake::{Lake, LakeSettings};
+use crate::lake::{Lake, LakeSettings, Warehouse};
 use crate::progress::Progress;
 use crate::sched::{self, Class, MemoryPool, TaskSpec};
 use crate::source::Source;
@@ -158,6 +158,7 @@ fn tuning(wf: &Workflow) -> Tuning {
     Tuning {
         batch_rows: wf.limits.batch_rows,
         row_group_bytes: 16 << 20,
+        lake_write_bytes: if wf.lake.s3.is_some() { 10 << 20 } else { 0 },
         default_chunk_rows: 250_000,
         // A Stream Load holds up to three request bodies: one sent, one queued, one being built.
         load_bytes: match &wf.target {
@@ -205,11 +206,15 @@ async fn open_components(cli: &Cli, wf: &Workflow, start: Start) -> Result<Compo
             .clone()
             .unwrap_or_else(|| format!("sqlite:{}", cli.state.join("catalog.db").display())),
         catalog_name: wf.lake.catalog_name.clone(),
-        warehouse: wf
-            .lake
-            .warehouse
-            .clone()
-            .unwrap_or_else(|| cli.state.join("warehouse")),
+        warehouse: match &wf.lake.s3 {
+            Some(s3) => Warehouse::S3(s3.clone()),
+            None => Warehouse::Local(
+                wf.lake
+                    .warehouse
+                    .clone()
+                    .unwrap_or_else(|| cli.state.join("warehouse")),
+            ),
+        },
         namespace: wf.lake.namespace.clone(),
     };
     let lake = Arc::new(Lake::open(&settings).await?);

@@ -12,6 +12,11 @@
 //! (see [`load`]), and the tree is validated key by key (`validate.rs`).
 //! Checks that need the database (do the named tables exist?) or the whole table
 //! graph (cycles among `after`) happen elsewhere.
+//!
+//! `[lake] warehouse` is a local directory or `s3://bucket/prefix`; the latter takes a
+//! `[lake.s3]` table (see [`S3Settings`]): `endpoint` (optional, for S3-compatible servers),
+//! `region` (default `us-east-1`), `access_key_id` and `secret_access_key` (secrets, by default
+//! from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`) and `path_style` (default false).
 
 mod interpolate;
 mod validate;
@@ -120,9 +125,41 @@ pub struct LakeConfig {
     /// Catalog database URI; `None` means `sqlite:<state dir>/catalog.db`.
     pub uri: Option<String>,
     pub catalog_name: String,
-    /// `None` means `<state dir>/warehouse`.
+    /// A local warehouse directory; `None` means `<state dir>/warehouse`, or the S3 location in
+    /// `s3` when that is set.
     pub warehouse: Option<PathBuf>,
     pub namespace: String,
+    /// Set when `warehouse = "s3://bucket/prefix"`: the lake's files live in S3.
+    pub s3: Option<S3Settings>,
+}
+
+/// An S3 (or S3-compatible) warehouse: `warehouse = "s3://bucket/prefix"` plus `[lake.s3]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/`; may be empty.
+    pub prefix: String,
+    /// `http(s)://host:port` of an S3-compatible server; `None` means AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// From `access_key_id` or the environment variable `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Secret,
+    /// From `secret_access_key` or the environment variable `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Secret,
+    /// Path-style URLs (`endpoint/bucket/key`), as MinIO-like servers need; virtual-host style
+    /// (`bucket.endpoint/key`) otherwise.
+    pub path_style: bool,
+}
+
+impl S3Settings {
+    /// The warehouse as a URL: `s3://bucket` or `s3://bucket/prefix`.
+    pub fn url(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

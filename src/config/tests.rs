@@ -102,6 +102,7 @@ after = ["COUNTRIES"]
             catalog_name: "wz".to_owned(),
             warehouse: Some(PathBuf::from("state/warehouse")),
             namespace: "worldzone".to_owned(),
+            s3: None,
         },
         target: Some(TargetConfig::StarRocks(crate::config::StarRocksConfig {
             url: Secret::new("mysql://loader:hunter2@db:9030"),
@@ -178,6 +179,7 @@ fn defaults_fill_in_optional_keys() {
             catalog_name: "dag".to_owned(),
             warehouse: None,
             namespace: "ns".to_owned(),
+            s3: None,
         }
     );
     assert_eq!(workflow.target, None);
@@ -668,5 +670,155 @@ fn schema_changes_by_workflow_and_table() {
         errors.iter().any(|e| e.contains("table.A.schema_changes")
             && e.contains("expected one of: additive, any")),
         "{errors:?}"
+    );
+}
+
+const S3_SOURCE: &str = r#"
+[source]
+kind = "sqlite"
+path = "demo.db"
+"#;
+
+fn s3_env(name: &str) -> Option<String> {
+    match name {
+        "AWS_ACCESS_KEY_ID" => Some("env-key".to_owned()),
+        "AWS_SECRET_ACCESS_KEY" => Some("env-secret".to_owned()),
+        "LAKE_SECRET" => Some("file-secret".to_owned()),
+        _ => None,
+    }
+}
+
+#[test]
+fn s3_warehouse_with_its_settings() {
+    let text = format!(
+        r#"{S3_SOURCE}
+[lake]
+namespace = "ns"
+warehouse = "s3://lake-bucket/some/prefix/"
+
+[lake.s3]
+endpoint = "http://127.0.0.1:9000/"
+region = "eu-west-1"
+access_key_id = "file-key"
+secret_access_key = "${{LAKE_SECRET}}"
+path_style = true
+"#
+    );
+    let wf = parse(&text, Path::new(FILE), &s3_env).unwrap();
+    let s3 = wf.lake.s3.clone().expect("s3 settings");
+    assert_eq!(wf.lake.warehouse, None);
+    assert_eq!(s3.bucket, "lake-bucket");
+    assert_eq!(s3.prefix, "some/prefix");
+    assert_eq!(s3.url(), "s3://lake-bucket/some/prefix");
+    assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    assert_eq!(s3.region, "eu-west-1");
+    assert_eq!(s3.access_key_id.expose(), "file-key");
+    assert_eq!(s3.secret_access_key.expose(), "file-secret");
+    assert!(s3.path_style);
+    let shown = format!("{wf:?}");
+    assert!(
+        !shown.contains("file-secret") && !shown.contains("file-key"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn s3_credentials_default_to_the_environment() {
+    let text = format!("{S3_SOURCE}\n[lake]\nnamespace = \"ns\"\nwarehouse = \"s3://bkt\"\n");
+    let wf = parse(&text, Path::new(FILE), &s3_env).unwrap();
+    let s3 = wf.lake.s3.expect("s3 settings");
+    assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("bkt", ""));
+    assert_eq!(s3.url(), "s3://bkt");
+    assert_eq!(s3.endpoint, None);
+    assert_eq!(s3.region, "us-east-1");
+    assert_eq!(s3.access_key_id.expose(), "env-key");
+    assert_eq!(s3.secret_access_key.expose(), "env-secret");
+    assert!(!s3.path_style);
+    // A key in the file wins over the environment.
+    let text = format!("{text}\n[lake.s3]\naccess_key_id = \"mine\"\n");
+    let s3 = parse(&text, Path::new(FILE), &s3_env)
+        .unwrap()
+        .lake
+        .s3
+        .unwrap();
+    assert_eq!(s3.access_key_id.expose(), "mine");
+    assert_eq!(s3.secret_access_key.expose(), "env-secret");
+}
+
+#[test]
+fn s3_settings_errors_name_their_keys() {
+    let no_env = |_: &str| None;
+    // An S3 warehouse without credentials anywhere.
+    let text = format!("{S3_SOURCE}\n[lake]\nnamespace = \"ns\"\nwarehouse = \"s3://bkt/p\"\n");
+    let errors: Vec<String> = parse(&text, Path::new(FILE), &no_env)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "workflows/demo.toml:8:1: lake.s3.access_key_id: missing; required for an s3:// \
+             warehouse (or set the environment variable AWS_ACCESS_KEY_ID)",
+            "workflows/demo.toml:8:1: lake.s3.secret_access_key: missing; required for an s3:// \
+             warehouse (or set the environment variable AWS_SECRET_ACCESS_KEY)",
+        ]
+    );
+
+    // [lake.s3] beside a local warehouse, and a bad value of each kind.
+    let text = format!(
+        r#"{S3_SOURCE}
+[lake]
+namespace = "ns"
+warehouse = "state/warehouse"
+
+[lake.s3]
+region = "eu-west-1"
+"#
+    );
+    assert_eq!(
+        parse_err(&text),
+        [
+            "workflows/demo.toml:10:1: lake.s3: only used with an S3 warehouse; set \
+          lake.warehouse = \"s3://bucket/prefix\" or remove [lake.s3]"
+        ]
+    );
+    let text = format!(
+        r#"{S3_SOURCE}
+[lake]
+namespace = "ns"
+warehouse = "s3://Bad_Bucket/x"
+
+[lake.s3]
+endpoint = "127.0.0.1:9000"
+path_style = "yes"
+secret = "x"
+"#
+    );
+    assert_eq!(
+        parse(&text, Path::new(FILE), &s3_env)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "workflows/demo.toml:8:1: lake.warehouse: \"Bad_Bucket\" is not an S3 bucket name \
+             (3 to 63 lowercase letters, digits, '-' and '.')",
+            "workflows/demo.toml:11:1: lake.s3.endpoint: \"127.0.0.1:9000\" is not an http:// \
+             or https:// URL",
+            "workflows/demo.toml:12:1: lake.s3.path_style: expected true or false, found a string",
+            "workflows/demo.toml:13:1: lake.s3.secret: unknown key (expected one of: endpoint, \
+             region, access_key_id, secret_access_key, path_style)",
+        ]
+    );
+    let text = format!("{S3_SOURCE}\n[lake]\nnamespace = \"ns\"\nwarehouse = \"gs://b/p\"\n");
+    assert_eq!(
+        parse_err(&text),
+        [
+            "workflows/demo.toml:8:1: lake.warehouse: \"gs://b/p\": only local directories and \
+          s3://bucket/prefix are supported"
+        ]
     );
 }

@@ -16,9 +16,9 @@ use toml::de::{DeString, DeTable, DeValue};
 use super::interpolate::expand;
 use super::{
     CatalogKind, ConfigError, ConfigErrors, Distribution, Encrypt, LakeConfig, Limits, LoadMode,
-    MIN_MEMORY, Mode, MssqlSettings, MysqlTargetConfig, SchemaChanges, Secret, SourceConfig,
-    StarRocksConfig, TableModel, TableOverride, TableSelection, TargetConfig, VerifyMode,
-    compile_glob, parse_size,
+    MIN_MEMORY, Mode, MssqlSettings, MysqlTargetConfig, S3Settings, SchemaChanges, Secret,
+    SourceConfig, StarRocksConfig, TableModel, TableOverride, TableSelection, TargetConfig,
+    VerifyMode, compile_glob, parse_size,
 };
 
 /// The validated contents of a workflow file.
@@ -124,7 +124,25 @@ const SOURCE_KEYS: Keys = Keys {
 };
 
 const LAKE_KEYS: Keys = Keys {
-    common: &["catalog", "uri", "catalog_name", "warehouse", "namespace"],
+    common: &[
+        "catalog",
+        "uri",
+        "catalog_name",
+        "warehouse",
+        "namespace",
+        "s3",
+    ],
+    by_kind: &[],
+};
+
+const LAKE_S3_KEYS: Keys = Keys {
+    common: &[
+        "endpoint",
+        "region",
+        "access_key_id",
+        "secret_access_key",
+        "path_style",
+    ],
     by_kind: &[],
 };
 
@@ -442,7 +460,16 @@ impl<'a> Validator<'a> {
         }
         let uri = self.name(&sec, "uri", Need::Optional);
         let catalog_name = self.name(&sec, "catalog_name", Need::Optional);
-        let warehouse = self.path(&sec, "warehouse", Need::Optional);
+        let warehouse = self.string(&sec, "warehouse", Need::Optional);
+        let s3 = self.lake_s3(&sec, warehouse.as_ref());
+        let warehouse = match warehouse {
+            Some(w) if w.value.trim().is_empty() => {
+                self.report(w.at, &sec.key_of("warehouse"), "must not be empty");
+                None
+            }
+            Some(w) if !w.value.contains("://") => Some(PathBuf::from(w.value)),
+            _ => None,
+        };
         let namespace = self.string(&sec, "namespace", Need::Required);
         if let Some(ns) = &namespace
             && (ns.value.is_empty()
@@ -463,6 +490,119 @@ impl<'a> Validator<'a> {
             catalog_name: catalog_name.unwrap_or_else(|| "dag".to_owned()),
             warehouse,
             namespace: namespace?.value,
+            s3,
+        })
+    }
+
+    /// The S3 settings of an `s3://` warehouse, from `[lake.s3]` and the environment. Reports
+    /// `[lake.s3]` beside a local warehouse, other URL schemes and missing credentials.
+    fn lake_s3(
+        &mut self,
+        lake: &Section<'_, '_>,
+        warehouse: Option<&Located<String>>,
+    ) -> Option<S3Settings> {
+        let sec = self.section(lake, "s3", Need::Optional);
+        if let Some(sec) = &sec {
+            self.check_keys(sec, &LAKE_S3_KEYS, None);
+        }
+        let warehouse_key = lake.key_of("warehouse");
+        let url = warehouse.filter(|w| w.value.contains("://"));
+        let Some(url) = url else {
+            if let Some(sec) = &sec {
+                let message = "only used with an S3 warehouse; set lake.warehouse = \
+                               \"s3://bucket/prefix\" or remove [lake.s3]";
+                self.report(sec.at, &sec.key, message);
+            }
+            return None;
+        };
+        let Some(rest) = url.value.strip_prefix("s3://") else {
+            let message = format!(
+                "{:?}: only local directories and s3://bucket/prefix are supported",
+                url.value
+            );
+            self.report(url.at, &warehouse_key, message);
+            return None;
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !bucket_ok {
+            let message = format!(
+                "{bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, '-' \
+                 and '.')"
+            );
+            self.report(url.at, &warehouse_key, message);
+        }
+        let prefix = prefix.trim_matches('/').to_owned();
+        if prefix
+            .split('/')
+            .any(|part| part.is_empty() || part == "..")
+            && !prefix.is_empty()
+        {
+            let message = format!("{prefix:?} is not a key prefix (empty or `..` part)");
+            self.report(url.at, &warehouse_key, message);
+        }
+        let mut endpoint = None;
+        let mut region = None;
+        let mut access_key_id = None;
+        let mut secret_access_key = None;
+        let mut path_style = None;
+        if let Some(sec) = &sec {
+            endpoint = self.string(sec, "endpoint", Need::Optional);
+            if let Some(e) = &endpoint
+                && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+            {
+                let message = format!("{:?} is not an http:// or https:// URL", e.value);
+                self.report(e.at, &sec.key_of("endpoint"), message);
+            }
+            region = self.name(sec, "region", Need::Optional);
+            access_key_id = self.secret(sec, "access_key_id", Need::Optional);
+            secret_access_key = self.secret(sec, "secret_access_key", Need::Optional);
+            path_style = self.boolean(sec, "path_style");
+        }
+        // Credentials absent from the file come from the environment, as AWS tools take them.
+        let s3_key = join_key(&lake.key, "s3");
+        let at = sec.as_ref().map_or(url.at, |s| s.at);
+        let credential = |this: &mut Self, given: Option<Secret>, name: &str, var: &str| {
+            let key = join_key(&s3_key, name);
+            let present = sec.as_ref().is_some_and(|s| s.has(name));
+            match given {
+                Some(v) => Some(v),
+                // Present but unusable: reported where it is.
+                None if present => None,
+                None => match (this.env)(var).filter(|v| !v.is_empty()) {
+                    Some(v) => Some(Secret::new(v)),
+                    None => {
+                        let message = format!(
+                            "missing; required for an s3:// warehouse (or set the environment \
+                             variable {var})"
+                        );
+                        this.report(at, &key, message);
+                        None
+                    }
+                },
+            }
+        };
+        let access_key_id = credential(self, access_key_id, "access_key_id", "AWS_ACCESS_KEY_ID");
+        let secret_access_key = credential(
+            self,
+            secret_access_key,
+            "secret_access_key",
+            "AWS_SECRET_ACCESS_KEY",
+        );
+        if !bucket_ok {
+            return None;
+        }
+        Some(S3Settings {
+            bucket: bucket.to_owned(),
+            prefix,
+            endpoint: endpoint.map(|e| e.value.trim_end_matches('/').to_owned()),
+            region: region.unwrap_or_else(|| "us-east-1".to_owned()),
+            access_key_id: access_key_id?,
+            secret_access_key: secret_access_key?,
+            path_style: path_style.unwrap_or(false),
         })
     }
 

@@ -9,12 +9,17 @@
 //! catalog itself commits) and drops the staging row. Every step can be repeated after a crash:
 //! the commit is skipped when a snapshot already carries the run id, and the publish is skipped
 //! when the real table already points at this run's metadata.
+//!
+//! The warehouse is a local directory or `s3://bucket/prefix` (see `storage`); every location
+//! is the warehouse URL followed by the same relative layout, so both kinds lay out their files
+//! alike and everything here works on location strings.
 
 pub mod schema;
+pub mod storage;
 pub mod writer;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
@@ -28,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint::Digest128;
 use crate::types::TableInfo;
 
+pub use storage::{LakeStorage, Warehouse};
 pub use writer::ChunkWriter;
 
 /// Snapshot summary keys we write.
@@ -56,7 +62,7 @@ pub struct Lake {
     catalog_name: String,
     namespace: NamespaceIdent,
     staging: NamespaceIdent,
-    warehouse: PathBuf,
+    storage: LakeStorage,
     /// SQLite catalogs fail with "database is locked" on concurrent commits (not retried by the
     /// crate): catalog writes from this process go one at a time.
     commit_lock: tokio::sync::Mutex<()>,
@@ -68,7 +74,7 @@ pub struct Lake {
 pub struct LakeSettings {
     pub uri: String,
     pub catalog_name: String,
-    pub warehouse: PathBuf,
+    pub warehouse: Warehouse,
     pub namespace: String,
 }
 
@@ -125,13 +131,7 @@ fn sqlite_file(uri: &str) -> Option<PathBuf> {
 
 impl Lake {
     pub async fn open(s: &LakeSettings) -> Result<Lake> {
-        std::fs::create_dir_all(&s.warehouse).map_err(|e| {
-            Error::config(format!(
-                "lake.warehouse: cannot create {}: {e}",
-                s.warehouse.display()
-            ))
-        })?;
-        let warehouse = s.warehouse.canonicalize()?;
+        let storage = LakeStorage::open(&s.warehouse)?;
         let mut uri = s.uri.clone();
         let postgres = is_postgres(&uri);
         if !postgres && !uri.starts_with("sqlite:") {
@@ -154,19 +154,17 @@ impl Lake {
                 uri.push_str("?mode=rwc");
             }
         }
-        let props = HashMap::from([
+        let mut props = storage.props().clone();
+        props.extend([
             ("uri".to_string(), uri.clone()),
-            (
-                "warehouse".to_string(),
-                warehouse.to_string_lossy().into_owned(),
-            ),
+            ("warehouse".to_string(), storage.url().to_string()),
             (
                 "sql_bind_style".to_string(),
                 if postgres { "DollarNumeric" } else { "QMark" }.to_string(),
             ),
         ]);
         let catalog = SqlCatalogBuilder::default()
-            .with_storage_factory(Arc::new(iceberg::io::LocalFsStorageFactory))
+            .with_storage_factory(storage.factory())
             .load(&s.catalog_name, props)
             .await
             .map_err(|e| Error::unavailable(format!("lake catalog {}: {e}", redact_uri(&s.uri))))?;
@@ -189,7 +187,7 @@ impl Lake {
             catalog_name: s.catalog_name.clone(),
             namespace,
             staging,
-            warehouse,
+            storage,
             commit_lock: tokio::sync::Mutex::new(()),
             postgres,
         })
@@ -209,8 +207,14 @@ impl Lake {
         self.namespace.to_url_string()
     }
 
-    pub fn warehouse(&self) -> &Path {
-        &self.warehouse
+    /// The warehouse: an absolute local path or `s3://bucket[/prefix]`.
+    pub fn warehouse(&self) -> &str {
+        self.storage.url()
+    }
+
+    /// Reads and writes the lake's files, local or S3 (data files for the loads).
+    pub fn file_io(&self) -> &iceberg::io::FileIO {
+        self.storage.file_io()
     }
 
     fn staging_ident(&self, table: &str, run: &str) -> TableIdent {
@@ -221,12 +225,15 @@ impl Lake {
         TableIdent::new(self.namespace.clone(), table.to_string())
     }
 
+    /// The directory of `table`'s runs, relative to the warehouse.
+    fn table_dir(&self, table: &str) -> String {
+        format!("{}/{table}", self.namespace.join("/"))
+    }
+
     /// Where a run's files of `table` live.
-    pub fn run_location(&self, table: &str, run: &str) -> PathBuf {
-        self.warehouse
-            .join(self.namespace.join("/"))
-            .join(table)
-            .join(run)
+    pub fn run_location(&self, table: &str, run: &str) -> String {
+        self.storage
+            .location(&format!("{}/{run}", self.table_dir(table)))
     }
 
     fn iceberg_schema(info: &TableInfo) -> Result<Schema> {
@@ -258,11 +265,7 @@ impl Lake {
         }
         let creation = TableCreation::builder()
             .name(ident.name().to_string())
-            .location(
-                self.run_location(&info.name, run)
-                    .to_string_lossy()
-                    .into_owned(),
-            )
+            .location(self.run_location(&info.name, run))
             .schema(Self::iceberg_schema(info)?)
             .properties(HashMap::from([(
                 "write.parquet.compression-codec".to_string(),
@@ -457,23 +460,17 @@ impl Lake {
 
     /// Deletes files under the run's data directory of `table` that no finished chunk recorded:
     /// leftovers of attempts that died before recording their chunk. Returns how many.
-    pub fn remove_unrecorded_files(
+    pub async fn remove_unrecorded_files(
         &self,
         table: &str,
         run: &str,
         keep: &HashSet<String>,
     ) -> Result<usize> {
-        let dir = self.run_location(table, run).join("data");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(0);
-        };
+        let dir = format!("{}/{run}/data", self.table_dir(table));
         let mut n = 0;
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "parquet")
-                && !keep.contains(p.to_string_lossy().as_ref())
-            {
-                std::fs::remove_file(&p)?;
+        for file in self.storage.list_files(&dir).await? {
+            if file.ends_with(".parquet") && !keep.contains(&file) {
+                self.storage.delete_file(&file).await?;
                 n += 1;
             }
         }
@@ -487,21 +484,21 @@ impl Lake {
             .locations(&self.db, &self.namespace, table)
             .await?
             .and_then(|(_, previous)| previous);
-        let dir = self.warehouse.join(self.namespace.join("/")).join(table);
+        let dir = self.table_dir(table);
         // <table dir>/<run>/metadata/<file>.metadata.json
-        let keep = previous
-            .as_deref()
-            .map(Path::new)
-            .and_then(|p| p.parent()?.parent()?.file_name())
-            .map(|n| n.to_string_lossy().into_owned());
-        let runs: Vec<String> = std::fs::read_dir(&dir)?
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+        let keep = previous.as_deref().and_then(|p| {
+            let mut parts = p.rsplit('/');
+            parts.nth(2).map(str::to_string)
+        });
+        let runs: Vec<String> = self
+            .storage
+            .list_dirs(&dir)
+            .await?
+            .into_iter()
             .filter(|n| n.as_str() < run && Some(n) != keep.as_ref())
             .collect();
         for r in &runs {
-            std::fs::remove_dir_all(dir.join(r))?;
+            self.storage.delete_dir(&format!("{dir}/{r}")).await?;
         }
         Ok(runs.len())
     }

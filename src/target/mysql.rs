@@ -28,6 +28,7 @@ use std::fmt;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
+use iceberg::io::FileIO;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts};
 use sha2::{Digest, Sha256};
@@ -394,6 +395,7 @@ impl MysqlTarget {
         run: &str,
         unit: u32,
         file: &str,
+        io: &FileIO,
         batch_rows: usize,
     ) -> Result<Digest128> {
         check_name(&info.name, "table")?;
@@ -414,7 +416,7 @@ impl MysqlTarget {
             .await
             .map_err(&fail)?;
         let result = self
-            .load_in(&mut tx, info, run, unit, file, batch_rows, cap)
+            .load_in(&mut tx, info, run, unit, file, io, batch_rows, cap)
             .await;
         match result {
             Ok(d) => {
@@ -473,6 +475,7 @@ impl MysqlTarget {
         run: &str,
         unit: u32,
         file: &str,
+        io: &FileIO,
         batch_rows: usize,
         cap: usize,
     ) -> Result<Digest128> {
@@ -494,7 +497,14 @@ impl MysqlTarget {
             "INSERT INTO {} ({columns}) VALUES ",
             self.qualified(&stage_name(&info.name, run))
         );
-        let mut pieces = produce(file.to_string(), batch_rows, info.clone(), head, cap);
+        let mut pieces = produce(
+            file.to_string(),
+            io.clone(),
+            batch_rows,
+            info.clone(),
+            head,
+            cap,
+        );
         let mid_point = format!("mid_load:{}:{unit}", info.name);
         let mut first = true;
         let mut digest = None;
@@ -931,6 +941,7 @@ enum Piece {
 /// `cap` bytes (a single longer row goes alone); two statements wait at most.
 fn produce(
     file: String,
+    io: FileIO,
     batch_rows: usize,
     info: TableInfo,
     head: String,
@@ -938,7 +949,7 @@ fn produce(
 ) -> mpsc::Receiver<Result<Piece>> {
     let (tx, rx) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = produce_into(&file, batch_rows, &info, &head, cap, &tx) {
+        if let Err(e) = produce_into(&file, &io, batch_rows, &info, &head, cap, &tx) {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -947,13 +958,14 @@ fn produce(
 
 fn produce_into(
     file: &str,
+    io: &FileIO,
     batch_rows: usize,
     info: &TableInfo,
     head: &str,
     cap: usize,
     tx: &mpsc::Sender<Result<Piece>>,
 ) -> Result<()> {
-    let reader = super::open_parquet(file, batch_rows, 0)?;
+    let reader = super::open_parquet(io, file, batch_rows, 0)?;
     let mut digest = Digest128::default();
     let mut row_text = String::new();
     for batch in reader {
@@ -1197,6 +1209,11 @@ mod tests {
         Int32Array, Int64Array, LargeBinaryArray, StringArray, TimestampMicrosecondArray,
     };
     use std::sync::Arc;
+
+    /// Data files in the tests are local.
+    fn local_io() -> FileIO {
+        FileIO::new_with_fs()
+    }
 
     fn col(name: &str, ty: ColType, nullable: bool) -> Column {
         Column {
@@ -1770,7 +1787,10 @@ mod tests {
         t.check().await.unwrap();
         assert!(!t.is_published(&info, run).await.unwrap());
         assert!(t.prepare(&info, run).await.unwrap().is_empty());
-        let d0 = t.load_unit(&info, run, 0, &f0, 4).await.unwrap();
+        let d0 = t
+            .load_unit(&info, run, 0, &f0, &local_io(), 4)
+            .await
+            .unwrap();
         let mut raw = Digest128::default();
         raw.add_batch(&b0).unwrap();
         // The digest of the rows as read from the data file.
@@ -1778,10 +1798,18 @@ mod tests {
         // A crash before publish: the retry sees unit 0 done and loads only unit 1.
         let done = t.prepare(&info, run).await.unwrap();
         assert_eq!(done, HashSet::from([0]));
-        let d1 = t.load_unit(&info, run, 1, &f1, 4).await.unwrap();
+        let d1 = t
+            .load_unit(&info, run, 1, &f1, &local_io(), 4)
+            .await
+            .unwrap();
         assert_eq!(d1.rows, 6);
         // Loading a recorded unit again inserts nothing and answers its recorded digest.
-        assert_eq!(t.load_unit(&info, run, 0, &f0, 4).await.unwrap(), d0);
+        assert_eq!(
+            t.load_unit(&info, run, 0, &f0, &local_io(), 4)
+                .await
+                .unwrap(),
+            d0
+        );
         assert_eq!(t.prepare(&info, run).await.unwrap(), HashSet::from([0, 1]));
         let stage = TableInfo {
             name: stage_name(&info.name, run),
@@ -1846,9 +1874,13 @@ mod tests {
         let run2 = "20261124194500000_0001";
         let stale = "20261124190000000_ffff";
         t.prepare(&info, stale).await.unwrap();
-        t.load_unit(&info, stale, 0, &f1, 100).await.unwrap();
+        t.load_unit(&info, stale, 0, &f1, &local_io(), 100)
+            .await
+            .unwrap();
         t.prepare(&info, run2).await.unwrap();
-        t.load_unit(&info, run2, 0, &f1, 100).await.unwrap();
+        t.load_unit(&info, run2, 0, &f1, &local_io(), 100)
+            .await
+            .unwrap();
         assert!(!t.is_published(&info, run2).await.unwrap());
         assert_eq!(t.count(&info).await.unwrap(), 12, "readers still see run 1");
         t.publish(&info, run2).await.unwrap();
@@ -1892,10 +1924,14 @@ mod tests {
         let run1 = "20261124194000123_0001";
         let run2 = "20261124194000123_0002";
         t.prepare(&info, run1).await.unwrap();
-        t.load_unit(&info, run1, 0, &f, 3).await.unwrap();
+        t.load_unit(&info, run1, 0, &f, &local_io(), 3)
+            .await
+            .unwrap();
         t.publish(&info, run1).await.unwrap();
         t.prepare(&info, run2).await.unwrap();
-        t.load_unit(&info, run2, 7, &f, 3).await.unwrap();
+        t.load_unit(&info, run2, 7, &f, &local_io(), 3)
+            .await
+            .unwrap();
         let d = digest(&[&b]);
         // The swap of run 2 happens, then the process dies before any cleanup.
         let mut c = t.conn().await.unwrap();
@@ -2011,7 +2047,7 @@ mod tests {
             for _ in 0..2 {
                 let (t, info, f) = (t.clone(), info.clone(), f.clone());
                 tasks.push(tokio::spawn(async move {
-                    t.load_unit(&info, run, u as u32, &f, 2).await
+                    t.load_unit(&info, run, u as u32, &f, &local_io(), 2).await
                 }));
             }
         }
@@ -2025,7 +2061,9 @@ mod tests {
         let done = t.prepare(&info, run).await.unwrap();
         for (u, f) in files.iter().enumerate() {
             if !done.contains(&(u as u32)) {
-                t.load_unit(&info, run, u as u32, f, 2).await.unwrap();
+                t.load_unit(&info, run, u as u32, f, &local_io(), 2)
+                    .await
+                    .unwrap();
             }
         }
         t.publish(&info, run).await.unwrap();
@@ -2057,7 +2095,10 @@ mod tests {
         let run = "20261124194000123_abcd";
         t.prepare(&info, run).await.unwrap();
         // insert_bytes (2048) is smaller than one row: each row goes alone.
-        let d = t.load_unit(&info, run, 0, &f, 10).await.unwrap();
+        let d = t
+            .load_unit(&info, run, 0, &f, &local_io(), 10)
+            .await
+            .unwrap();
         t.publish(&info, run).await.unwrap();
         assert_eq!(d.rows, 2);
         assert_eq!(read_back(&t, &info, 10).await, digest(&[&b]));
@@ -2101,7 +2142,10 @@ mod tests {
         )
         .unwrap();
         let f = write_parquet(dir.path(), "long.parquet", &too_long);
-        let e = t.load_unit(&info, run, 0, &f, 10).await.unwrap_err();
+        let e = t
+            .load_unit(&info, run, 0, &f, &local_io(), 10)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::Data, "{e}");
         let s = e.to_string();
         assert!(
@@ -2120,7 +2164,10 @@ mod tests {
         )
         .unwrap();
         let f = write_parquet(dir.path(), "nan.parquet", &nan);
-        let e = t.load_unit(&info, run, 1, &f, 10).await.unwrap_err();
+        let e = t
+            .load_unit(&info, run, 1, &f, &local_io(), 10)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::Data);
         assert!(
             e.to_string().contains("column x") && e.to_string().contains("NaN"),
@@ -2166,7 +2213,10 @@ mod tests {
         )
         .unwrap();
         let f = write_parquet(dir.path(), "m.parquet", &b);
-        manual.load_unit(&info, run, 0, &f, 10).await.unwrap();
+        manual
+            .load_unit(&info, run, 0, &f, &local_io(), 10)
+            .await
+            .unwrap();
         manual.publish(&info, run).await.unwrap();
         assert!(manual.is_published(&info, run).await.unwrap());
         assert_eq!(read_back(&manual, &info, 10).await, digest(&[&b]));

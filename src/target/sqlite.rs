@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rusqlite::types::{ToSqlOutput, Value};
 
 use crate::columns::Cells;
@@ -89,6 +88,7 @@ impl SqliteTarget {
         run: &str,
         chunk: u32,
         files: &[String],
+        io: &iceberg::io::FileIO,
         batch_rows: usize,
     ) -> Result<Digest128> {
         let mut c = self.conn()?;
@@ -105,12 +105,7 @@ impl SqliteTarget {
             ))?;
             let mid_point = format!("mid_load:{}:{chunk}", info.name);
             for (fi, path) in files.iter().enumerate() {
-                let local = path.strip_prefix("file://").unwrap_or(path);
-                let file = std::fs::File::open(local)
-                    .map_err(|e| Error::internal(format!("cannot open data file {local}: {e}")))?;
-                let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
-                    .with_batch_size(batch_rows.max(1))
-                    .build()?;
+                let reader = super::open_parquet(io, path, batch_rows, 0)?;
                 for (bi, batch) in reader.enumerate() {
                     let batch = batch?;
                     insert_batch(&mut st, &batch)

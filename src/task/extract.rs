@@ -56,7 +56,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let done = ctx.store.chunks(run, table)?;
     let done_idx: HashSet<u32> = done.iter().map(|c| c.index).collect();
     let keep: HashSet<String> = done.iter().flat_map(|c| c.paths.iter().cloned()).collect();
-    let removed = ctx.lake.remove_unrecorded_files(table, run, &keep)?;
+    let removed = ctx.lake.remove_unrecorded_files(table, run, &keep).await?;
     if removed > 0 {
         ctx.progress.line(&format!(
             "{table}.extract: removed {removed} data file(s) of an unfinished attempt"

@@ -34,6 +34,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let (loaded, already) = match &target {
         Target::Sqlite(t) => {
             let (t, info, run, files) = (t.clone(), info.clone(), run.clone(), files.clone());
+            let io = ctx.lake.file_io().clone();
             tokio::task::spawn_blocking(move || -> Result<(u32, u32)> {
                 if t.is_published(&run, &info.name)? {
                     return Ok((0, units));
@@ -49,6 +50,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                         &run,
                         unit as u32,
                         std::slice::from_ref(file),
+                        &io,
                         batch_rows,
                     )?;
                     loaded += 1;
@@ -73,8 +75,15 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                     if done.contains(&(unit as u32)) {
                         continue;
                     }
-                    t.load_unit(&info, &run, unit as u32, file, batch_rows)
-                        .await?;
+                    t.load_unit(
+                        &info,
+                        &run,
+                        unit as u32,
+                        file,
+                        ctx.lake.file_io(),
+                        batch_rows,
+                    )
+                    .await?;
                     loaded += 1;
                 }
                 crate::fault::point(&format!("before_publish:{table}"));
@@ -89,6 +98,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                 info: &info,
                 ov: ctx.plan(table)?.ov.as_ref(),
                 files: &files,
+                io: ctx.lake.file_io(),
                 batch_rows,
                 lake_namespace: ctx.lake.namespace(),
             };

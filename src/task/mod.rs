@@ -35,6 +35,9 @@ pub struct Tuning {
     pub default_chunk_rows: u64,
     /// Bytes the target's load holds besides batches (request bodies, INSERT statements).
     pub load_bytes: u64,
+    /// Bytes a data file being written holds in the lake's storage layer: nothing on local disk;
+    /// on S3 the multipart part being filled (5 MiB, S3's smallest part) and the one uploading.
+    pub lake_write_bytes: u64,
 }
 
 impl Tuning {
@@ -58,7 +61,7 @@ impl Tuning {
             Stage::Extract => {
                 let rg = (self.row_group_rows(info, 1.0) as u64 * w).min(whole);
                 // builders + one batch in the channel + one being encoded, plus the row group
-                3 * batch + 2 * rg + 8 * MIB
+                3 * batch + 2 * rg + self.lake_write_bytes + 8 * MIB
             }
             Stage::WriteIceberg => 16 * MIB,
             // Reading a data file holds a row group's column chunks besides the batches.

@@ -1,7 +1,8 @@
 //! Integration tests: the `dag` binary against real SQLite sources and targets, a real Iceberg
 //! SQL catalog, the machine's MariaDB, a TDS test server standing in for SQL Server (validated by
 //! pytds and tsql), a StarRocks test double (validated by curl, the mariadb client and Python's
-//! csv module) and independent readers (pyiceberg, DuckDB) of what it wrote.
+//! csv module), an S3 server (moto) holding the lake, and independent readers (pyiceberg, DuckDB) of
+//! what it wrote.
 
 mod cli;
 mod crash;
@@ -10,6 +11,7 @@ mod lakehouse;
 mod mssql;
 mod mssql_live;
 mod mysql_target;
+mod s3;
 mod starrocks_double;
 mod starrocks_target;
 mod support;

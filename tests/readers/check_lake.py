@@ -38,6 +38,10 @@ Usage:
   python3 tests/readers/check_lake.py --source SRC.db --catalog CATALOG.db --catalog-name dag \
       --warehouse DIR --namespace worldzone [--tables A,B] [--readers pyiceberg,duckdb] \
       [--json OUT.json]
+  python3 tests/readers/check_lake.py ... --warehouse s3://BUCKET/PREFIX \
+      [--s3-endpoint http://127.0.0.1:9000] [--s3-region us-east-1] [--s3-path-style]
+  (S3 keys come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, so they stay out of the command
+  line; DuckDB reads S3 through the httpfs extension from PyPI `duckdb-extension-httpfs`.)
   python3 tests/readers/check_lake.py --self-test
 
 Exit status: 0 when every selected reader matches the source (rows, fingerprint, Iceberg schema)
@@ -536,9 +540,30 @@ def schema_problems(iceberg_schema: Any, columns: list[SourceColumn]) -> list[st
     return problems
 
 
-def open_catalog(name: str, catalog_path: str, warehouse: str) -> Any:
+@dataclass
+class S3Options:
+    """Where and how to reach an S3 warehouse (the keys come from the environment)."""
+    endpoint: str | None
+    region: str
+    path_style: bool
+    access_key_id: str
+    secret_access_key: str
+
+
+def open_catalog(name: str, catalog_path: str, warehouse: str, s3: S3Options | None = None) -> Any:
     from pyiceberg.catalog.sql import SqlCatalog
 
+    props = {}
+    if s3 is not None:
+        props = {
+            "s3.region": s3.region,
+            "s3.access-key-id": s3.access_key_id,
+            "s3.secret-access-key": s3.secret_access_key,
+            # pyarrow's S3 filesystem uses path-style URLs with an endpoint unless forced.
+            "s3.force-virtual-addressing": "false" if s3.path_style else "true",
+        }
+        if s3.endpoint:
+            props["s3.endpoint"] = s3.endpoint
     if catalog_path.startswith(("postgres://", "postgresql://")):
         # A PostgreSQL catalog database, read through SQLAlchemy's psycopg2 driver.
         uri = "postgresql+psycopg2://" + catalog_path.split("://", 1)[1]
@@ -547,8 +572,9 @@ def open_catalog(name: str, catalog_path: str, warehouse: str) -> Any:
     return SqlCatalog(
         name,
         uri=uri,
-        warehouse="file://" + os.path.abspath(warehouse),
+        warehouse=warehouse if s3 is not None else "file://" + os.path.abspath(warehouse),
         init_catalog_tables="false",  # a reader must not write to the catalog
+        **props,
     )
 
 
@@ -571,7 +597,7 @@ def _extension_file(name: str) -> str:
 class DuckDBReader:
     """DuckDB with the pip-installed avro + iceberg extensions, offline."""
 
-    def __init__(self) -> None:
+    def __init__(self, s3: S3Options | None = None) -> None:
         import duckdb
 
         self._dir = tempfile.mkdtemp(prefix="check_lake_duckdb_ext_")
@@ -580,11 +606,24 @@ class DuckDBReader:
             "autoload_known_extensions": False,
             "extension_directory": self._dir,
         })
-        for ext in ("avro", "iceberg"):
+        exts = ("avro", "iceberg") + (("httpfs",) if s3 is not None else ())
+        for ext in exts:
             path = _extension_file(ext).replace("'", "''")
             self.con.execute(f"INSTALL '{path}'")
-        self.con.execute("LOAD avro")
-        self.con.execute("LOAD iceberg")
+        for ext in exts:
+            self.con.execute(f"LOAD {ext}")
+        if s3 is not None:
+            def lit(v: str) -> str:
+                return "'" + v.replace("'", "''") + "'"
+            opts = [f"KEY_ID {lit(s3.access_key_id)}", f"SECRET {lit(s3.secret_access_key)}",
+                    f"REGION {lit(s3.region)}",
+                    f"URL_STYLE {lit('path' if s3.path_style else 'vhost')}"]
+            if s3.endpoint:
+                # DuckDB wants host:port, with TLS chosen separately.
+                host = re.sub(r"^https?://", "", s3.endpoint).rstrip("/")
+                opts.append(f"ENDPOINT {lit(host)}")
+                opts.append(f"USE_SSL {'true' if s3.endpoint.startswith('https://') else 'false'}")
+            self.con.execute("CREATE SECRET lake_s3 (TYPE s3, " + ", ".join(opts) + ")")
 
     def digest(self, metadata_location: str, names: list[str]) -> Digest:
         path = metadata_location
@@ -841,7 +880,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--catalog", help="SQLite file holding the Iceberg SQL catalog, or the "
                    "postgres://user@host:port/db URI of a PostgreSQL one")
     p.add_argument("--catalog-name", default="dag", help="catalog name (default: dag)")
-    p.add_argument("--warehouse", help="warehouse directory")
+    p.add_argument("--warehouse", help="warehouse directory, or s3://bucket/prefix")
+    p.add_argument("--s3-endpoint", help="S3-compatible server, e.g. http://127.0.0.1:9000 "
+                                         "(default: AWS)")
+    p.add_argument("--s3-region", default="us-east-1", help="S3 region (default: us-east-1)")
+    p.add_argument("--s3-path-style", action="store_true",
+                   help="path-style S3 URLs (MinIO-like servers) instead of virtual-host style")
     p.add_argument("--namespace", help="Iceberg namespace (e.g. worldzone)")
     p.add_argument("--tables", help="comma-separated table names (default: all user tables)")
     p.add_argument("--readers", default=",".join(READERS),
@@ -857,10 +901,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     missing = [f"--{k.replace('_', '-')}" for k in needed if not getattr(args, k)]
     if missing:
         p.error("missing " + ", ".join(missing))
-    for flag, path, is_dir in (("--source", args.source or args.expect, False),
-                               ("--catalog", None if "://" in args.catalog else args.catalog,
-                                False),
-                               ("--warehouse", args.warehouse, True)):
+    args.s3 = None
+    checks = [("--source", args.source or args.expect, False),
+              ("--catalog", None if "://" in args.catalog else args.catalog, False)]
+    if args.warehouse.startswith("s3://"):
+        keys = [os.environ.get(v, "") for v in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+        if not all(keys):
+            p.error("an s3:// --warehouse needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                    "in the environment")
+        args.s3 = S3Options(args.s3_endpoint, args.s3_region, args.s3_path_style, *keys)
+    elif "://" in args.warehouse:
+        p.error(f"--warehouse {args.warehouse}: a directory or s3://bucket/prefix")
+    else:
+        checks.append(("--warehouse", args.warehouse, True))
+    for flag, path, is_dir in checks:
         if path is not None and not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
             p.error(f"{flag} {path}: no such {'directory' if is_dir else 'file'}")
     args.reader_list = [r.strip() for r in args.readers.split(",") if r.strip()]
@@ -883,8 +937,8 @@ def main(argv: list[str]) -> int:
     if args.expect:
         with open(args.expect, encoding="utf-8") as f:
             expected = json.load(f)
-        catalog = open_catalog(args.catalog_name, args.catalog, args.warehouse)
-        duck = DuckDBReader() if "duckdb" in args.reader_list else None
+        catalog = open_catalog(args.catalog_name, args.catalog, args.warehouse, args.s3)
+        duck = DuckDBReader(args.s3) if "duckdb" in args.reader_list else None
         reports = []
         try:
             for t, want in expected.items():
@@ -915,8 +969,8 @@ def main(argv: list[str]) -> int:
         print("error: the source has no user tables", file=sys.stderr)
         return 2
 
-    catalog = open_catalog(args.catalog_name, args.catalog, args.warehouse)
-    duck = DuckDBReader() if "duckdb" in args.reader_list else None
+    catalog = open_catalog(args.catalog_name, args.catalog, args.warehouse, args.s3)
+    duck = DuckDBReader(args.s3) if "duckdb" in args.reader_list else None
     target = None
     if args.target_db:
         target = sqlite3.connect(f"file:{os.path.abspath(args.target_db)}?mode=ro", uri=True)

@@ -57,6 +57,8 @@ pub struct LoadJob<'a> {
     pub ov: Option<&'a TableOverride>,
     /// The committed snapshot's data files, sorted.
     pub files: &'a [String],
+    /// Reads the data files (local or object store).
+    pub io: &'a iceberg::io::FileIO,
     pub batch_rows: usize,
     /// The lake namespace, for `load = "lake"`.
     pub lake_namespace: String,
@@ -617,18 +619,21 @@ fn encode(
 ) -> mpsc::Receiver<Result<Body>> {
     let (tx, rx) = mpsc::channel(1);
     let files = job.files.to_vec();
+    let io = job.io.clone();
     let info = job.info.clone();
     let batch_rows = job.batch_rows;
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = encode_into(&files, &info, from, until, max_bytes, batch_rows, &tx) {
+        if let Err(e) = encode_into(&files, &io, &info, from, until, max_bytes, batch_rows, &tx) {
             let _ = tx.blocking_send(Err(e));
         }
     });
     rx
 }
 
+#[allow(clippy::too_many_arguments)]
 fn encode_into(
     files: &[String],
+    io: &iceberg::io::FileIO,
     info: &TableInfo,
     from: Pos,
     until: Option<Pos>,
@@ -651,7 +656,7 @@ fn encode_into(
         } else {
             0
         };
-        let reader = super::super::open_parquet(file, batch_rows, first_row as usize)?;
+        let reader = super::super::open_parquet(io, file, batch_rows, first_row as usize)?;
         let mut row_in_file = first_row;
         for batch in reader {
             let batch = batch?;
