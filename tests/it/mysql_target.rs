@@ -350,10 +350,8 @@ fn mariadb_columns_added_in_the_source_reach_lake_and_target() {
         db.0
     ));
     assert_eq!(cols.trim(), "1", "the target lost the column");
-    assert_eq!(
-        env.task("wz", "COUNTRIES", "write_iceberg")["status"],
-        "pending"
-    );
+    let w = env.task("wz", "COUNTRIES", "write_iceberg");
+    assert!(w["status"] == "pending" || w["status"] == "skipped", "{w}");
 
     // Allowed: the table is replaced with the source's columns.
     env.workflow(
