@@ -157,7 +157,7 @@ fn extract_estimate(
 fn tuning(wf: &Workflow) -> Tuning {
     Tuning {
         batch_rows: wf.limits.batch_rows,
-        row_group_bytes: 16 << 20,
+        row_group_bytes: crate::lake::ROW_GROUP_BYTES,
         lake_write_bytes: if wf.lake.s3.is_some() { 10 << 20 } else { 0 },
         default_chunk_rows: 250_000,
         // A Stream Load holds up to three request bodies: one sent, one queued, one being built.

@@ -188,7 +188,8 @@ pub fn plan_chunks(
     Ok(ChunkRange::split_int(min, max, count as u64, chunk_rows))
 }
 
-/// The `WHERE` clause selecting one chunk; the first chunk also takes rows whose key is NULL.
+/// The `WHERE` clause selecting one chunk, in key order; the first chunk also takes rows whose
+/// key is NULL.
 pub fn chunk_predicate(key: Option<&str>, r: &ChunkRange) -> String {
     let Some(k) = key else { return String::new() };
     let k = quote(k);
@@ -199,10 +200,14 @@ pub fn chunk_predicate(key: Option<&str>, r: &ChunkRange) -> String {
     if let Some(hi) = r.hi {
         parts.push(format!("{k} < {hi}"));
     }
+    // In key order, as the lake table's sort order says (free on an INTEGER PRIMARY KEY).
     match (parts.is_empty(), r.index == 0) {
-        (true, _) => String::new(),
-        (false, true) => format!(" WHERE ({}) OR {k} IS NULL", parts.join(" AND ")),
-        (false, false) => format!(" WHERE {}", parts.join(" AND ")),
+        (true, _) => format!(" ORDER BY {k}"),
+        (false, true) => format!(
+            " WHERE ({}) OR {k} IS NULL ORDER BY {k}",
+            parts.join(" AND ")
+        ),
+        (false, false) => format!(" WHERE {} ORDER BY {k}", parts.join(" AND ")),
     }
 }
 

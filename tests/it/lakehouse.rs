@@ -310,3 +310,61 @@ fn readers_see_old_or_new_during_refreshes() {
     );
     assert!(out.contains("TRANSACTIONS source rows=12000"), "{out}");
 }
+
+/// What pyiceberg sees of a lake table besides its rows: the chunk key as sort order and the
+/// properties that tell other writers how the files were written.
+#[test]
+fn lake_tables_carry_sort_order_and_writer_properties() {
+    if !require(python_readers()) {
+        return;
+    }
+    let env = Env::new();
+    env.workflow("wz", &small_workflow(&small_demo_source()));
+    let r = env.dag(&[
+        "run",
+        "wz",
+        "--lake-only",
+        "--tables",
+        "AGENTSVES,COUNTRIES",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let script = r#"
+import json, os, sys
+from pyiceberg.catalog.sql import SqlCatalog
+state = sys.argv[1]
+cat = SqlCatalog("dag", uri="sqlite:///" + os.path.join(state, "catalog.db"),
+                 warehouse="file://" + os.path.join(state, "warehouse"), init_catalog_tables="false")
+out = {}
+for name in ("AGENTSVES", "COUNTRIES"):
+    t = cat.load_table(("worldzone", name))
+    schema = t.schema()
+    order = [(schema.find_column_name(f.source_id), str(f.transform), str(f.direction))
+             for f in t.sort_order().fields]
+    out[name] = {"order": order, "props": t.properties}
+print(json.dumps(out))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(env.state())
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let order = &v["AGENTSVES"]["order"];
+    assert_eq!(order[0][0], "AGENT_ID", "{v}");
+    assert_eq!(order[0][1], "identity", "{v}");
+    assert!(
+        order[0][2].as_str().unwrap().to_lowercase().contains("asc"),
+        "{v}"
+    );
+    for t in ["AGENTSVES", "COUNTRIES"] {
+        let p = &v[t]["props"];
+        assert_eq!(p["write.parquet.compression-codec"], "zstd", "{v}");
+        assert_eq!(
+            p["write.parquet.row-group-size-bytes"],
+            (16u64 << 20).to_string(),
+            "{v}"
+        );
+        assert_eq!(p["write.format.default"], "parquet", "{v}");
+    }
+}
