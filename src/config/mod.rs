@@ -121,7 +121,38 @@ pub struct LakeConfig {
     /// `None` means `<state dir>/warehouse`.
     pub warehouse: Option<PathBuf>,
     pub namespace: String,
+    /// `partition = "auto" | "off"`: whether tables get a day partition by default.
+    pub partition: LakePartition,
+    /// A table is day-partitioned only when it has more rows than this (`partition_min_rows`).
+    pub partition_min_rows: u64,
+    /// Most partition writers one extract chunk keeps open at once (`open_partitions`).
+    pub open_partitions: usize,
 }
+
+/// `[lake] partition`: the default for tables without their own `partition`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LakePartition {
+    /// Partition by day on a date/timestamp column chosen by rule (see [`PartitionSetting::Auto`]).
+    #[default]
+    Auto,
+    Off,
+}
+
+/// `[table.<NAME>] partition`: how that table's lake table is partitioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionSetting {
+    /// By day of this DATE/DATETIME column (checked against the source when the run plans).
+    Column(String),
+    /// Choose a column: the first DATE/DATETIME column that is NOT NULL, else whose name looks
+    /// like a date (`date`, `time`, `day`, `_at`, `_on`, `_dt`), else the first such column at all.
+    Auto,
+    /// Never partitioned.
+    Off,
+}
+
+/// Defaults of the `[lake]` partition keys.
+pub const DEFAULT_PARTITION_MIN_ROWS: u64 = 1000;
+pub const DEFAULT_OPEN_PARTITIONS: usize = 8;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CatalogKind {
@@ -319,8 +350,10 @@ pub struct TableOverride {
     pub chunk_key: Option<String>,
     /// Rows per chunk; `None` leaves the choice to the planner.
     pub chunk_rows: Option<u64>,
-    /// Column whose day partitions the lake table.
-    pub partition: Option<String>,
+    /// How the lake table is partitioned by day (`None`: as `[lake] partition` says).
+    pub partition: Option<PartitionSetting>,
+    /// Row threshold for day partitioning (else `[lake] partition_min_rows`).
+    pub partition_min_rows: Option<u64>,
     pub mode: Mode,
     /// Column that only grows, for `mode = "incremental"`.
     pub cursor: Option<String>,

@@ -10,6 +10,7 @@
 //! the commit is skipped when a snapshot already carries the run id, and the publish is skipped
 //! when the real table already points at this run's metadata.
 
+pub mod partition;
 pub mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -168,7 +169,33 @@ impl Lake {
         Ok(Schema::builder().with_fields(fields).build()?)
     }
 
-    /// The run's staging table for `info`, created on first use.
+    /// `day(<col>)` when the run decided to partition the table (`info.partition`), with the
+    /// partition field named `<col>_day` as Spark and pyiceberg name it.
+    fn partition_spec(
+        info: &TableInfo,
+        schema: &Schema,
+    ) -> Result<Option<iceberg::spec::UnboundPartitionSpec>> {
+        let Some(col) = &info.partition else {
+            return Ok(None);
+        };
+        let field = schema.field_by_name(col).ok_or_else(|| {
+            Error::internal(format!(
+                "table {}: partition column {col} is not in the lake schema",
+                info.name
+            ))
+        })?;
+        let spec = iceberg::spec::UnboundPartitionSpec::builder()
+            .add_partition_field(
+                field.id,
+                format!("{col}_day"),
+                iceberg::spec::Transform::Day,
+            )?
+            .build();
+        Ok(Some(spec))
+    }
+
+    /// The run's staging table for `info`, created on first use (partitioned by day when
+    /// `info.partition` names a column).
     pub async fn staging_table(
         &self,
         info: &TableInfo,
@@ -179,6 +206,8 @@ impl Lake {
         if self.catalog.table_exists(&ident).await? {
             return Ok(self.catalog.load_table(&ident).await?);
         }
+        let schema = Self::iceberg_schema(info)?;
+        let spec = Self::partition_spec(info, &schema)?;
         let creation = TableCreation::builder()
             .name(ident.name().to_string())
             .location(
@@ -186,7 +215,8 @@ impl Lake {
                     .to_string_lossy()
                     .into_owned(),
             )
-            .schema(Self::iceberg_schema(info)?)
+            .schema(schema)
+            .partition_spec_opt(spec)
             .properties(HashMap::from([(
                 "write.parquet.compression-codec".to_string(),
                 "zstd".to_string(),
@@ -372,18 +402,23 @@ impl Lake {
         run: &str,
         keep: &HashSet<String>,
     ) -> Result<usize> {
-        let dir = self.run_location(table, run).join("data");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(0);
-        };
+        // A partitioned table's files sit one directory deeper, in `data/<col>_day=<day>/`.
+        let mut dirs = vec![self.run_location(table, run).join("data")];
         let mut n = 0;
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "parquet")
-                && !keep.contains(p.to_string_lossy().as_ref())
-            {
-                std::fs::remove_file(&p)?;
-                n += 1;
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "parquet")
+                    && !keep.contains(p.to_string_lossy().as_ref())
+                {
+                    std::fs::remove_file(&p)?;
+                    n += 1;
+                }
             }
         }
         Ok(n)

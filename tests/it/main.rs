@@ -9,6 +9,7 @@ mod demo;
 mod mssql;
 mod mssql_live;
 mod mysql_target;
+mod partition;
 mod starrocks_double;
 mod starrocks_target;
 mod support;
