@@ -10,8 +10,15 @@
 //! Loading happens in three steps: the text is parsed with span information
 //! ([`toml::de::DeTable`]), `${ENV_VAR}` references in string values are expanded
 //! (see [`load`]), and the tree is validated key by key (`validate.rs`).
-//! Checks that need the database (do the named tables exist?) or the whole table
-//! graph (cycles among `after`) happen elsewhere.
+//! Checks that need the database (do the named tables exist? is a `partition`
+//! column a date?) or the whole table graph (cycles among `after`) happen elsewhere.
+//!
+//! Day partitioning of lake tables: `[lake] partition = "auto" | "off"` (default
+//! auto), `partition_min_rows` (default 1000: only tables with more rows are
+//! partitioned) and `open_partitions` (default 8: partition writers an extract
+//! chunk keeps open); `[table.X] partition = "<column>" | "auto" | "off"` and
+//! `partition_min_rows` override them per table. The rule that picks the column is
+//! in `lake::partition`.
 
 mod interpolate;
 mod validate;
