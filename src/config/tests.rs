@@ -682,13 +682,12 @@ fn partition_settings_of_the_lake_and_of_tables() {
     assert_eq!(
         parse_err(&bad),
         vec![
-            "workflows/demo.toml:9:1: lake.partition: \"daily\" is not valid (expected one of: \
+            "workflows/demo.toml:8:1: lake.partition: \"daily\" is not valid (expected one of: \
              auto, off)",
-            "workflows/demo.toml:11:1: lake.partition_min_rows: must be between 0 and \
-             18446744073709551615, found -1",
-            "workflows/demo.toml:10:1: lake.open_partitions: must be between 1 and 1024, found 0",
-            "workflows/demo.toml:14:1: table.A.partition: must not be empty",
-            "workflows/demo.toml:15:1: table.A.partition_min_rows: expected an integer, found \
+            "workflows/demo.toml:9:1: lake.open_partitions: must be between 1 and 1024, got 0",
+            "workflows/demo.toml:10:1: lake.partition_min_rows: must be at least 0, got -1",
+            "workflows/demo.toml:13:1: table.A.partition: must not be empty",
+            "workflows/demo.toml:14:1: table.A.partition_min_rows: expected an integer, found \
              a string",
         ]
     );

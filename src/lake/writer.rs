@@ -168,9 +168,7 @@ fn day_numbers(col: &arrow_array::ArrayRef) -> Result<Vec<Option<i32>>> {
     use arrow_array::types::{Date32Type, TimestampMicrosecondType};
     const MICROS_PER_DAY: i64 = 86_400_000_000;
     match col.data_type() {
-        arrow_schema::DataType::Date32 => {
-            Ok(col.as_primitive::<Date32Type>().iter().collect())
-        }
+        arrow_schema::DataType::Date32 => Ok(col.as_primitive::<Date32Type>().iter().collect()),
         arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => Ok(col
             .as_primitive::<TimestampMicrosecondType>()
             .iter()
@@ -183,7 +181,7 @@ fn day_numbers(col: &arrow_array::ArrayRef) -> Result<Vec<Option<i32>>> {
 }
 
 enum Mode {
-    Plain(Inner),
+    Plain(Box<Inner>),
     Partitioned(Box<Partitioned>),
 }
 
@@ -228,7 +226,7 @@ impl ChunkWriter {
         };
         let spec = md.default_partition_spec();
         let mode = if spec.is_unpartitioned() {
-            Mode::Plain(factory.build(None).await?)
+            Mode::Plain(Box::new(factory.build(None).await?))
         } else {
             let source = spec
                 .fields()

@@ -83,8 +83,9 @@ impl Tuning {
                 // can make the sum larger, so count each) plus about 1 MiB of page buffers and
                 // encoder state per writer for Parquet's per-column pages that a row group of
                 // a few thousand rows does not amortise. The writer gathers n row groups of
-                // rows before splitting them by day, and a flush holds them three times at
-                // its peak: the gathered batches, their concatenation and the per-day slices.
+                // rows before writing them grouped by day, and a flush holds them twice (the
+                // gathered batches and their concatenation, then that and its copy sorted by
+                // day) plus 8 bytes a row of day numbers and sort order: counted as three.
                 let n = self.writers(info) as u64;
                 let gathered = (n * rg).min(whole);
                 3 * batch + 2 * n * rg + 3 * gathered + n * MIB + 8 * MIB
