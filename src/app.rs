@@ -170,6 +170,7 @@ fn tuning(wf: &Workflow) -> Tuning {
             Some(crate::config::TargetConfig::Mysql(m)) => 2 * m.insert_bytes,
             _ => 0,
         },
+        open_partitions: wf.lake.open_partitions,
     }
 }
 
@@ -355,10 +356,19 @@ async fn table_plans(
             .and_then(|r| r.outputs.schema);
         // A table the source cannot describe still gets a plan: its extract describes it again
         // and fails with the reason, while the other tables go on.
+        // The partition decision is made here, once, and kept with the recorded schema. A bad
+        // `partition` fails only this table's extract, with the reason; other tables go on.
+        let mut partition_error = None;
         let info = match recorded {
             Some(i) => i,
             None => match source.describe(t, ov).await {
-                Ok(i) => i,
+                Ok(mut i) => {
+                    match crate::lake::partition::decide(&i, &wf.lake, ov) {
+                        Ok(p) => i.partition = p,
+                        Err(e) => partition_error = Some(e),
+                    }
+                    i
+                }
                 Err(e) if e.kind != ErrorKind::Config => {
                     tracing::debug!(table = %t, "cannot describe yet: {e}");
                     TableInfo::new(t, Vec::new(), None, 0)
@@ -376,6 +386,7 @@ async fn table_plans(
                 info,
                 chunk_rows,
                 ov: ov.cloned(),
+                partition_error,
             },
         );
     }
@@ -404,11 +415,6 @@ async fn cmd_run(
         if o.mode == config::Mode::Incremental {
             return Err(Error::config(format!(
                 "table.{t}.mode = \"incremental\": incremental syncs are not part of this build yet; use \"full\""
-            )));
-        }
-        if o.partition.is_some() {
-            return Err(Error::config(format!(
-                "table.{t}.partition: partitioned lake tables are not part of this build yet"
             )));
         }
     }
@@ -606,6 +612,7 @@ async fn execute(
         workflow: wf.name.clone(),
         from_lake: run.from_lake,
         schema_changes: wf.schema_changes,
+        lake_cfg: wf.lake.clone(),
     });
     let runner = Arc::new(TaskRunner { ctx, nodes });
     let pool = MemoryPool::new(budget);
@@ -1096,13 +1103,23 @@ async fn cmd_plan(
     );
     for table in &plan.tables {
         let ov = wf.override_for(table);
-        let info = match source.describe(table, ov).await {
+        let mut info = match source.describe(table, ov).await {
             Ok(info) => info,
             Err(e) if e.kind != ErrorKind::Config => {
                 println!("{table:<18} cannot be described: {e}");
                 continue;
             }
             Err(e) => return Err(e),
+        };
+        let partition = match crate::lake::partition::decide(&info, &wf.lake, ov) {
+            Ok(p) => {
+                info.partition = p;
+                match &info.partition {
+                    Some(c) => format!("partitioned by day({c})"),
+                    None => "unpartitioned".to_string(),
+                }
+            }
+            Err(e) => format!("partition: {e}"),
         };
         let chunk_rows = ov
             .and_then(|o| o.chunk_rows)
@@ -1136,7 +1153,7 @@ async fn cmd_plan(
                     after.get(table).map(|a| a.join(",")).unwrap_or_default()
                 );
                 println!(
-                    "{:<18} split: {}; {} connection(s)",
+                    "{:<18} split: {}; {} connection(s); {partition}",
                     "",
                     info.chunking(),
                     conns

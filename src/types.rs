@@ -155,6 +155,10 @@ pub struct TableInfo {
     /// How each column is read from a SQL Server source (parallel to `columns`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read: Vec<crate::source::mssql::ReadSpec>,
+    /// The column whose day partitions the lake table (`None`: unpartitioned). Decided once when
+    /// the run plans the table (`lake::partition::decide`) and kept with the extract's schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
 }
 
 impl TableInfo {
@@ -169,6 +173,7 @@ impl TableInfo {
             primary_key: Vec::new(),
             avg_row_bytes: None,
             read: Vec::new(),
+            partition: None,
         }
     }
 

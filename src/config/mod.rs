@@ -10,8 +10,15 @@
 //! Loading happens in three steps: the text is parsed with span information
 //! ([`toml::de::DeTable`]), `${ENV_VAR}` references in string values are expanded
 //! (see [`load`]), and the tree is validated key by key (`validate.rs`).
-//! Checks that need the database (do the named tables exist?) or the whole table
-//! graph (cycles among `after`) happen elsewhere.
+//! Checks that need the database (do the named tables exist? is a `partition`
+//! column a date?) or the whole table graph (cycles among `after`) happen elsewhere.
+//!
+//! Day partitioning of lake tables: `[lake] partition = "auto" | "off"` (default
+//! off), `partition_min_rows` (default 1000: only tables with more rows are
+//! partitioned) and `open_partitions` (default 8: partition writers an extract
+//! chunk keeps open); `[table.X] partition = "<column>" | "auto" | "off"` and
+//! `partition_min_rows` override them per table. The rule that picks the column is
+//! in `lake::partition`.
 //!
 //! `[lake] warehouse` is a local directory or `s3://bucket/prefix`; the latter takes a
 //! `[lake.s3]` table (see [`S3Settings`]): `endpoint` (optional, for S3-compatible servers),
@@ -129,6 +136,12 @@ pub struct LakeConfig {
     /// `s3` when that is set.
     pub warehouse: Option<PathBuf>,
     pub namespace: String,
+    /// `partition = "auto" | "off"`: whether tables get a day partition by default.
+    pub partition: LakePartition,
+    /// A table is day-partitioned only when it has more rows than this (`partition_min_rows`).
+    pub partition_min_rows: u64,
+    /// Most partition writers one extract chunk keeps open at once (`open_partitions`).
+    pub open_partitions: usize,
     /// Set when `warehouse = "s3://bucket/prefix"`: the lake's files live in S3.
     pub s3: Option<S3Settings>,
 }
@@ -161,6 +174,34 @@ impl S3Settings {
         }
     }
 }
+
+/// `[lake] partition`: the default for tables without their own `partition`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LakePartition {
+    /// Partition by day on a date/timestamp column chosen by rule (see [`PartitionSetting::Auto`]).
+    Auto,
+    /// Only tables whose own `partition` says so are partitioned. The default: the row count
+    /// alone cannot tell a table of many rows per day from one whose few rows are spread over
+    /// thousands of days, and the latter would become thousands of tiny files.
+    #[default]
+    Off,
+}
+
+/// `[table.<NAME>] partition`: how that table's lake table is partitioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionSetting {
+    /// By day of this DATE/DATETIME column (checked against the source when the run plans).
+    Column(String),
+    /// Choose a column: the first DATE/DATETIME column that is NOT NULL, else whose name looks
+    /// like a date (`date`, `time`, `day`, `_at`, `_on`, `_dt`), else the first such column at all.
+    Auto,
+    /// Never partitioned.
+    Off,
+}
+
+/// Defaults of the `[lake]` partition keys.
+pub const DEFAULT_PARTITION_MIN_ROWS: u64 = 1000;
+pub const DEFAULT_OPEN_PARTITIONS: usize = 8;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CatalogKind {
@@ -369,8 +410,10 @@ pub struct TableOverride {
     pub chunk_key: Option<String>,
     /// Rows per chunk; `None` leaves the choice to the planner.
     pub chunk_rows: Option<u64>,
-    /// Column whose day partitions the lake table.
-    pub partition: Option<String>,
+    /// How the lake table is partitioned by day (`None`: as `[lake] partition` says).
+    pub partition: Option<PartitionSetting>,
+    /// Row threshold for day partitioning (else `[lake] partition_min_rows`).
+    pub partition_min_rows: Option<u64>,
     pub mode: Mode,
     /// Column that only grows, for `mode = "incremental"`.
     pub cursor: Option<String>,

@@ -103,6 +103,9 @@ after = ["COUNTRIES"]
             warehouse: Some(PathBuf::from("state/warehouse")),
             namespace: "worldzone".to_owned(),
             s3: None,
+            partition: LakePartition::Off,
+            partition_min_rows: 1000,
+            open_partitions: 8,
         },
         target: Some(TargetConfig::StarRocks(crate::config::StarRocksConfig {
             url: Secret::new("mysql://loader:hunter2@db:9030"),
@@ -135,7 +138,7 @@ after = ["COUNTRIES"]
                 TableOverride {
                     chunk_key: Some("AGENT_ID".to_owned()),
                     chunk_rows: Some(2000),
-                    partition: Some("HIRE_DATE".to_owned()),
+                    partition: Some(PartitionSetting::Column("HIRE_DATE".to_owned())),
                     mode: Mode::Incremental,
                     cursor: Some("UPDATED_AT".to_owned()),
                     after: vec!["COUNTRIES".to_owned()],
@@ -180,6 +183,9 @@ fn defaults_fill_in_optional_keys() {
             warehouse: None,
             namespace: "ns".to_owned(),
             s3: None,
+            partition: LakePartition::Off,
+            partition_min_rows: 1000,
+            open_partitions: 8,
         }
     );
     assert_eq!(workflow.target, None);
@@ -819,6 +825,47 @@ secret = "x"
         [
             "workflows/demo.toml:8:1: lake.warehouse: \"gs://b/p\": only local directories and \
           s3://bucket/prefix are supported"
+        ]
+    );
+}
+
+#[test]
+fn partition_settings_of_the_lake_and_of_tables() {
+    let text = format!(
+        "{MINIMAL}partition = \"off\"\npartition_min_rows = 50\nopen_partitions = 2\n\n\
+         [table.A]\npartition = \"auto\"\npartition_min_rows = 0\n\n\
+         [table.B]\npartition = \"off\"\n\n[table.C]\npartition = \"OrderDate\"\n"
+    );
+    let w = parse_ok(&text);
+    assert_eq!(w.lake.partition, LakePartition::Off);
+    assert_eq!(w.lake.partition_min_rows, 50);
+    assert_eq!(w.lake.open_partitions, 2);
+    let a = w.override_for("a").unwrap();
+    assert_eq!(a.partition, Some(PartitionSetting::Auto));
+    assert_eq!(a.partition_min_rows, Some(0));
+    assert_eq!(
+        w.override_for("B").unwrap().partition,
+        Some(PartitionSetting::Off)
+    );
+    assert_eq!(
+        w.override_for("C").unwrap().partition,
+        Some(PartitionSetting::Column("OrderDate".to_owned()))
+    );
+
+    let bad = format!(
+        "{MINIMAL}partition = \"daily\"\nopen_partitions = 0\npartition_min_rows = -1\n\n\
+         [table.A]\npartition = \"\"\npartition_min_rows = \"many\"\n"
+    );
+    assert_eq!(
+        parse_err(&bad),
+        vec![
+            "workflows/demo.toml:8:1: lake.partition: \"daily\" is not valid (expected one of: \
+             auto, off)",
+            "workflows/demo.toml:9:1: lake.open_partitions: must be between 1 and 1024, got 0",
+            "workflows/demo.toml:10:1: lake.partition_min_rows: must be at least 0, got -1",
+            "workflows/demo.toml:13:1: table.A.partition: must not be empty",
+            "workflows/demo.toml:14:1: table.A.partition_min_rows: expected an integer, found \
+             a string",
         ]
     );
 }

@@ -15,8 +15,9 @@ use toml::de::{DeString, DeTable, DeValue};
 
 use super::interpolate::expand;
 use super::{
-    CatalogKind, ConfigError, ConfigErrors, Distribution, Encrypt, LakeConfig, Limits, LoadMode,
-    MIN_MEMORY, Mode, MssqlSettings, MysqlTargetConfig, S3Settings, SchemaChanges, Secret,
+    CatalogKind, ConfigError, ConfigErrors, DEFAULT_OPEN_PARTITIONS, DEFAULT_PARTITION_MIN_ROWS,
+    Distribution, Encrypt, LakeConfig, LakePartition, Limits, LoadMode, MIN_MEMORY, Mode,
+    MssqlSettings, MysqlTargetConfig, PartitionSetting, S3Settings, SchemaChanges, Secret,
     SourceConfig, StarRocksConfig, TableModel, TableOverride, TableSelection, TargetConfig,
     VerifyMode, compile_glob, parse_size,
 };
@@ -130,6 +131,9 @@ const LAKE_KEYS: Keys = Keys {
         "catalog_name",
         "warehouse",
         "namespace",
+        "partition",
+        "partition_min_rows",
+        "open_partitions",
         "s3",
     ],
     by_kind: &[],
@@ -205,6 +209,7 @@ const OVERRIDE_KEYS: Keys = Keys {
         "chunk_key",
         "chunk_rows",
         "partition",
+        "partition_min_rows",
         "mode",
         "cursor",
         "after",
@@ -484,12 +489,22 @@ impl<'a> Validator<'a> {
             );
             self.report(ns.at, &sec.key_of("namespace"), message);
         }
+        let partition = self.choice(
+            &sec,
+            "partition",
+            &[("auto", LakePartition::Auto), ("off", LakePartition::Off)],
+        );
+        let partition_min_rows = self.integer(&sec, "partition_min_rows", 0, u64::MAX);
+        let open_partitions = self.integer(&sec, "open_partitions", 1, 1024);
         Some(LakeConfig {
             catalog: CatalogKind::Sql,
             uri,
             catalog_name: catalog_name.unwrap_or_else(|| "dag".to_owned()),
             warehouse,
             namespace: namespace?.value,
+            partition: partition.unwrap_or_default(),
+            partition_min_rows: partition_min_rows.map_or(DEFAULT_PARTITION_MIN_ROWS, |n| n.value),
+            open_partitions: open_partitions.map_or(DEFAULT_OPEN_PARTITIONS, |n| n.value as usize),
             s3,
         })
     }
@@ -1003,7 +1018,16 @@ impl<'a> Validator<'a> {
         self.check_keys(sec, &OVERRIDE_KEYS, None);
         let chunk_key = self.name(sec, "chunk_key", Need::Optional);
         let chunk_rows = self.integer(sec, "chunk_rows", 1, u64::MAX);
-        let partition = self.name(sec, "partition", Need::Optional);
+        let partition = self
+            .name(sec, "partition", Need::Optional)
+            .map(|p| match p.as_str() {
+                "auto" => PartitionSetting::Auto,
+                "off" => PartitionSetting::Off,
+                _ => PartitionSetting::Column(p),
+            });
+        let partition_min_rows = self
+            .integer(sec, "partition_min_rows", 0, u64::MAX)
+            .map(|n| n.value);
         let mode = self.mode(sec);
         let cursor = self.name(sec, "cursor", Need::Optional);
         if let Some(mode) = &mode
@@ -1039,6 +1063,7 @@ impl<'a> Validator<'a> {
             chunk_key,
             chunk_rows: chunk_rows.map(|n| n.value),
             partition,
+            partition_min_rows,
             mode: mode.map_or(Mode::Full, |m| m.value),
             cursor,
             after: after.map_or_else(Vec::new, |a| a.value.into_iter().map(|s| s.value).collect()),

@@ -14,6 +14,7 @@
 //! is the warehouse URL followed by the same relative layout, so both kinds lay out their files
 //! alike and everything here works on location strings.
 
+pub mod partition;
 pub mod schema;
 pub mod storage;
 pub mod writer;
@@ -310,7 +311,33 @@ impl Lake {
         Ok(Schema::builder().with_fields(fields).build()?)
     }
 
-    /// The run's staging table for `info`, created on first use.
+    /// `day(<col>)` when the run decided to partition the table (`info.partition`), with the
+    /// partition field named `<col>_day` as Spark and pyiceberg name it.
+    fn partition_spec(
+        info: &TableInfo,
+        schema: &Schema,
+    ) -> Result<Option<iceberg::spec::UnboundPartitionSpec>> {
+        let Some(col) = &info.partition else {
+            return Ok(None);
+        };
+        let field = schema.field_by_name(col).ok_or_else(|| {
+            Error::internal(format!(
+                "table {}: partition column {col} is not in the lake schema",
+                info.name
+            ))
+        })?;
+        let spec = iceberg::spec::UnboundPartitionSpec::builder()
+            .add_partition_field(
+                field.id,
+                format!("{col}_day"),
+                iceberg::spec::Transform::Day,
+            )?
+            .build();
+        Ok(Some(spec))
+    }
+
+    /// The run's staging table for `info`, created on first use (partitioned by day when
+    /// `info.partition` names a column).
     pub async fn staging_table(
         &self,
         info: &TableInfo,
@@ -322,10 +349,12 @@ impl Lake {
             return Ok(self.catalog.load_table(&ident).await?);
         }
         let schema = Self::iceberg_schema(info)?;
+        let spec = Self::partition_spec(info, &schema)?;
         let creation = TableCreation::builder()
             .name(ident.name().to_string())
             .location(self.run_location(&info.name, run))
             .schema(schema.clone())
+            .partition_spec_opt(spec)
             .sort_order_opt(sort_order(info, &schema)?)
             .properties(table_properties())
             .build();
@@ -523,12 +552,18 @@ impl Lake {
         run: &str,
         keep: &HashSet<String>,
     ) -> Result<usize> {
-        let dir = format!("{}/{run}/data", self.table_dir(table));
+        // A partitioned table's files sit one directory deeper, in `data/<col>_day=<day>/`.
+        let mut dirs = vec![format!("{}/{run}/data", self.table_dir(table))];
         let mut n = 0;
-        for file in self.storage.list_files(&dir).await? {
-            if file.ends_with(".parquet") && !keep.contains(&file) {
-                self.storage.delete_file(&file).await?;
-                n += 1;
+        while let Some(dir) = dirs.pop() {
+            for sub in self.storage.list_dirs(&dir).await? {
+                dirs.push(format!("{dir}/{sub}"));
+            }
+            for file in self.storage.list_files(&dir).await? {
+                if file.ends_with(".parquet") && !keep.contains(&file) {
+                    self.storage.delete_file(&file).await?;
+                    n += 1;
+                }
             }
         }
         Ok(n)

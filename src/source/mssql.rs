@@ -394,6 +394,7 @@ impl Mssql {
             primary_key: pk,
             avg_row_bytes: stat.and_then(|s| s.avg_row_bytes).map(|b| b.ceil() as u64),
             read,
+            partition: None,
         })
     }
 

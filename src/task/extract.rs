@@ -28,8 +28,14 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         None => {
             // The plan described the table moments ago; describe again only if that failed
             // (an empty column list), so this attempt reports why.
+            if let Some(e) = &plan.partition_error {
+                return Err(e.clone());
+            }
             let info = if plan.info.columns.is_empty() {
-                ctx.source.describe(table, plan.ov.as_ref()).await?
+                let mut info = ctx.source.describe(table, plan.ov.as_ref()).await?;
+                info.partition =
+                    crate::lake::partition::decide(&info, &ctx.lake_cfg, plan.ov.as_ref())?;
+                info
             } else {
                 plan.info.clone()
             };
@@ -85,7 +91,8 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let mut work = futures::stream::iter(todo.into_iter().map(|range| async move {
         let index = range.index;
         let prefix = format!("{run}-c{index:05}-a{attempt}");
-        let mut writer = ChunkWriter::new(staging_ref, prefix, rg_rows).await?;
+        let mut writer =
+            ChunkWriter::new(staging_ref, prefix, rg_rows, ctx.tuning.open_partitions).await?;
         let mut rx = ctx.source.stream_chunk(info_ref, range, batch_rows);
         let mut digest = Digest128::default();
         let mut lossy: BTreeMap<String, u64> = BTreeMap::new();

@@ -38,6 +38,8 @@ pub struct Tuning {
     /// Bytes a data file being written holds in the lake's storage layer: nothing on local disk;
     /// on S3 the multipart part being filled (5 MiB, S3's smallest part) and the one uploading.
     pub lake_write_bytes: u64,
+    /// Partition writers an extract chunk of a day-partitioned table keeps open at once.
+    pub open_partitions: usize,
 }
 
 impl Tuning {
@@ -45,9 +47,23 @@ impl Tuning {
         ((self.batch_rows as f64 * scale) as usize).max(64)
     }
 
+    /// Rows per Parquet row group of one data-file writer. A day-partitioned table's chunk has
+    /// up to `open_partitions` writers buffering a row group each, so they share the bytes one
+    /// writer of an unpartitioned table gets: the extract's peak does not grow with them.
     pub fn row_group_rows(&self, info: &TableInfo, scale: f64) -> usize {
-        let rows = (self.row_group_bytes as f64 * scale) as u64 / info.row_width();
+        let rows = (self.row_group_bytes as f64 * scale) as u64
+            / self.writers(info) as u64
+            / info.row_width();
         rows.clamp(1024, 1 << 20) as usize
+    }
+
+    /// Data-file writers an extract chunk of `info` may hold open at once.
+    pub fn writers(&self, info: &TableInfo) -> usize {
+        if info.partition.is_some() {
+            self.open_partitions.max(1)
+        } else {
+            1
+        }
     }
 
     /// Bytes a task holds while streaming: batches in flight and the Parquet row group being
@@ -61,7 +77,22 @@ impl Tuning {
             Stage::Extract => {
                 let rg = (self.row_group_rows(info, 1.0) as u64 * w).min(whole);
                 // builders + one batch in the channel + one being encoded, plus the row group
-                3 * batch + 2 * rg + self.lake_write_bytes + 8 * MIB
+                let plain = 3 * batch + 2 * rg + self.lake_write_bytes + 8 * MIB;
+                if info.partition.is_none() {
+                    return plain;
+                }
+                // Partitioned: `open_partitions` writers each buffer a row group of their own
+                // (row_group_rows already divided the bytes among them, but its 1024-row floor
+                // can make the sum larger, so count each) plus about 1 MiB of page buffers and
+                // encoder state per writer for Parquet's per-column pages that a row group of
+                // a few thousand rows does not amortise. The writer gathers n row groups of
+                // rows before writing them grouped by day, and a flush holds them twice (the
+                // gathered batches and their concatenation, then that and its copy sorted by
+                // day) plus 8 bytes a row of day numbers and sort order: counted as three.
+                let n = self.writers(info) as u64;
+                let gathered = (n * rg).min(whole);
+                // Each open writer on S3 also fills a multipart part of its own.
+                3 * batch + 2 * n * rg + 3 * gathered + n * (MIB + self.lake_write_bytes) + 8 * MIB
             }
             Stage::WriteIceberg => 16 * MIB,
             // Reading a data file holds a row group's column chunks besides the batches.
@@ -83,6 +114,8 @@ pub struct TablePlan {
     pub ov: Option<crate::config::TableOverride>,
     /// Connections its extract may read chunks with at once.
     pub connections: usize,
+    /// Why the table's `partition` setting cannot apply (its extract fails with it).
+    pub partition_error: Option<Error>,
 }
 
 pub struct Ctx {
@@ -101,6 +134,8 @@ pub struct Ctx {
     pub from_lake: bool,
     /// The workflow's `schema_changes` (tables may override).
     pub schema_changes: crate::config::SchemaChanges,
+    /// The `[lake]` settings (partitioning of a table described only at its extract).
+    pub lake_cfg: crate::config::LakeConfig,
 }
 
 impl Ctx {

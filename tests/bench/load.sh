@@ -36,7 +36,7 @@ measure() { # name, target section
   {
     printf 'verify = "count"\n\n[source]\nkind = "mssql"\nhost = "127.0.0.1"\nport = %s\n' "$TDS_PORT"
     printf 'database = "WorldZone"\nuser = "dag"\npassword = "bench"\nencrypt = "off"\n\n'
-    printf '[lake]\nnamespace = "bench"\n\n%s\n\n[tables]\ninclude = ["AGENTSVES"]\n' "$target"
+    printf '[lake]\nnamespace = "bench"\npartition = "off"\n\n%s\n\n[tables]\ninclude = ["AGENTSVES"]\n' "$target"
   } >"$dir/workflows/bench.toml"
   (cd "$dir" && DAG_PROGRESS=plain /usr/bin/time -v -o "$dir/time.txt" \
       "$DAG" run bench >"$dir/out.txt" 2>"$dir/err.txt") &

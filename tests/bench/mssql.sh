@@ -22,7 +22,7 @@ measure() { # name, connections ("" = default limits)
   mkdir -p "$dir/workflows"
   {
     printf '[source]\nkind = "mssql"\nhost = "127.0.0.1"\nport = %s\ndatabase = "WorldZone"\n' "$PORT"
-    printf 'user = "dag"\npassword = "bench"\nencrypt = "off"\n\n[lake]\nnamespace = "bench"\n\n'
+    printf 'user = "dag"\npassword = "bench"\nencrypt = "off"\n\n[lake]\nnamespace = "bench"\npartition = "off"\n\n'
     printf '[tables]\ninclude = ["AGENTSVES"]\n\n'
     if [ -n "$conns" ]; then
       printf '[limits]\nsource_connections = %s\n\n[table.AGENTSVES]\nconnections = %s\n' "$conns" "$conns"

@@ -79,12 +79,12 @@ fn from_load_never_contacts_the_source() {
 }
 
 /// A fresh database on the machine's PostgreSQL (trust auth), dropped on drop.
-struct PgDb {
+pub(crate) struct PgDb {
     name: String,
 }
 
 impl PgDb {
-    fn create() -> Option<PgDb> {
+    pub(crate) fn create() -> Option<PgDb> {
         let ok = Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-Atc", "SELECT 1"])
             .output()
@@ -107,7 +107,7 @@ impl PgDb {
         Some(PgDb { name })
     }
 
-    fn uri(&self) -> String {
+    pub(crate) fn uri(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 }

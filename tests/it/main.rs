@@ -11,6 +11,7 @@ mod lakehouse;
 mod mssql;
 mod mssql_live;
 mod mysql_target;
+mod partition;
 mod s3;
 mod starrocks_double;
 mod starrocks_target;

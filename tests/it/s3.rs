@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-const BUCKET: &str = "dag-lake";
-const KEY_ID: &str = "AKIDDAGTEST";
+pub(crate) const BUCKET: &str = "dag-lake";
+pub(crate) const KEY_ID: &str = "AKIDDAGTEST";
 /// Distinctive, so that a leak into output or state would be found.
-const SECRET: &str = "s3cr3t-that-must-never-be-shown";
+pub(crate) const SECRET: &str = "s3cr3t-that-must-never-be-shown";
 
 /// `moto_server`, the S3 server the tests start.
-fn moto() -> Result<(), String> {
+pub(crate) fn moto() -> Result<(), String> {
     match Command::new("moto_server").arg("--help").output() {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(format!(
@@ -29,7 +29,7 @@ fn moto() -> Result<(), String> {
 }
 
 /// DuckDB's httpfs extension, which reads the lake from S3 (beside the other readers).
-fn httpfs() -> Result<(), String> {
+pub(crate) fn httpfs() -> Result<(), String> {
     let out = Command::new("python3")
         .args(["-c", "import duckdb_extension_httpfs"])
         .output()

@@ -219,7 +219,7 @@ impl StarRocksTarget {
                 distribution: self.cfg.distribution,
                 buckets: self.cfg.buckets,
                 replication_num: self.cfg.replication_num,
-                partition: job.ov.and_then(|o| o.partition.clone()),
+                partition: starrocks_partition(self.cfg.model, info, job.ov),
                 comment: comment(job.run),
             };
             let sql = ddl::create_table(db, &stage, info, &opts)
@@ -725,4 +725,23 @@ fn finish(body: Body, tx: &mpsc::Sender<Result<Body>>) -> Result<()> {
         let _ = tx.blocking_send(Ok(body));
     }
     Ok(())
+}
+
+/// The StarRocks table's day partition column: the one the workflow names for the table, else the
+/// lake's (recorded) partition when StarRocks can take it (a PRIMARY KEY table must have its
+/// partition column in the key, so an automatically chosen column outside the key is left out
+/// rather than failing the load).
+fn starrocks_partition(
+    model: crate::config::TableModel,
+    info: &TableInfo,
+    ov: Option<&TableOverride>,
+) -> Option<String> {
+    if let Some(crate::config::PartitionSetting::Column(c)) = ov.and_then(|o| o.partition.as_ref())
+    {
+        return Some(c.clone());
+    }
+    info.partition.clone().filter(|p| {
+        model != crate::config::TableModel::Primary
+            || info.primary_key.iter().any(|k| k.eq_ignore_ascii_case(p))
+    })
 }

@@ -1,0 +1,207 @@
+//! Which column, if any, partitions a table's lake table by day.
+//!
+//! The system this one replaces kept one Parquet writer per day open and ran out of heap on long
+//! histories; day partitions are still what readers prune on, so we keep them but decide once per
+//! run, at plan time, from the source's description and the workflow. The decision is recorded in
+//! the extract's schema ([`TableInfo::partition`]) so that a resumed run, the staging table's
+//! partition spec and the target's DDL all follow the same answer.
+
+use crate::config::{LakeConfig, LakePartition, PartitionSetting, TableOverride};
+use crate::error::{Error, Result};
+use crate::types::{ColType, TableInfo};
+
+fn is_day_type(ty: ColType) -> bool {
+    matches!(
+        ty,
+        ColType::Date | ColType::Timestamp | ColType::TimestampTz
+    )
+}
+
+/// Whether a column name reads like a date: `OrderDate`, `created_at`, `HIRE_DATE`, `ts`.
+fn looks_like_date(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["date", "time", "day"].iter().any(|w| n.contains(w))
+        || ["_at", "_on", "_dt", "_ts"].iter().any(|s| n.ends_with(s))
+        || n == "ts"
+        || n == "dt"
+}
+
+/// The column `auto` picks: among DATE/DATETIME columns, the first that is NOT NULL and looks
+/// like a date, else the first NOT NULL one, else the first that looks like a date, else the
+/// first at all (all in column order). NOT NULL comes first because rows without a value all
+/// land in one null partition.
+pub fn auto_column(info: &TableInfo) -> Option<&str> {
+    let dates: Vec<_> = info.columns.iter().filter(|c| is_day_type(c.ty)).collect();
+    let rank = |c: &&crate::types::Column| (c.nullable, !looks_like_date(&c.name));
+    dates
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, c)| (rank(c), *i))
+        .map(|(_, c)| c.name.as_str())
+}
+
+/// The column whose day partitions `info`'s lake table, or `None` for an unpartitioned table.
+/// A named column that the table lacks or that is not a date/datetime is an error naming both.
+pub fn decide(
+    info: &TableInfo,
+    lake: &LakeConfig,
+    ov: Option<&TableOverride>,
+) -> Result<Option<String>> {
+    let t = &info.name;
+    let setting = ov.and_then(|o| o.partition.as_ref());
+    let min_rows = ov
+        .and_then(|o| o.partition_min_rows)
+        .unwrap_or(lake.partition_min_rows);
+    if let Some(PartitionSetting::Column(name)) = setting {
+        let col = info
+            .columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                let dates: Vec<&str> = info
+                    .columns
+                    .iter()
+                    .filter(|c| is_day_type(c.ty))
+                    .map(|c| c.name.as_str())
+                    .collect();
+                Error::config(format!(
+                    "table.{t}.partition: table {t} has no column {name:?} (its date/datetime \
+                     columns: {})",
+                    if dates.is_empty() {
+                        "none".to_string()
+                    } else {
+                        dates.join(", ")
+                    }
+                ))
+            })?;
+        if !is_day_type(col.ty) {
+            return Err(Error::config(format!(
+                "table.{t}.partition: column {} of table {t} is {}; day partitions need a date \
+                 or datetime column",
+                col.name, col.ty
+            )));
+        }
+        return Ok((info.rows > min_rows).then(|| col.name.clone()));
+    }
+    let auto = match setting {
+        Some(PartitionSetting::Off) => false,
+        Some(PartitionSetting::Auto) => true,
+        Some(PartitionSetting::Column(_)) => unreachable!("handled above"),
+        None => lake.partition == LakePartition::Auto,
+    };
+    if !auto || info.rows <= min_rows {
+        return Ok(None);
+    }
+    Ok(auto_column(info).map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Column;
+
+    fn col(name: &str, ty: ColType, nullable: bool) -> Column {
+        Column {
+            name: name.into(),
+            ty,
+            nullable,
+        }
+    }
+
+    fn lake() -> LakeConfig {
+        LakeConfig {
+            catalog: crate::config::CatalogKind::Sql,
+            uri: None,
+            catalog_name: "dag".into(),
+            warehouse: None,
+            namespace: "ns".into(),
+            partition: LakePartition::Auto,
+            partition_min_rows: 1000,
+            open_partitions: 8,
+            s3: None,
+        }
+    }
+
+    fn table(rows: u64) -> TableInfo {
+        TableInfo::new(
+            "T",
+            vec![
+                col("ID", ColType::Int64, false),
+                col("Note", ColType::String, true),
+                col("Stamp", ColType::Timestamp, true),
+                col("Created", ColType::Timestamp, false),
+                col("OrderDate", ColType::Date, false),
+            ],
+            Some("ID".into()),
+            rows,
+        )
+    }
+
+    fn with(p: PartitionSetting) -> TableOverride {
+        TableOverride {
+            partition: Some(p),
+            ..TableOverride::default()
+        }
+    }
+
+    #[test]
+    fn auto_prefers_not_null_then_date_names_then_order() {
+        assert_eq!(auto_column(&table(0)), Some("OrderDate"));
+        let mut t = table(0);
+        t.columns.remove(4);
+        assert_eq!(auto_column(&t), Some("Created"));
+        t.columns.remove(3);
+        assert_eq!(auto_column(&t), Some("Stamp"));
+        t.columns.remove(2);
+        assert_eq!(auto_column(&t), None);
+    }
+
+    #[test]
+    fn threshold_is_strictly_more_rows() {
+        assert_eq!(decide(&table(1000), &lake(), None).unwrap(), None);
+        assert_eq!(
+            decide(&table(1001), &lake(), None).unwrap().as_deref(),
+            Some("OrderDate")
+        );
+        let ov = TableOverride {
+            partition_min_rows: Some(10),
+            ..TableOverride::default()
+        };
+        assert!(decide(&table(11), &lake(), Some(&ov)).unwrap().is_some());
+    }
+
+    #[test]
+    fn off_and_explicit_columns() {
+        let mut l = lake();
+        l.partition = LakePartition::Off;
+        assert_eq!(decide(&table(5000), &l, None).unwrap(), None);
+        let auto = with(PartitionSetting::Auto);
+        assert!(decide(&table(5000), &l, Some(&auto)).unwrap().is_some());
+        let off = with(PartitionSetting::Off);
+        assert_eq!(decide(&table(5000), &lake(), Some(&off)).unwrap(), None);
+        let named = with(PartitionSetting::Column("stamp".into()));
+        assert_eq!(
+            decide(&table(5000), &l, Some(&named)).unwrap().as_deref(),
+            Some("Stamp")
+        );
+    }
+
+    #[test]
+    fn bad_columns_are_named() {
+        let missing = with(PartitionSetting::Column("Nope".into()));
+        let e = decide(&table(5000), &lake(), Some(&missing)).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("table.T.partition") && m.contains("\"Nope\""),
+            "{m}"
+        );
+        assert!(m.contains("Stamp, Created, OrderDate"), "{m}");
+        let text = with(PartitionSetting::Column("Note".into()));
+        let m = decide(&table(5000), &lake(), Some(&text))
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("column Note of table T is string"), "{m}");
+        // Checked even when the table is too small to be partitioned.
+        assert!(decide(&table(1), &lake(), Some(&text)).is_err());
+    }
+}
