@@ -217,6 +217,7 @@ async fn open_components(cli: &Cli, wf: &Workflow, start: Start) -> Result<Compo
             ),
         },
         namespace: wf.lake.namespace.clone(),
+        retention_secs: wf.lake.retention_secs,
     };
     let lake = Arc::new(Lake::open(&settings).await?);
     Ok(Components {

@@ -142,6 +142,9 @@ pub struct LakeConfig {
     pub partition_min_rows: u64,
     /// Most partition writers one extract chunk keeps open at once (`open_partitions`).
     pub open_partitions: usize,
+    /// Seconds a run's lake files are kept after the run started (`retention`) before a later
+    /// publish may delete them; the version published before the current one is always kept.
+    pub retention_secs: u64,
     /// Set when `warehouse = "s3://bucket/prefix"`: the lake's files live in S3.
     pub s3: Option<S3Settings>,
 }

@@ -134,6 +134,7 @@ const LAKE_KEYS: Keys = Keys {
         "partition",
         "partition_min_rows",
         "open_partitions",
+        "retention",
         "s3",
     ],
     by_kind: &[],
@@ -450,6 +451,32 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// `[lake] retention`: `0`, or a duration such as `"36h"` or `"7d"`.
+    fn retention(&mut self, sec: &Section<'_, '_>) -> Option<u64> {
+        let (key, at, value) = self.lookup(sec, "retention", Need::Optional)?;
+        if let DeValue::Integer(_) = value.get_ref() {
+            return self.integer_value(&key, at, value, 0, 3650 * 86_400);
+        }
+        let text = self.expand(&key, at, value)?;
+        let t = text.trim();
+        let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+        let mult = match unit.trim() {
+            "" | "s" => Some(1),
+            "m" | "min" => Some(60),
+            "h" => Some(3600),
+            "d" => Some(86_400),
+            _ => None,
+        };
+        match (num.parse::<u64>(), mult) {
+            (Ok(n), Some(m)) if n <= 3650 * 86_400 / m => Some(n * m),
+            _ => {
+                let message = format!("{text:?} is not a duration (e.g. 0, \"36h\", \"7d\")");
+                self.report(at, &key, message);
+                None
+            }
+        }
+    }
+
     fn lake(&mut self, root: &Section<'_, '_>) -> Option<LakeConfig> {
         let sec = self.section(root, "lake", Need::Required)?;
         self.check_keys(&sec, &LAKE_KEYS, None);
@@ -496,6 +523,7 @@ impl<'a> Validator<'a> {
         );
         let partition_min_rows = self.integer(&sec, "partition_min_rows", 0, u64::MAX);
         let open_partitions = self.integer(&sec, "open_partitions", 1, 1024);
+        let retention = self.retention(&sec);
         Some(LakeConfig {
             catalog: CatalogKind::Sql,
             uri,
@@ -505,6 +533,7 @@ impl<'a> Validator<'a> {
             partition: partition.unwrap_or_default(),
             partition_min_rows: partition_min_rows.map_or(DEFAULT_PARTITION_MIN_ROWS, |n| n.value),
             open_partitions: open_partitions.map_or(DEFAULT_OPEN_PARTITIONS, |n| n.value as usize),
+            retention_secs: retention.unwrap_or(0),
             s3,
         })
     }

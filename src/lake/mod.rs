@@ -71,6 +71,7 @@ pub struct Lake {
     commit_lock: tokio::sync::Mutex<()>,
     /// The catalog database is PostgreSQL (`$n` placeholders) rather than SQLite (`?`).
     postgres: bool,
+    retention_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +80,8 @@ pub struct LakeSettings {
     pub catalog_name: String,
     pub warehouse: Warehouse,
     pub namespace: String,
+    /// See [`crate::config::LakeConfig::retention_secs`].
+    pub retention_secs: u64,
 }
 
 /// What `commit_and_publish` did.
@@ -249,6 +252,7 @@ impl Lake {
             storage,
             commit_lock: tokio::sync::Mutex::new(()),
             postgres,
+            retention_secs: s.retention_secs,
         })
     }
 
@@ -569,8 +573,9 @@ impl Lake {
         Ok(n)
     }
 
-    /// Deletes the files of earlier runs of `table`, except the version published before this
-    /// one (readers that opened it keep working). Runs that never published are removed too.
+    /// Deletes the files of earlier runs of `table` that started more than `retention` ago,
+    /// except the version published before this one (readers that opened it keep working). Runs
+    /// that never published are removed too.
     pub async fn prune_old_runs(&self, table: &str, run: &str) -> Result<usize> {
         let previous = self
             .locations(&self.db, &self.namespace, table)
@@ -588,11 +593,28 @@ impl Lake {
             .await?
             .into_iter()
             .filter(|n| n.as_str() < run && Some(n) != keep.as_ref())
+            .filter(|n| self.past_retention(n))
             .collect();
         for r in &runs {
             self.storage.delete_dir(&format!("{dir}/{r}")).await?;
         }
         Ok(runs.len())
+    }
+
+    /// Did run `run` (its id starts with its start time, `%Y%m%d%H%M%S`) start more than
+    /// `retention` ago? A name that is not a run id counts as old.
+    fn past_retention(&self, run: &str) -> bool {
+        if self.retention_secs == 0 {
+            return true;
+        }
+        let Some(started) = run
+            .get(..14)
+            .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%d%H%M%S").ok())
+        else {
+            return true;
+        };
+        let age = chrono::Utc::now().naive_utc() - started;
+        age.num_seconds() > self.retention_secs as i64
     }
 
     /// The data files of the table's current snapshot, sorted by path, after checking that the

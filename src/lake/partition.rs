@@ -118,6 +118,7 @@ mod tests {
             partition: LakePartition::Auto,
             partition_min_rows: 1000,
             open_partitions: 8,
+            retention_secs: 0,
             s3: None,
         }
     }

@@ -368,3 +368,31 @@ print(json.dumps(out))
         assert_eq!(p["write.format.default"], "parquet", "{v}");
     }
 }
+
+/// `[lake] retention`: replaced versions stay while younger than it; with the default (0) only
+/// the current and the previous version stay.
+#[test]
+fn retention_keeps_replaced_versions_while_young() {
+    let env = Env::new();
+    let wf = small_workflow(&small_demo_source());
+    let run_dirs = |env: &Env| {
+        std::fs::read_dir(env.state().join("warehouse/worldzone/COUNTRIES"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .count()
+    };
+    env.workflow(
+        "wz",
+        &wf.replace("[lake]\n", "[lake]\nretention = \"1d\"\n"),
+    );
+    for _ in 0..3 {
+        let r = env.dag(&["run", "wz", "--lake-only", "--tables", "COUNTRIES"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    assert_eq!(run_dirs(&env), 3, "a day's retention keeps every version");
+    env.workflow("wz", &wf);
+    let r = env.dag(&["run", "wz", "--lake-only", "--tables", "COUNTRIES"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(run_dirs(&env), 2, "current and previous only");
+}
