@@ -426,36 +426,41 @@ impl<'a> Validator<'a> {
     }
 
     /// A duration: an integer number of seconds or a string such as `"90s"`, `"10m"`, `"2h"`.
+    /// A timeout: whole seconds or a duration, from 1 s to a week.
     fn seconds(&mut self, sec: &Section<'_, '_>, name: &str) -> Option<u64> {
-        let (key, at, value) = self.lookup(sec, name, Need::Optional)?;
-        if let DeValue::Integer(_) = value.get_ref() {
-            return self.integer_value(&key, at, value, 1, 7 * 86_400);
-        }
-        let text = self.expand(&key, at, value)?;
-        let t = text.trim();
-        let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-        let mult = match unit.trim() {
-            "" | "s" => Some(1),
-            "m" | "min" => Some(60),
-            "h" => Some(3600),
-            _ => None,
-        };
-        match (num.parse::<u64>(), mult) {
-            (Ok(n), Some(m)) if n > 0 => Some(n * m),
-            _ => {
-                let message =
-                    format!("{text:?} is not a duration (e.g. 600, \"90s\", \"10m\", \"2h\")");
-                self.report(at, &key, message);
-                None
-            }
-        }
+        self.duration(
+            sec,
+            name,
+            1,
+            7 * 86_400,
+            "e.g. 600, \"90s\", \"10m\", \"2h\"",
+        )
     }
 
-    /// `[lake] retention`: `0`, or a duration such as `"36h"` or `"7d"`.
+    /// `[lake] retention`: `0`, or a duration such as `"36h"` or `"7d"`, up to ten years.
     fn retention(&mut self, sec: &Section<'_, '_>) -> Option<u64> {
-        let (key, at, value) = self.lookup(sec, "retention", Need::Optional)?;
+        self.duration(
+            sec,
+            "retention",
+            0,
+            3650 * 86_400,
+            "e.g. 0, \"36h\", \"7d\"",
+        )
+    }
+
+    /// Seconds from an integer or a text such as `"90s"`, `"10m"`, `"2h"` or `"7d"`, in
+    /// `min..=max`; `example` shows accepted forms in the error.
+    fn duration(
+        &mut self,
+        sec: &Section<'_, '_>,
+        name: &str,
+        min: u64,
+        max: u64,
+        example: &str,
+    ) -> Option<u64> {
+        let (key, at, value) = self.lookup(sec, name, Need::Optional)?;
         if let DeValue::Integer(_) = value.get_ref() {
-            return self.integer_value(&key, at, value, 0, 3650 * 86_400);
+            return self.integer_value(&key, at, value, min, max);
         }
         let text = self.expand(&key, at, value)?;
         let t = text.trim();
@@ -468,9 +473,11 @@ impl<'a> Validator<'a> {
             _ => None,
         };
         match (num.parse::<u64>(), mult) {
-            (Ok(n), Some(m)) if n <= 3650 * 86_400 / m => Some(n * m),
+            (Ok(n), Some(m)) if n.checked_mul(m).is_some_and(|s| (min..=max).contains(&s)) => {
+                Some(n * m)
+            }
             _ => {
-                let message = format!("{text:?} is not a duration (e.g. 0, \"36h\", \"7d\")");
+                let message = format!("{text:?} is not a duration ({example})");
                 self.report(at, &key, message);
                 None
             }

@@ -253,6 +253,17 @@ fn mariadb_sql_server_source_every_type_verified_full() {
     assert!(ddl.contains("tinyint(3) unsigned"), "{ddl}");
 }
 
+/// pyiceberg and DuckDB read COUNTRIES from the lake of `env` as `source` holds it.
+fn lake_matches(env: &Env, source: &std::path::Path) {
+    let out = crate::lakehouse::check_with_catalog(
+        env,
+        source,
+        &env.state().join("catalog.db").to_string_lossy(),
+        Some("COUNTRIES"),
+    );
+    assert!(out.contains("all 1 tables match the source"), "{out}");
+}
+
 /// Schema evolution: a column added in the source between two runs appears in the lake and in
 /// MariaDB (created from the mapping, then added by ALTER TABLE to a table the user made), and
 /// verification passes; a dropped column fails the table and replaces nothing until the
@@ -308,13 +319,7 @@ fn mariadb_columns_added_in_the_source_reach_lake_and_target() {
         filled.split_whitespace().collect::<Vec<_>>(),
         [want.to_string(), want.to_string()]
     );
-    let out = crate::lakehouse::check_with_catalog(
-        &env,
-        &source,
-        &env.state().join("catalog.db").to_string_lossy(),
-        Some("COUNTRIES"),
-    );
-    assert!(out.contains("all 1 tables match the source"), "{out}");
+    lake_matches(&env, &source);
 
     // A table the user manages (create_tables = false) gets the new column by ALTER TABLE.
     src(
@@ -361,11 +366,5 @@ fn mariadb_columns_added_in_the_source_reach_lake_and_target() {
     let r = run(&env);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_verified(&env, "wz");
-    let out = crate::lakehouse::check_with_catalog(
-        &env,
-        &source,
-        &env.state().join("catalog.db").to_string_lossy(),
-        Some("COUNTRIES"),
-    );
-    assert!(out.contains("all 1 tables match the source"), "{out}");
+    lake_matches(&env, &source);
 }
