@@ -208,9 +208,6 @@ path = "{}"
 
 [lake]
 namespace = "worldzone"
-# The demo's dates are sparse (AGENTSVES: 9,066 hire dates over decades), so day partitions
-# would hold a row or two each; partitioned tables are covered by tests/it/partition.rs.
-partition = "off"
 
 [target]
 kind = "sqlite"
