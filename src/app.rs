@@ -356,18 +356,15 @@ async fn table_plans(
             .task(run, t, Stage::Extract)?
             .and_then(|r| r.outputs.schema);
         // A table the source cannot describe still gets a plan: its extract describes it again
-        // and fails with the reason, while the other tables go on.
-        // The partition decision is made here, once, and kept with the recorded schema. A bad
-        // `partition` fails only this table's extract, with the reason; other tables go on.
-        let mut partition_error = None;
+        // and fails with the reason, while the other tables go on. The partition decision here
+        // only sizes the estimate; the extract decides again (the same pure function) and
+        // records it with the schema, failing that table alone on a bad `partition`.
         let info = match recorded {
             Some(i) => i,
             None => match source.describe(t, ov).await {
                 Ok(mut i) => {
-                    match crate::lake::partition::decide(&i, &wf.lake, ov) {
-                        Ok(p) => i.partition = p,
-                        Err(e) => partition_error = Some(e),
-                    }
+                    i.partition =
+                        crate::lake::partition::decide(&i, &wf.lake, ov).unwrap_or_default();
                     i
                 }
                 Err(e) if e.kind != ErrorKind::Config => {
@@ -387,7 +384,6 @@ async fn table_plans(
                 info,
                 chunk_rows,
                 ov: ov.cloned(),
-                partition_error,
             },
         );
     }

@@ -40,6 +40,40 @@ pub fn auto_column(info: &TableInfo) -> Option<&str> {
         .map(|(_, c)| c.name.as_str())
 }
 
+/// The column `partition = "<name>"` names, checked: it must exist and hold dates.
+fn named_column(info: &TableInfo, name: &str) -> Result<String> {
+    let t = &info.name;
+    let col = info
+        .columns
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            let dates: Vec<&str> = info
+                .columns
+                .iter()
+                .filter(|c| is_day_type(c.ty))
+                .map(|c| c.name.as_str())
+                .collect();
+            Error::config(format!(
+                "table.{t}.partition: table {t} has no column {name:?} (its date/datetime \
+                 columns: {})",
+                if dates.is_empty() {
+                    "none".to_string()
+                } else {
+                    dates.join(", ")
+                }
+            ))
+        })?;
+    if !is_day_type(col.ty) {
+        return Err(Error::config(format!(
+            "table.{t}.partition: column {} of table {t} is {}; day partitions need a date \
+             or datetime column",
+            col.name, col.ty
+        )));
+    }
+    Ok(col.name.clone())
+}
+
 /// The column whose day partitions `info`'s lake table, or `None` for an unpartitioned table.
 /// A named column that the table lacks or that is not a date/datetime is an error naming both.
 pub fn decide(
@@ -47,46 +81,18 @@ pub fn decide(
     lake: &LakeConfig,
     ov: Option<&TableOverride>,
 ) -> Result<Option<String>> {
-    let t = &info.name;
     let setting = ov.and_then(|o| o.partition.as_ref());
     let min_rows = ov
         .and_then(|o| o.partition_min_rows)
         .unwrap_or(lake.partition_min_rows);
-    if let Some(PartitionSetting::Column(name)) = setting {
-        let col = info
-            .columns
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                let dates: Vec<&str> = info
-                    .columns
-                    .iter()
-                    .filter(|c| is_day_type(c.ty))
-                    .map(|c| c.name.as_str())
-                    .collect();
-                Error::config(format!(
-                    "table.{t}.partition: table {t} has no column {name:?} (its date/datetime \
-                     columns: {})",
-                    if dates.is_empty() {
-                        "none".to_string()
-                    } else {
-                        dates.join(", ")
-                    }
-                ))
-            })?;
-        if !is_day_type(col.ty) {
-            return Err(Error::config(format!(
-                "table.{t}.partition: column {} of table {t} is {}; day partitions need a date \
-                 or datetime column",
-                col.name, col.ty
-            )));
-        }
-        return Ok((info.rows > min_rows).then(|| col.name.clone()));
-    }
     let auto = match setting {
+        Some(PartitionSetting::Column(name)) => {
+            // Checked whatever the row count: a wrong name is wrong on a small table too.
+            let col = named_column(info, name)?;
+            return Ok((info.rows > min_rows).then_some(col));
+        }
         Some(PartitionSetting::Off) => false,
         Some(PartitionSetting::Auto) => true,
-        Some(PartitionSetting::Column(_)) => unreachable!("handled above"),
         None => lake.partition == LakePartition::Auto,
     };
     if !auto || info.rows <= min_rows {

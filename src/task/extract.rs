@@ -28,17 +28,13 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         None => {
             // The plan described the table moments ago; describe again only if that failed
             // (an empty column list), so this attempt reports why.
-            if let Some(e) = &plan.partition_error {
-                return Err(e.clone());
-            }
-            let info = if plan.info.columns.is_empty() {
-                let mut info = ctx.source.describe(table, plan.ov.as_ref()).await?;
-                info.partition =
-                    crate::lake::partition::decide(&info, &ctx.lake_cfg, plan.ov.as_ref())?;
-                info
+            let mut info = if plan.info.columns.is_empty() {
+                ctx.source.describe(table, plan.ov.as_ref()).await?
             } else {
                 plan.info.clone()
             };
+            info.partition =
+                crate::lake::partition::decide(&info, &ctx.lake_cfg, plan.ov.as_ref())?;
             // Before any row moves: may this run follow how the columns changed?
             let diff = ctx.lake.schema_diff(&info).await?;
             let policy = plan

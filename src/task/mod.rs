@@ -114,8 +114,6 @@ pub struct TablePlan {
     pub ov: Option<crate::config::TableOverride>,
     /// Connections its extract may read chunks with at once.
     pub connections: usize,
-    /// Why the table's `partition` setting cannot apply (its extract fails with it).
-    pub partition_error: Option<Error>,
 }
 
 pub struct Ctx {
