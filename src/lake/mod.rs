@@ -557,17 +557,12 @@ impl Lake {
         keep: &HashSet<String>,
     ) -> Result<usize> {
         // A partitioned table's files sit one directory deeper, in `data/<col>_day=<day>/`.
-        let mut dirs = vec![format!("{}/{run}/data", self.table_dir(table))];
+        let dir = format!("{}/{run}/data", self.table_dir(table));
         let mut n = 0;
-        while let Some(dir) = dirs.pop() {
-            for sub in self.storage.list_dirs(&dir).await? {
-                dirs.push(format!("{dir}/{sub}"));
-            }
-            for file in self.storage.list_files(&dir).await? {
-                if file.ends_with(".parquet") && !keep.contains(&file) {
-                    self.storage.delete_file(&file).await?;
-                    n += 1;
-                }
+        for file in self.storage.list_files_below(&dir).await? {
+            if file.ends_with(".parquet") && !keep.contains(&file) {
+                self.storage.delete_file(&file).await?;
+                n += 1;
             }
         }
         Ok(n)

@@ -173,15 +173,19 @@ impl LakeStorage {
             .collect())
     }
 
-    /// Locations of the files directly inside `rel`.
-    pub async fn list_files(&self, rel: &str) -> Result<Vec<String>> {
-        let rel = rel.trim_matches('/');
-        Ok(self
-            .entries(rel)
-            .await?
+    /// Locations of every file below `rel`, at any depth, in one listing (on S3 one paginated
+    /// ListObjects, however many partition directories there are). A missing directory has none.
+    pub async fn list_files_below(&self, rel: &str) -> Result<Vec<String>> {
+        let dir = format!("{}/", rel.trim_matches('/'));
+        let listed = match self.op.list_with(&dir).recursive(true).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(opendal_error(&format!("list {}", self.location(rel)), e)),
+        };
+        Ok(listed
             .into_iter()
-            .filter(|(_, dir)| !dir)
-            .map(|(name, _)| self.location(&format!("{rel}/{name}")))
+            .filter(|e| e.metadata().mode() == EntryMode::FILE && !e.path().ends_with('/'))
+            .map(|e| self.location(e.path()))
             .collect())
     }
 
@@ -244,23 +248,26 @@ mod tests {
         std::fs::create_dir_all(root.join("ns/t/r2")).unwrap();
         std::fs::write(root.join("ns/t/r1/data/a.parquet"), b"x").unwrap();
         std::fs::write(root.join("ns/t/r1/data/b.parquet"), b"y").unwrap();
+        // A partition directory: listed through, at any depth.
+        std::fs::create_dir_all(root.join("ns/t/r1/data/D_day=2021-01-01")).unwrap();
+        std::fs::write(root.join("ns/t/r1/data/D_day=2021-01-01/c.parquet"), b"z").unwrap();
         let mut dirs = s.list_dirs("ns/t").await.unwrap();
         dirs.sort();
         assert_eq!(dirs, ["r1", "r2"]);
-        let mut files = s.list_files("ns/t/r1/data").await.unwrap();
+        let mut files = s.list_files_below("ns/t/r1/data").await.unwrap();
         files.sort();
         let a = root.join("ns/t/r1/data/a.parquet");
+        let loc = |p: &str| root.join(p).to_string_lossy().into_owned();
         assert_eq!(
             files,
             [
-                a.to_string_lossy().into_owned(),
-                root.join("ns/t/r1/data/b.parquet")
-                    .to_string_lossy()
-                    .into_owned()
+                loc("ns/t/r1/data/D_day=2021-01-01/c.parquet"),
+                loc("ns/t/r1/data/a.parquet"),
+                loc("ns/t/r1/data/b.parquet"),
             ]
         );
-        assert!(s.list_files("ns/missing").await.unwrap().is_empty());
-        s.delete_file(&files[0]).await.unwrap();
+        assert!(s.list_files_below("ns/missing").await.unwrap().is_empty());
+        s.delete_file(&files[1]).await.unwrap();
         assert!(!a.exists());
         assert!(s.delete_file("/elsewhere/x.parquet").await.is_err());
         s.delete_dir("ns/t/r1").await.unwrap();
