@@ -14,8 +14,9 @@ import argparse
 import datetime
 import decimal
 import json
-import os
 import sys
+
+from check_lake import open_catalog  # the readers' one way to open our catalogs
 
 
 def cell(v):
@@ -51,14 +52,7 @@ def main() -> int:
     p.add_argument("--table", required=True)
     p.add_argument("--columns", required=True)
     a = p.parse_args()
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    cat = SqlCatalog(
-        a.catalog_name,
-        uri="sqlite:///" + os.path.abspath(a.catalog),
-        warehouse="file://" + os.path.abspath(a.warehouse),
-        init_catalog_tables="false",
-    )
+    cat = open_catalog(a.catalog_name, a.catalog, a.warehouse)
     table = cat.load_table(f"{a.namespace}.{a.table}")
     cols = a.columns.split(",")
     arrow = table.scan(selected_fields=tuple(cols)).to_arrow()

@@ -15,9 +15,8 @@ Usage:
 """
 import argparse
 import json
-import os
 
-from pyiceberg.catalog.sql import SqlCatalog
+from check_lake import open_catalog
 
 
 def main() -> None:
@@ -28,12 +27,7 @@ def main() -> None:
     p.add_argument("--namespace", required=True)
     p.add_argument("--table", required=True)
     a = p.parse_args()
-    catalog = SqlCatalog(
-        a.catalog_name,
-        uri="sqlite:///" + os.path.abspath(a.catalog),
-        warehouse="file://" + os.path.abspath(a.warehouse),
-        init_catalog_tables="false",
-    )
+    catalog = open_catalog(a.catalog_name, a.catalog, a.warehouse)
     table = catalog.load_table(f"{a.namespace}.{a.table}")
     schema = table.schema()
     spec = [

@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+from check_lake import open_catalog  # the readers' one way to open our catalogs
+
 
 def main() -> int:
     p = argparse.ArgumentParser()
@@ -28,14 +30,7 @@ def main() -> int:
     p.add_argument("--stop", required=True, help="stop polling once this file exists")
     a = p.parse_args()
 
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    if a.catalog.startswith(("postgres://", "postgresql://")):
-        uri = "postgresql+psycopg2://" + a.catalog.split("://", 1)[1]
-    else:
-        uri = "sqlite:///" + os.path.abspath(a.catalog)
-    catalog = SqlCatalog(a.catalog_name, uri=uri, warehouse="file://" + os.path.abspath(a.warehouse),
-                         init_catalog_tables="false")
+    catalog = open_catalog(a.catalog_name, a.catalog, a.warehouse)
     counts: dict[str, int] = {}
     errors: list[str] = []
     polls = 0
