@@ -144,33 +144,15 @@ pub(crate) fn check_with_catalog(
     catalog: &str,
     tables: Option<&str>,
 ) -> String {
-    let mut c = Command::new("python3");
-    c.arg(repo().join("tests/readers/check_lake.py"));
-    if let Some(t) = tables {
-        c.args(["--tables", t]);
-    }
-    let out: Ran = c
+    let mut check = env
+        .lake_check("worldzone")
+        .catalog(catalog)
         .arg("--source")
-        .arg(source)
-        .args([
-            "--catalog",
-            catalog,
-            "--catalog-name",
-            "dag",
-            "--namespace",
-            "worldzone",
-        ])
-        .arg("--warehouse")
-        .arg(env.state().join("warehouse"))
-        .output()
-        .expect("run check_lake.py")
-        .into();
-    assert_eq!(
-        out.code,
-        Some(0),
-        "independent readers disagree with the source: {out:?}"
-    );
-    out.stdout
+        .arg(source);
+    if let Some(t) = tables {
+        check = check.arg("--tables").arg(t);
+    }
+    check.run()
 }
 
 /// The SQL catalog on PostgreSQL: two full refreshes in a row, read by pyiceberg and DuckDB

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -128,24 +127,7 @@ fn check_lake_expect(env: &Env, namespace: &str, tables: &[&Table]) {
         .collect();
     let file = env.path().join("expect.json");
     std::fs::write(&file, serde_json::to_string(&want).unwrap()).unwrap();
-    let state = env.state();
-    let out: Ran = Command::new("python3")
-        .arg(repo().join("tests/readers/check_lake.py"))
-        .arg("--expect")
-        .arg(&file)
-        .arg("--catalog")
-        .arg(state.join("catalog.db"))
-        .args(["--catalog-name", "dag", "--namespace", namespace])
-        .arg("--warehouse")
-        .arg(state.join("warehouse"))
-        .output()
-        .expect("run check_lake.py")
-        .into();
-    assert_eq!(
-        out.code,
-        Some(0),
-        "the lake differs from the source: {out:?}"
-    );
+    env.lake_check(namespace).arg("--expect").arg(&file).run();
 }
 
 pub(crate) fn server(tables: Vec<Table>) -> TdsServer {

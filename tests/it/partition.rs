@@ -331,28 +331,17 @@ fn partitioned_tables_on_s3_with_a_postgres_catalog() {
         parquet >= DAYS as usize,
         "{parquet} partitioned data files in the bucket"
     );
-    let out: Ran = std::process::Command::new("python3")
-        .arg(repo().join("tests/readers/check_lake.py"))
+    let out = env
+        .lake_check("ev")
+        .catalog(db.uri())
+        .s3(
+            &format!("s3://{BUCKET}/lake"),
+            &s3.endpoint(),
+            KEY_ID,
+            SECRET,
+        )
         .arg("--source")
         .arg(&src)
-        .args([
-            "--catalog",
-            &db.uri(),
-            "--catalog-name",
-            "dag",
-            "--namespace",
-            "ev",
-        ])
-        .args(["--warehouse", &format!("s3://{BUCKET}/lake")])
-        .args(["--s3-endpoint", &s3.endpoint(), "--s3-path-style"])
-        .env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(
-        out.stdout.contains("all 3 tables match the source"),
-        "{out:?}"
-    );
+        .run();
+    assert!(out.contains("all 3 tables match the source"), "{out}");
 }

@@ -195,30 +195,21 @@ fn dag_s3(env: &Env, args: &[&str], fault: Option<&str>) -> Ran {
 
 /// pyiceberg and DuckDB read the lake from the bucket and agree with the source (and target).
 fn check_s3_lake(env: &Env, s3: &S3Server, src: &std::path::Path) -> String {
-    let state = env.state();
-    let out: Ran = Command::new("python3")
-        .arg(repo().join("tests/readers/check_lake.py"))
+    let out = env
+        .lake_check("worldzone")
+        .s3(
+            &format!("s3://{BUCKET}/lake"),
+            &s3.endpoint(),
+            KEY_ID,
+            SECRET,
+        )
         .arg("--source")
         .arg(src)
-        .arg("--catalog")
-        .arg(state.join("catalog.db"))
-        .args(["--catalog-name", "dag", "--namespace", "worldzone"])
-        .args(["--warehouse", &format!("s3://{BUCKET}/lake")])
-        .args(["--s3-endpoint", &s3.endpoint(), "--s3-path-style"])
         .arg("--target-db")
-        .arg(state.join("target.db"))
-        .env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .output()
-        .expect("run check_lake.py")
-        .into();
-    assert_eq!(
-        out.code,
-        Some(0),
-        "independent readers disagree with the source: {out:?}"
-    );
-    assert!(out.stdout.contains("all "), "{out:?}");
-    out.stdout
+        .arg(env.state().join("target.db"))
+        .run();
+    assert!(out.contains("all "), "{out}");
+    out
 }
 
 /// Run directories of `table` in the bucket.

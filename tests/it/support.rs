@@ -161,20 +161,77 @@ impl Env {
     /// Runs the independent readers (pyiceberg, DuckDB) over the lake and reads the SQLite
     /// target too; panics with their report if anything differs from the source.
     pub fn check_lake(&self, source: &Path, namespace: &str, target: Option<&Path>) -> String {
-        let state = self.state();
-        let mut c = Command::new("python3");
-        c.arg(repo().join("tests/readers/check_lake.py"))
-            .arg("--source")
-            .arg(source)
-            .arg("--catalog")
-            .arg(state.join("catalog.db"))
-            .args(["--catalog-name", "dag", "--namespace", namespace])
-            .arg("--warehouse")
-            .arg(state.join("warehouse"));
+        let mut check = self.lake_check(namespace).arg("--source").arg(source);
         if let Some(t) = target {
-            c.arg("--target-db").arg(t);
+            check = check.arg("--target-db").arg(t);
         }
-        let out: Ran = c.output().expect("run check_lake.py").into();
+        check.run()
+    }
+
+    /// `tests/readers/check_lake.py` over this state's lake (SQLite catalog, local warehouse),
+    /// to adjust before [`LakeCheck::run`].
+    pub fn lake_check(&self, namespace: &str) -> LakeCheck {
+        let state = self.state();
+        LakeCheck {
+            catalog: state.join("catalog.db").into_os_string(),
+            warehouse: state.join("warehouse").into_os_string(),
+            namespace: namespace.to_string(),
+            args: Vec::new(),
+            envs: Vec::new(),
+        }
+    }
+}
+
+/// One run of `tests/readers/check_lake.py`: where the lake is and what to compare it with.
+pub struct LakeCheck {
+    catalog: std::ffi::OsString,
+    warehouse: std::ffi::OsString,
+    namespace: String,
+    args: Vec<std::ffi::OsString>,
+    envs: Vec<(String, String)>,
+}
+
+impl LakeCheck {
+    /// Another catalog: a SQLite file or a `postgres://` URI.
+    pub fn catalog(mut self, catalog: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.catalog = catalog.as_ref().to_owned();
+        self
+    }
+
+    /// The warehouse in S3 (path style), with the keys given to the readers in the environment.
+    pub fn s3(mut self, warehouse: &str, endpoint: &str, key_id: &str, secret: &str) -> Self {
+        self.warehouse = warehouse.into();
+        self.args.extend([
+            "--s3-endpoint".into(),
+            endpoint.into(),
+            "--s3-path-style".into(),
+        ]);
+        self.envs.push(("AWS_ACCESS_KEY_ID".into(), key_id.into()));
+        self.envs
+            .push(("AWS_SECRET_ACCESS_KEY".into(), secret.into()));
+        self
+    }
+
+    /// More arguments: `--source DB`, `--expect JSON`, `--tables T`, `--target-db DB`.
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+
+    /// Runs it; panics with its report unless every reader agrees. Returns what it printed.
+    pub fn run(self) -> String {
+        let out: Ran = Command::new("python3")
+            .arg(repo().join("tests/readers/check_lake.py"))
+            .arg("--catalog")
+            .arg(&self.catalog)
+            .args(["--catalog-name", "dag", "--namespace", &self.namespace])
+            .arg("--warehouse")
+            .arg(&self.warehouse)
+            .args(&self.args)
+            .envs(self.envs)
+            .output()
+            .expect("run check_lake.py")
+            .into();
         assert_eq!(
             out.code,
             Some(0),
