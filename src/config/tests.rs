@@ -91,6 +91,11 @@ after = ["COUNTRIES"]
         path: PathBuf::from(FILE),
         description: Some("WorldZone dbo -> lake -> target".to_owned()),
         schedule: Some("0 0 2 * * *".to_owned()),
+        timezone: None,
+        overlap: crate::config::Overlap::Skip,
+        catch_up: crate::config::CatchUp::Once,
+        on_failure: crate::config::OnFailure::Restart,
+        history_retention_secs: crate::config::DEFAULT_HISTORY_RETENTION_SECS,
         source: SourceConfig::Sqlite {
             path: PathBuf::from("state/demo/worldzone.db"),
             generate_demo: true,
@@ -131,6 +136,7 @@ after = ["COUNTRIES"]
             concurrent_loads: 3,
             retries: 0,
             batch_rows: 1024,
+            stop_grace_secs: 30,
         },
         tables: TableSelection::new(vec!["*".to_owned()], vec!["TMP_*".to_owned()]).unwrap(),
         overrides: BTreeMap::from([

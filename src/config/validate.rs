@@ -15,17 +15,22 @@ use toml::de::{DeString, DeTable, DeValue};
 
 use super::interpolate::expand;
 use super::{
-    CatalogKind, ConfigError, ConfigErrors, DEFAULT_OPEN_PARTITIONS, DEFAULT_PARTITION_MIN_ROWS,
-    Distribution, Encrypt, LakeConfig, LakePartition, Limits, LoadMode, MIN_MEMORY, Mode,
-    MssqlSettings, MysqlTargetConfig, PartitionSetting, S3Settings, SchemaChanges, Secret,
-    SourceConfig, StarRocksConfig, TableModel, TableOverride, TableSelection, TargetConfig,
-    VerifyMode, compile_glob, parse_size,
+    CatalogKind, CatchUp, ConfigError, ConfigErrors, DEFAULT_OPEN_PARTITIONS,
+    DEFAULT_PARTITION_MIN_ROWS, Distribution, Encrypt, LakeConfig, LakePartition, Limits, LoadMode,
+    MIN_MEMORY, Mode, MssqlSettings, MysqlTargetConfig, OnFailure, Overlap, PartitionSetting,
+    S3Settings, SchemaChanges, Secret, SourceConfig, StarRocksConfig, TableModel, TableOverride,
+    TableSelection, TargetConfig, VerifyMode, compile_glob, parse_size,
 };
 
 /// The validated contents of a workflow file.
 pub(super) struct Parsed {
     pub description: Option<String>,
     pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub overlap: Overlap,
+    pub catch_up: CatchUp,
+    pub on_failure: OnFailure,
+    pub history_retention_secs: u64,
     pub source: SourceConfig,
     pub lake: LakeConfig,
     pub target: Option<TargetConfig>,
@@ -89,6 +94,11 @@ const ROOT_KEYS: Keys = Keys {
     common: &[
         "description",
         "schedule",
+        "timezone",
+        "overlap",
+        "catch_up",
+        "on_failure",
+        "history_retention",
         "source",
         "lake",
         "target",
@@ -196,6 +206,7 @@ const LIMITS_KEYS: Keys = Keys {
         "concurrent_loads",
         "retries",
         "batch_rows",
+        "stop_grace",
     ],
     by_kind: &[],
 };
@@ -213,6 +224,7 @@ const OVERRIDE_KEYS: Keys = Keys {
         "partition_min_rows",
         "mode",
         "cursor",
+        "full_refresh",
         "after",
         "exclude_columns",
         "cast",
@@ -284,6 +296,32 @@ impl<'a> Validator<'a> {
         self.check_keys(root, &ROOT_KEYS, None);
         let description = self.string(root, "description", Need::Optional);
         let schedule = self.schedule(root);
+        let timezone = self.timezone(root);
+        let overlap = self.choice(
+            root,
+            "overlap",
+            &[("skip", Overlap::Skip), ("queue", Overlap::Queue)],
+        );
+        let catch_up = self.choice(
+            root,
+            "catch_up",
+            &[("once", CatchUp::Once), ("skip", CatchUp::Skip)],
+        );
+        let on_failure = self.choice(
+            root,
+            "on_failure",
+            &[
+                ("restart", OnFailure::Restart),
+                ("resume", OnFailure::Resume),
+            ],
+        );
+        let history_retention_secs = self.duration(
+            root,
+            "history_retention",
+            3600,
+            3650 * 86_400,
+            "e.g. \"30d\", \"90d\"; at least 1h",
+        );
         let source = self.source(root);
         let lake = self.lake(root);
         let target = self.target(root);
@@ -297,6 +335,12 @@ impl<'a> Validator<'a> {
             schema_changes: schema_changes.unwrap_or_default(),
             description: description.map(|d| d.value),
             schedule,
+            timezone,
+            overlap: overlap.unwrap_or_default(),
+            catch_up: catch_up.unwrap_or_default(),
+            on_failure: on_failure.unwrap_or_default(),
+            history_retention_secs: history_retention_secs
+                .unwrap_or(crate::config::DEFAULT_HISTORY_RETENTION_SECS),
             source: source?,
             lake: lake?,
             target,
@@ -326,6 +370,44 @@ impl<'a> Validator<'a> {
                 None
             }
         }
+    }
+
+    /// `timezone`: an IANA zone name such as `"Europe/Paris"` (or `"UTC"`).
+    fn timezone(&mut self, root: &Section<'_, '_>) -> Option<String> {
+        let tz = self.string(root, "timezone", Need::Optional)?;
+        match tz.value.trim().parse::<chrono_tz::Tz>() {
+            Ok(_) => Some(tz.value.trim().to_owned()),
+            Err(_) => {
+                let message = format!(
+                    "{:?} is not an IANA time zone (e.g. \"Europe/Paris\", \"America/New_York\", \"UTC\")",
+                    tz.value
+                );
+                self.report(tz.at, "timezone", message);
+                None
+            }
+        }
+    }
+
+    /// `full_refresh`: `"never"`, `"daily"`, `"weekly"`, `"monthly"` (30 days) or a duration.
+    fn full_refresh(&mut self, sec: &Section<'_, '_>) -> Option<u64> {
+        let (key, at, value) = self.lookup(sec, "full_refresh", Need::Optional)?;
+        if let DeValue::String(_) = value.get_ref() {
+            let text = self.expand(&key, at, value)?;
+            match text.trim() {
+                "never" => return None,
+                "daily" => return Some(86_400),
+                "weekly" => return Some(7 * 86_400),
+                "monthly" => return Some(30 * 86_400),
+                _ => {}
+            }
+        }
+        self.duration(
+            sec,
+            "full_refresh",
+            3600,
+            3650 * 86_400,
+            "\"never\", \"daily\", \"weekly\", \"monthly\" or a duration such as \"14d\"",
+        )
     }
 
     fn source(&mut self, root: &Section<'_, '_>) -> Option<SourceConfig> {
@@ -862,6 +944,7 @@ impl<'a> Validator<'a> {
         let concurrent_loads = count(self, "concurrent_loads", 1, 64);
         let retries = count(self, "retries", 0, 20);
         let batch_rows = count(self, "batch_rows", 64, 1_000_000);
+        let stop_grace = self.duration(&sec, "stop_grace", 0, 86_400, "e.g. \"30s\", \"5m\"");
         // The ranges above keep every value far below `u32::MAX`.
         Limits {
             memory: self.memory(&sec),
@@ -870,6 +953,7 @@ impl<'a> Validator<'a> {
             concurrent_loads: concurrent_loads.map_or(defaults.concurrent_loads, |n| n as usize),
             retries: retries.map_or(defaults.retries, |n| n as u32),
             batch_rows: batch_rows.map_or(defaults.batch_rows, |n| n as usize),
+            stop_grace_secs: stop_grace.unwrap_or(defaults.stop_grace_secs),
         }
     }
 
@@ -1066,6 +1150,16 @@ impl<'a> Validator<'a> {
             .map(|n| n.value);
         let mode = self.mode(sec);
         let cursor = self.name(sec, "cursor", Need::Optional);
+        let full_refresh_secs = self.full_refresh(sec);
+        if let Some((_, v)) = sec.get("full_refresh")
+            && mode.as_ref().is_none_or(|m| m.value != Mode::Incremental)
+        {
+            self.report(
+                v.span().start,
+                &sec.key_of("full_refresh"),
+                "only an incremental table (mode = \"incremental\") has periodic full refreshes",
+            );
+        }
         if let Some(mode) = &mode
             && mode.value == Mode::Incremental
             && !sec.has("cursor")
@@ -1102,6 +1196,7 @@ impl<'a> Validator<'a> {
             partition_min_rows,
             mode: mode.map_or(Mode::Full, |m| m.value),
             cursor,
+            full_refresh_secs,
             after: after.map_or_else(Vec::new, |a| a.value.into_iter().map(|s| s.value).collect()),
         })
     }

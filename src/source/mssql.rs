@@ -395,6 +395,7 @@ impl Mssql {
             avg_row_bytes: stat.and_then(|s| s.avg_row_bytes).map(|b| b.ceil() as u64),
             read,
             partition: None,
+            incremental: None,
         })
     }
 
