@@ -43,6 +43,38 @@ impl Shutdown {
             .clone()
     }
 
+    /// Turns the first SIGINT or SIGTERM into a graceful stop (the token is triggered with the
+    /// signal's name); a second one ends the process at once with 128 + the signal's number,
+    /// which is as safe as a crash: every step is recorded so that a crash resumes exactly.
+    /// Must be called inside the tokio runtime.
+    pub fn listen_for_signals(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                let (name, code) = tokio::select! {
+                    _ = int.recv() => ("SIGINT", 130),
+                    _ = term.recv() => ("SIGTERM", 143),
+                };
+                seen += 1;
+                if seen == 1 {
+                    eprintln!(
+                        "{name} received: stopping gracefully (no new tasks; running ones may \
+                         finish); send it again to stop at once"
+                    );
+                    this.trigger(name);
+                } else {
+                    eprintln!("{name} received again: stopping now; `dag run` resumes exactly");
+                    std::process::exit(code);
+                }
+            }
+        });
+        Ok(())
+    }
+
     /// Resolves once a stop is asked for.
     pub async fn wait(&self) {
         self.token.cancelled().await
