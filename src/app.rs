@@ -421,13 +421,6 @@ async fn cmd_run(
         )));
     }
     let budget = budget(memory, &wf)?;
-    for (t, o) in &wf.overrides {
-        if o.mode == config::Mode::Incremental {
-            return Err(Error::config(format!(
-                "table.{t}.mode = \"incremental\": incremental syncs are not part of this build yet; use \"full\""
-            )));
-        }
-    }
     let with_load = wf.target.is_some() && !lake_only;
     let _lock = WorkflowLock::acquire(&cli.state, &wf.name)?;
     let store = Arc::new(Store::open(&cli.state, &wf.name)?);
@@ -512,7 +505,16 @@ async fn cmd_run(
             let mut taken = HashMap::new();
             if from_lake {
                 for t in &plan.tables {
-                    taken.insert(t.clone(), comps.lake.published_extract(t).await?);
+                    let lx = comps.lake.published_extract(t).await?;
+                    if lx.info.incremental.as_ref().is_some_and(|i| i.append) {
+                        return Err(Error::config(format!(
+                            "--from load: lake table {t} grows by incremental appends, so it holds \
+                             every version of an updated row; load it with a normal run \
+                             (dag run {} --tables {t}), which upserts",
+                            wf.name
+                        )));
+                    }
+                    taken.insert(t.clone(), lx);
                 }
             }
             store.put_run(&run)?;
@@ -646,8 +648,39 @@ async fn execute(
     run.peak_rss = crate::sysmem::peak_rss();
     run.peak_reserved = Some(report.peak_reserved);
     store.put_run(&run)?;
+    match prune_history(&store, wf.history_retention_secs) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} run(s) older than history_retention from the state"),
+        Err(e) => tracing::warn!("could not prune old runs from the state: {e}"),
+    }
     print_run(&run, &all, false);
     Ok(if ok { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// Deletes finished runs that ended more than `retention_secs` ago, keeping the latest run
+/// whatever its age (`dag status` and `dag retry` need it). Returns how many went.
+fn prune_history(store: &Store, retention_secs: u64) -> Result<usize> {
+    let runs = store.runs()?;
+    let Some(latest) = runs.last().map(|r| r.id.clone()) else {
+        return Ok(0);
+    };
+    let now = chrono::Utc::now();
+    let mut n = 0;
+    for r in &runs {
+        if r.id == latest || r.status == RunStatus::Running {
+            continue;
+        }
+        let old = r
+            .ended_at
+            .as_deref()
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+            .is_some_and(|e| (now - e.to_utc()).num_seconds() > retention_secs as i64);
+        if old {
+            store.delete_run(&r.id)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 async fn cmd_retry(

@@ -268,7 +268,8 @@ include = ["A*", "[abc"]
                 "every night".parse::<cron::Schedule>().unwrap_err()
             ),
             "workflows/demo.toml:3:1: colour: unknown key (expected one of: description, \
-             schedule, source, lake, target, limits, tables, table, verify, schema_changes)"
+             schedule, timezone, overlap, catch_up, on_failure, history_retention, source, lake, \
+             target, limits, tables, table, verify, schema_changes)"
                 .to_owned(),
             "workflows/demo.toml:9:1: limits.memory: \"2 gigs\" is not a size (use e.g. 512MiB, 2GiB)"
                 .to_owned(),

@@ -456,6 +456,127 @@ impl Lake {
         Ok(Published { snapshot_id, found })
     }
 
+    /// Appends an incremental run's data files to the published table as one snapshot carrying
+    /// the run id (skipped when a snapshot already does), then drops the run's staging entry
+    /// (its files were written there, under the run's own directory). `dag.rows` and
+    /// `dag.fingerprint` of the new snapshot are the table's totals: the previous snapshot's plus
+    /// the run's `batch`. Safe to call again after a crash at any point.
+    pub async fn append(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        files_json: &[String],
+        batch: Digest128,
+        mut props: HashMap<String, String>,
+    ) -> Result<Published> {
+        let ident = self.ident(&info.name);
+        let live = self.catalog.load_table(&ident).await?;
+        let found = Self::snapshot_of_run(&live, run);
+        let published = match found {
+            Some(id) => Published {
+                snapshot_id: id,
+                found: true,
+            },
+            None if files_json.is_empty() => Published {
+                snapshot_id: live.metadata().current_snapshot_id().unwrap_or_default(),
+                found: false,
+            },
+            None => {
+                let md = live.metadata();
+                let mut total = batch;
+                if let Some(cur) = md.current_snapshot() {
+                    let p = &cur.summary().additional_properties;
+                    if let (Some(rows), Some(fp)) = (
+                        p.get(ROWS_PROP).and_then(|r| r.parse().ok()),
+                        p.get(FINGERPRINT_PROP),
+                    ) && let Some(before) = Digest128::from_parts(rows, fp)
+                    {
+                        total.add(before);
+                    }
+                }
+                props.insert(ROWS_PROP.into(), total.rows.to_string());
+                props.insert(FINGERPRINT_PROP.into(), total.hex());
+                props.insert(RUN_ID_PROP.into(), run.into());
+                props.insert(TASK_PROP.into(), format!("{}.write_iceberg", info.name));
+                let files = files_json
+                    .iter()
+                    .map(|j| {
+                        iceberg::spec::deserialize_data_file_from_json(
+                            j,
+                            md.default_partition_spec_id(),
+                            md.default_partition_type(),
+                            md.current_schema(),
+                        )
+                    })
+                    .collect::<iceberg::Result<Vec<_>>>()?;
+                let _g = self.commit_lock.lock().await;
+                let tx = Transaction::new(&live);
+                let tx = tx
+                    .fast_append()
+                    .add_data_files(files)
+                    .set_snapshot_properties(props)
+                    .apply(tx)?;
+                let t = tx.commit(self.catalog.as_ref()).await?;
+                let row = self
+                    .locations(&self.db, &self.namespace, &info.name)
+                    .await?;
+                let written = t.metadata_location().unwrap_or_default();
+                if row.as_ref().map(|(loc, _)| loc.as_str()) != Some(written) {
+                    return Err(Error::unavailable(format!(
+                        "lake append to {} was not stored by the catalog database; will retry",
+                        info.name
+                    )));
+                }
+                let id = Self::snapshot_of_run(&t, run).ok_or_else(|| {
+                    Error::internal("the append succeeded but its snapshot is not in the table")
+                })?;
+                Published {
+                    snapshot_id: id,
+                    found: false,
+                }
+            }
+        };
+        crate::fault::point(&format!("after_commit:{}", info.name));
+        let _g = self.commit_lock.lock().await;
+        sqlx::query(&self.sql(
+            "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
+             AND table_name = ?",
+        ))
+        .bind(&self.catalog_name)
+        .bind(self.staging.join("."))
+        .bind(self.staging_ident(&info.name, run).name())
+        .execute(&self.db)
+        .await?;
+        Ok(published)
+    }
+
+    /// Whether the table exists in the lake with at least one snapshot.
+    pub async fn is_published(&self, table: &str) -> Result<bool> {
+        let ident = self.ident(table);
+        if !self.catalog.table_exists(&ident).await? {
+            return Ok(false);
+        }
+        let t = self.catalog.load_table(&ident).await?;
+        Ok(t.metadata().current_snapshot().is_some())
+    }
+
+    /// Count and fingerprint of the rows of some data files of the table (an incremental run's).
+    pub async fn files_digest(&self, files: &[String], batch_rows: usize) -> Result<Digest128> {
+        let io = self.file_io().clone();
+        let files = files.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut d = Digest128::default();
+            for f in &files {
+                for b in crate::target::open_parquet(&io, f, batch_rows, 0)? {
+                    d.add_batch(&b?).map_err(Error::internal)?;
+                }
+            }
+            Ok(d)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("lake reader panicked: {e}")))?
+    }
+
     /// The catalog row of `ns.table`: its metadata location and the one before it.
     async fn locations<'e, E>(
         &self,
@@ -572,22 +693,31 @@ impl Lake {
     /// except the version published before this one (readers that opened it keep working). Runs
     /// that never published are removed too.
     pub async fn prune_old_runs(&self, table: &str, run: &str) -> Result<usize> {
-        let previous = self
-            .locations(&self.db, &self.namespace, table)
-            .await?
-            .and_then(|(_, previous)| previous);
+        let Some((current, previous)) = self.locations(&self.db, &self.namespace, table).await?
+        else {
+            return Ok(0);
+        };
         let dir = self.table_dir(table);
-        // <table dir>/<run>/metadata/<file>.metadata.json
-        let keep = previous.as_deref().and_then(|p| {
-            let mut parts = p.rsplit('/');
+        // <table dir>/<run>/metadata/<file>.metadata.json: the run whose directory holds a
+        // version's metadata is the full run it grew from; incremental runs after it appended
+        // files from their own (later) directories, so everything from the oldest of the two
+        // versions' runs on is kept.
+        let base = |loc: &str| {
+            let mut parts = loc.rsplit('/');
             parts.nth(2).map(str::to_string)
-        });
+        };
+        let floor = [base(&current), previous.as_deref().and_then(base)]
+            .into_iter()
+            .flatten()
+            .chain(std::iter::once(run.to_string()))
+            .min()
+            .unwrap_or_else(|| run.to_string());
         let runs: Vec<String> = self
             .storage
             .list_dirs(&dir)
             .await?
             .into_iter()
-            .filter(|n| n.as_str() < run && Some(n) != keep.as_ref())
+            .filter(|n| n.as_str() < floor.as_str())
             .filter(|n| self.past_retention(n))
             .collect();
         for r in &runs {

@@ -171,6 +171,22 @@ impl Source {
         }
     }
 
+    /// The largest value of `cursor` in the table now: the upper end of an incremental run.
+    pub async fn cursor_max(
+        &self,
+        info: &TableInfo,
+        cursor: &str,
+    ) -> Result<Option<crate::types::CursorValue>> {
+        match self {
+            Source::Sqlite { path, .. } => {
+                let (path, info, cursor) = (path.clone(), info.clone(), cursor.to_string());
+                blocking(move || sqlite::cursor_max(&sqlite::open(&path, false)?, &info, &cursor))
+                    .await
+            }
+            Source::Mssql { conn, .. } => conn.cursor_max(info, cursor).await,
+        }
+    }
+
     /// Current row count (verify compares it with what was extracted).
     pub async fn count(&self, table: &str) -> Result<u64> {
         match self {
@@ -209,7 +225,7 @@ impl Source {
                 tokio::task::spawn_blocking(move || {
                     let res = (|| {
                         let c = sqlite::open(&path, false)?;
-                        let pred = sqlite::chunk_predicate(info.key.as_deref(), &range);
+                        let pred = sqlite::chunk_predicate_of(&info, &range);
                         // Fingerprinting here keeps the hashing on the reader's thread, beside the
                         // writer's Parquet encoding rather than in front of it.
                         sqlite::read(&c, &info, &pred, batch_rows, |b| {

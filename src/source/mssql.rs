@@ -500,6 +500,81 @@ impl Mssql {
             .unwrap_or(0) as u64)
     }
 
+    /// The largest value of an incremental table's cursor column now (`None`: no row has one):
+    /// the `high` end of the run's range. Sub-microsecond digits of a datetime2 round up, so the
+    /// row holding the maximum is inside the range.
+    pub async fn cursor_max(
+        &self,
+        info: &TableInfo,
+        cursor: &str,
+    ) -> Result<Option<crate::types::CursorValue>> {
+        use crate::types::CursorValue as V;
+        let q = self.qualified(&info.name);
+        let mut c = self.connect().await?;
+        let sql = format!("SELECT MAX({}) AS m FROM {q}", quote(cursor));
+        let rows = query_all(&mut c, &sql, &[])
+            .await
+            .map_err(|e| map_err(&format!("reading the cursor {cursor} of {q}"), e))?;
+        let Some(cell) = rows.into_iter().next().and_then(|r| r.into_iter().next()) else {
+            return Ok(None);
+        };
+        let ceil = |(us, lost): (i64, bool)| us + i64::from(lost);
+        Ok(match cell {
+            ColumnData::U8(v) => v.map(|v| V::Int(i64::from(v))),
+            ColumnData::I16(v) => v.map(|v| V::Int(i64::from(v))),
+            ColumnData::I32(v) => v.map(|v| V::Int(i64::from(v))),
+            ColumnData::I64(v) => v.map(V::Int),
+            ColumnData::Binary(Some(b)) if b.len() == 8 => {
+                let mut arr = [0u8; 8];
+                arr.copy_from_slice(&b);
+                Some(V::Int(i64::from_be_bytes(arr)))
+            }
+            ColumnData::Binary(None) => None,
+            ColumnData::Date(v) => {
+                v.map(|d| V::Date((i64::from(d.days()) - EPOCH_DAYS_FROM_0001) as i32))
+            }
+            ColumnData::DateTime(v) => {
+                v.map(|d| V::Micros(datetime_micros(d.days(), d.seconds_fragments())))
+            }
+            ColumnData::SmallDateTime(v) => v.map(|d| {
+                V::Micros(
+                    (i64::from(d.days()) - EPOCH_DAYS_FROM_1900) * 86_400_000_000
+                        + i64::from(d.seconds_fragments()) * 60_000_000,
+                )
+            }),
+            ColumnData::DateTime2(v) => v.map(|dt| {
+                let t = dt.time();
+                V::Micros(ceil(datetime2_micros(
+                    dt.date().days(),
+                    t.increments(),
+                    t.scale(),
+                )))
+            }),
+            ColumnData::DateTimeOffset(v) => v.map(|dto| {
+                let dt = dto.datetime2();
+                let t = dt.time();
+                V::Micros(ceil(datetime2_micros(
+                    dt.date().days(),
+                    t.increments(),
+                    t.scale(),
+                )))
+            }),
+            _ => {
+                let ty = info
+                    .columns
+                    .iter()
+                    .position(|c| c.name == cursor)
+                    .and_then(|i| info.read.get(i))
+                    .map_or("of another type", |r| r.sql_type.as_str());
+                return Err(Error::config(format!(
+                    "table {}: cursor column {cursor} is {ty}, not an integer, rowversion, date \
+                     or datetime column",
+                    info.name
+                )));
+            }
+        })
+    }
+
     /// The statement and parameters that read one chunk.
     pub fn chunk_query(&self, info: &TableInfo, range: &ChunkRange) -> (String, Vec<Param>) {
         let items: Vec<&str> = info.read.iter().map(|r| r.expr.as_str()).collect();
@@ -549,6 +624,9 @@ impl Mssql {
                 }
             }
             order.extend(info.chunk_key.iter().map(|k| quote(k)));
+        }
+        if let Some(cond) = cursor_condition(info, &mut params) {
+            conds.push(cond);
         }
         if !conds.is_empty() {
             sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
@@ -660,6 +738,54 @@ impl Mssql {
 pub enum Param {
     Int(i64),
     Text(String),
+}
+
+/// The condition that limits an incremental table's read to its run's cursor range
+/// (`info.incremental`): `low < c <= high` for an append, `c <= high OR c IS NULL` for a full
+/// refresh (rows written after `high` was taken are left for the next run either way).
+/// Dates and times are sent as text cast to the column's own type, so the comparison happens
+/// at the column's precision.
+fn cursor_condition(info: &TableInfo, params: &mut Vec<Param>) -> Option<String> {
+    use crate::types::CursorValue as V;
+    let inc = info.incremental.as_ref()?;
+    let i = info.columns.iter().position(|c| c.name == inc.cursor);
+    let sql_type = i
+        .and_then(|i| info.read.get(i))
+        .map_or("datetime2(7)".to_string(), |r| r.sql_type.clone());
+    let col = quote(&inc.cursor);
+    let mut bind = |v: V| -> String {
+        match v {
+            V::Int(n) => {
+                params.push(Param::Int(n));
+                format!("@P{}", params.len())
+            }
+            V::Date(_) | V::Micros(_) => {
+                let text = match v {
+                    V::Micros(us) => match chrono::DateTime::from_timestamp_micros(us) {
+                        Some(t) if sql_type.starts_with("datetimeoffset") => {
+                            t.format("%Y-%m-%d %H:%M:%S%.6f +00:00").to_string()
+                        }
+                        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+                        None => us.to_string(),
+                    },
+                    other => other.to_string(),
+                };
+                params.push(Param::Text(text));
+                format!("CAST(@P{} AS {sql_type})", params.len())
+            }
+        }
+    };
+    Some(match (inc.append, inc.low, inc.high) {
+        (true, Some(lo), Some(hi)) => {
+            let (lo, hi) = (bind(lo), bind(hi));
+            format!("{col} > {lo} AND {col} <= {hi}")
+        }
+        (true, None, Some(hi)) => format!("{col} <= {}", bind(hi)),
+        // Nothing to read: the extract plans no chunk in that case.
+        (true, _, None) => format!("{col} IS NULL AND {col} IS NOT NULL"),
+        (false, _, Some(hi)) => format!("({col} <= {} OR {col} IS NULL)", bind(hi)),
+        (false, _, None) => format!("{col} IS NULL"),
+    })
 }
 
 /// `(k1, k2, ...) >= (@Pa, @Pb, ...)` (or `<` for an upper bound) expanded for T-SQL, which has

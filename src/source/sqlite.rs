@@ -191,24 +191,104 @@ pub fn plan_chunks(
 /// The `WHERE` clause selecting one chunk, in key order; the first chunk also takes rows whose
 /// key is NULL.
 pub fn chunk_predicate(key: Option<&str>, r: &ChunkRange) -> String {
-    let Some(k) = key else { return String::new() };
-    let k = quote(k);
+    predicate(key, r, None)
+}
+
+/// The WHERE and ORDER BY of one chunk of `info`, with the cursor range of an incremental run.
+pub fn chunk_predicate_of(info: &TableInfo, r: &ChunkRange) -> String {
+    predicate(info.key.as_deref(), r, cursor_condition(info).as_deref())
+}
+
+fn predicate(key: Option<&str>, r: &ChunkRange, extra: Option<&str>) -> String {
     let mut parts = Vec::new();
-    if let Some(lo) = r.lo {
-        parts.push(format!("{k} >= {lo}"));
+    let mut order = String::new();
+    if let Some(k) = key {
+        let k = quote(k);
+        let mut range = Vec::new();
+        if let Some(lo) = r.lo {
+            range.push(format!("{k} >= {lo}"));
+        }
+        if let Some(hi) = r.hi {
+            range.push(format!("{k} < {hi}"));
+        }
+        match (range.is_empty(), r.index == 0) {
+            (true, _) => {}
+            (false, true) => parts.push(format!("(({}) OR {k} IS NULL)", range.join(" AND "))),
+            (false, false) => parts.push(range.join(" AND ")),
+        }
+        // In key order, as the lake table's sort order says (free on an INTEGER PRIMARY KEY).
+        order = format!(" ORDER BY {k}");
     }
-    if let Some(hi) = r.hi {
-        parts.push(format!("{k} < {hi}"));
+    if let Some(e) = extra {
+        parts.push(format!("({e})"));
     }
-    // In key order, as the lake table's sort order says (free on an INTEGER PRIMARY KEY).
-    match (parts.is_empty(), r.index == 0) {
-        (true, _) => format!(" ORDER BY {k}"),
-        (false, true) => format!(
-            " WHERE ({}) OR {k} IS NULL ORDER BY {k}",
-            parts.join(" AND ")
+    if parts.is_empty() {
+        order
+    } else {
+        format!(" WHERE {}{order}", parts.join(" AND "))
+    }
+}
+
+/// A cursor value as SQLite holds it: an integer, or text as the demo writes dates and times.
+fn cursor_literal(v: crate::types::CursorValue) -> String {
+    use crate::types::CursorValue as V;
+    match v {
+        V::Int(n) => n.to_string(),
+        V::Date(_) => format!("'{v}'"),
+        V::Micros(us) => match chrono::DateTime::from_timestamp_micros(us) {
+            Some(t) => format!("'{}'", t.format("%Y-%m-%d %H:%M:%S%.6f")),
+            None => us.to_string(),
+        },
+    }
+}
+
+/// The cursor range of an incremental run (see `mssql::cursor_condition`).
+fn cursor_condition(info: &TableInfo) -> Option<String> {
+    let inc = info.incremental.as_ref()?;
+    let c = quote(&inc.cursor);
+    Some(match (inc.append, inc.low, inc.high) {
+        (true, Some(lo), Some(hi)) => format!(
+            "{c} > {} AND {c} <= {}",
+            cursor_literal(lo),
+            cursor_literal(hi)
         ),
-        (false, false) => format!(" WHERE {} ORDER BY {k}", parts.join(" AND ")),
-    }
+        (true, None, Some(hi)) => format!("{c} <= {}", cursor_literal(hi)),
+        (true, _, None) => "0".to_string(),
+        (false, _, Some(hi)) => format!("{c} <= {} OR {c} IS NULL", cursor_literal(hi)),
+        (false, _, None) => format!("{c} IS NULL"),
+    })
+}
+
+/// The largest cursor value of `table` now (`None`: no row has one).
+pub fn cursor_max(
+    c: &rusqlite::Connection,
+    info: &TableInfo,
+    cursor: &str,
+) -> Result<Option<crate::types::CursorValue>> {
+    use crate::types::CursorValue as V;
+    let ty = info
+        .columns
+        .iter()
+        .find(|col| col.name == cursor)
+        .map(|col| col.ty);
+    let sql = format!("SELECT MAX({}) FROM {}", quote(cursor), quote(&info.name));
+    let v: rusqlite::types::Value = c.query_row(&sql, [], |r| r.get(0))?;
+    let bad = |what: &str| {
+        Error::config(format!(
+            "table {}: cursor column {cursor} holds {what}, not an integer, date or timestamp",
+            info.name
+        ))
+    };
+    use rusqlite::types::Value as S;
+    Ok(match (ty, v) {
+        (_, S::Null) => None,
+        (Some(ColType::Int32 | ColType::Int64), S::Integer(n)) => Some(V::Int(n)),
+        (Some(ColType::Date), S::Text(t)) => Some(V::Date(parse_date(&t).ok_or_else(|| bad(&t))?)),
+        (Some(ColType::Timestamp | ColType::TimestampTz), S::Text(t)) => {
+            Some(V::Micros(parse_timestamp(&t).ok_or_else(|| bad(&t))?))
+        }
+        (_, other) => return Err(bad(&format!("{other:?}"))),
+    })
 }
 
 /// Reads `SELECT <columns> FROM <table> <predicate>` in batches of `batch_rows`, calling `sink`
@@ -513,7 +593,7 @@ mod tests {
         assert_eq!(plan.last().unwrap().hi, None);
         let mut total = 0;
         for r in &plan {
-            let pred = chunk_predicate(info.key.as_deref(), r);
+            let pred = chunk_predicate_of(info, r);
             read(&c, &info, &pred, 64, |b| {
                 total += b.num_rows();
                 Ok(true)

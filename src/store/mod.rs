@@ -303,6 +303,22 @@ pub struct ChunkRecord {
     pub lossy: BTreeMap<String, u64>,
 }
 
+/// Where an incremental table stands: rows up to `value` are in the lake and in the target,
+/// verified. Written only after the run's verify succeeded (see `task::verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    pub table: String,
+    pub cursor: String,
+    /// `None` when the table had no row with a cursor value yet.
+    pub value: Option<crate::types::CursorValue>,
+    /// The run that moved the rows up to `value`.
+    pub run_id: String,
+    pub updated_at: String,
+    /// When the table was last fully refreshed (by run `full_refresh_run`).
+    pub full_refresh_at: String,
+    pub full_refresh_run: String,
+}
+
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -313,6 +329,8 @@ pub struct Mirror {
     pub run: RunRecord,
     pub tasks: Vec<TaskRecord>,
     pub pid: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watermarks: Vec<Watermark>,
 }
 
 pub struct Store {
@@ -320,6 +338,7 @@ pub struct Store {
     runs: sled::Tree,
     tasks: sled::Tree,
     chunks: sled::Tree,
+    watermarks: sled::Tree,
     mirror: Option<PathBuf>,
     /// When the mirror was last written: task writes refresh it at most a few times a second,
     /// so a schema of thousands of tables does not rewrite it on every transition.
@@ -387,6 +406,7 @@ impl Store {
             runs: db.open_tree("runs")?,
             tasks: db.open_tree("tasks")?,
             chunks: db.open_tree("chunks")?,
+            watermarks: db.open_tree("watermarks")?,
             db,
             mirror,
             mirrored_at: std::sync::Mutex::new(None),
@@ -484,6 +504,47 @@ impl Store {
             .collect()
     }
 
+    /// The watermark of an incremental table (its name as the run recorded it).
+    pub fn watermark(&self, table: &str) -> Result<Option<Watermark>> {
+        match self.watermarks.get(table.as_bytes())? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every watermark, by table.
+    pub fn watermarks(&self) -> Result<Vec<Watermark>> {
+        self.watermarks
+            .iter()
+            .values()
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    pub fn put_watermark(&self, w: &Watermark) -> Result<()> {
+        self.watermarks
+            .insert(w.table.as_bytes(), serde_json::to_vec(w)?)?;
+        self.flush()?;
+        self.write_mirror(&w.run_id, true);
+        Ok(())
+    }
+
+    /// Deletes a finished run with its tasks and chunk checkpoints (history retention).
+    pub fn delete_run(&self, run: &str) -> Result<()> {
+        let prefix = format!("{run}/");
+        for tree in [&self.tasks, &self.chunks] {
+            let keys: Vec<sled::IVec> = tree
+                .scan_prefix(prefix.as_bytes())
+                .keys()
+                .collect::<std::result::Result<_, _>>()?;
+            for k in keys {
+                tree.remove(k)?;
+            }
+        }
+        self.runs.remove(run.as_bytes())?;
+        self.flush()
+    }
+
     /// Tasks a dead process left `running` go back to `pending`, keeping their attempts and
     /// checkpoints, so the next process picks them up where they stopped.
     pub fn recover(&self, run: &str) -> Result<usize> {
@@ -519,6 +580,7 @@ impl Store {
             run,
             tasks,
             pid: std::process::id(),
+            watermarks: self.watermarks().unwrap_or_default(),
         };
         let tmp = path.with_extension("json.tmp");
         if let Ok(bytes) = serde_json::to_vec(&m)

@@ -15,7 +15,7 @@ use crate::lake::ChunkWriter;
 use crate::sched::Grant;
 use crate::store::{ChunkRange, ChunkRecord, Stage};
 
-use super::Ctx;
+use super::{Ctx, incremental};
 
 pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let mut rec = ctx.start(table, Stage::Extract, grant)?;
@@ -43,12 +43,36 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                 .and_then(|o| o.schema_changes)
                 .unwrap_or(ctx.schema_changes);
             diff.check(policy, table, &format!("{}.{table}", ctx.lake.namespace()))?;
+            let mut notes = Vec::new();
             if !diff.is_empty() {
                 let note = format!("schema changed since the last run: {}", diff.describe());
                 ctx.progress.line(&format!("{table}.extract: {note}"));
-                rec.outputs.note = Some(note);
+                notes.push(note);
             }
-            rec.outputs.chunk_plan = ctx.source.plan_chunks(&info, plan.chunk_rows).await?;
+            let inc =
+                incremental::decide(ctx, table, &mut info, plan.ov.as_ref(), !diff.is_empty())
+                    .await?;
+            rec.outputs.chunk_plan = match inc {
+                Some((inc, note)) => {
+                    ctx.progress.line(&format!("{table}.extract: {note}"));
+                    notes.push(note);
+                    let chunks = if incremental::nothing_new(&inc) {
+                        Vec::new()
+                    } else if inc.append {
+                        // The rows past the watermark, read by the cursor (an index on it
+                        // serves the range) rather than chunk by chunk over the whole key.
+                        vec![ChunkRange::whole()]
+                    } else {
+                        ctx.source.plan_chunks(&info, plan.chunk_rows).await?
+                    };
+                    info.incremental = Some(inc);
+                    chunks
+                }
+                None => ctx.source.plan_chunks(&info, plan.chunk_rows).await?,
+            };
+            if !notes.is_empty() {
+                rec.outputs.note = Some(notes.join("; "));
+            }
             rec.outputs.schema = Some(info.clone());
             ctx.store.put_task(&rec)?;
             info

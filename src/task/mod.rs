@@ -6,6 +6,7 @@
 //! impl maps scheduler callbacks (failure, retry, skip) onto task records.
 
 mod extract;
+pub mod incremental;
 mod load;
 mod verify;
 mod write_iceberg;

@@ -41,6 +41,9 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let mut problems = Vec::new();
     rec.outputs.verify_mode = Some(mode_name(mode).to_string());
     rec.outputs.digest = Some(source);
+    if let Some(inc) = info.incremental.clone().filter(|i| i.append) {
+        return verify_append(ctx, table, &info, &inc, source, mode, batch_rows, rec).await;
+    }
 
     let lake = match mode {
         VerifyMode::Full => ctx.lake.digest(table).await?,
@@ -129,7 +132,142 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         mode_name(mode),
         shown(mode, &source)
     ));
+    if let Some(inc) = &info.incremental {
+        super::incremental::advance(ctx, table, inc)?;
+    }
     ctx.succeed(rec)
+}
+
+/// Verify of an incremental append: the rows the run read from the source, the files it
+/// appended to the lake and the target's rows of the same keys (or, for a table without a key,
+/// the target's rows in the run's cursor range) must agree; then the watermark moves on.
+#[allow(clippy::too_many_arguments)]
+async fn verify_append(
+    ctx: &Ctx,
+    table: &str,
+    info: &TableInfo,
+    inc: &crate::types::Incremental,
+    source: Digest128,
+    mode: VerifyMode,
+    batch_rows: usize,
+    mut rec: crate::store::TaskRecord,
+) -> Result<()> {
+    let files: Vec<String> = {
+        let mut v: Vec<String> = ctx
+            .store
+            .chunks(&ctx.run_id, table)?
+            .into_iter()
+            .flat_map(|c| c.paths)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut problems = Vec::new();
+    let lake = ctx.lake.files_digest(&files, batch_rows).await?;
+    if !same(mode, &lake, &source) {
+        problems.push(format!(
+            "the lake files this run appended hold {}, the source gave {}",
+            shown(mode, &lake),
+            shown(mode, &source)
+        ));
+    }
+    rec.outputs.lake = Some(lake);
+    if let Some(target) = &ctx.target {
+        let key = key_columns(info);
+        let got = if key.is_empty() {
+            let ci = info
+                .columns
+                .iter()
+                .position(|c| c.name == inc.cursor)
+                .ok_or_else(|| Error::internal("cursor column missing from the schema"))?;
+            let mut d = Digest128::default();
+            let mut s = target.scan(info, batch_rows);
+            while let Some(b) = s.try_next().await? {
+                let keep = in_range(&b, ci, inc)?;
+                d.add_batch(&arrow_select::filter::filter_record_batch(&b, &keep)?)
+                    .map_err(Error::internal)?;
+            }
+            d
+        } else {
+            let mut keys = HashSet::new();
+            for f in &files {
+                let io = ctx.lake.file_io().clone();
+                let (f, key2) = (f.clone(), key.clone());
+                let part = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
+                    let mut out = Vec::new();
+                    for b in crate::target::open_parquet(&io, &f, batch_rows, 0)? {
+                        out.extend(key_texts(&b?, &key2)?);
+                    }
+                    Ok(out)
+                })
+                .await
+                .map_err(|e| Error::internal(format!("lake reader panicked: {e}")))??;
+                keys.extend(part);
+            }
+            let mut d = Digest128::default();
+            let mut s = target.scan(info, batch_rows);
+            while let Some(b) = s.try_next().await? {
+                let texts = key_texts(&b, &key)?;
+                let keep: arrow_array::BooleanArray =
+                    texts.iter().map(|k| Some(keys.contains(k))).collect();
+                d.add_batch(&arrow_select::filter::filter_record_batch(&b, &keep)?)
+                    .map_err(Error::internal)?;
+            }
+            d
+        };
+        if !same(mode, &got, &source) {
+            problems.push(format!(
+                "target ({}) has {} for the rows of this run, the source gave {}",
+                target.describe_location(),
+                shown(mode, &got),
+                shown(mode, &source)
+            ));
+        }
+        rec.outputs.target = Some(got);
+    }
+    rec.outputs.note = Some(format!(
+        "incremental: compared the {} row(s) with {} in ({}, {}]",
+        source.rows,
+        inc.cursor,
+        inc.low.map_or("none".into(), |v| v.to_string()),
+        inc.high.map_or("none".into(), |v| v.to_string())
+    ));
+    if !problems.is_empty() {
+        ctx.store.put_task(&rec)?;
+        return Err(Error::new(ErrorKind::Mismatch, problems.join("; ")));
+    }
+    ctx.progress.line(&format!(
+        "{table}.verify ({}, incremental): OK, {}",
+        mode_name(mode),
+        shown(mode, &source)
+    ));
+    super::incremental::advance(ctx, table, inc)?;
+    ctx.succeed(rec)
+}
+
+/// Rows of `b` whose cursor (column `ci`) lies in the run's range.
+fn in_range(
+    b: &RecordBatch,
+    ci: usize,
+    inc: &crate::types::Incremental,
+) -> Result<arrow_array::BooleanArray> {
+    use crate::types::CursorValue as V;
+    let raw = |v: V| match v {
+        V::Int(n) | V::Micros(n) => n,
+        V::Date(d) => i64::from(d),
+    };
+    let col = arrow_cast::cast(b.column(ci), &arrow_schema::DataType::Int64)?;
+    let col = col
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .ok_or_else(|| Error::internal("cursor column did not cast to int64"))?;
+    let (lo, hi) = (inc.low.map(raw), inc.high.map(raw));
+    Ok(col
+        .iter()
+        .map(|v| {
+            Some(v.is_some_and(|v| lo.is_none_or(|lo| v > lo) && hi.is_some_and(|hi| v <= hi)))
+        })
+        .collect())
 }
 
 /// Notes that the source moved on since extraction (not an error: the run moved a snapshot).

@@ -22,7 +22,8 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         .into_iter()
         .flat_map(|c| c.files)
         .collect();
-    let props = HashMap::from([
+    let append = info.incremental.as_ref().is_some_and(|i| i.append);
+    let mut props = HashMap::from([
         (lake::ROWS_PROP.to_string(), digest.rows.to_string()),
         (lake::FINGERPRINT_PROP.to_string(), digest.hex()),
         (
@@ -31,10 +32,23 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                 .map_err(|e| crate::error::Error::internal(e.to_string()))?,
         ),
     ]);
-    let published = ctx
-        .lake
-        .commit_and_publish(&info, run, &files, props)
-        .await?;
+    if let Some(inc) = &info.incremental {
+        props.insert("dag.cursor".into(), inc.cursor.clone());
+        if let Some(lo) = inc.low {
+            props.insert("dag.cursor-low".into(), lo.to_string());
+        }
+        if let Some(hi) = inc.high {
+            props.insert("dag.cursor-high".into(), hi.to_string());
+        }
+    }
+    let published = if append {
+        // An incremental run adds its rows to the published table as a new snapshot.
+        ctx.lake.append(&info, run, &files, digest, props).await?
+    } else {
+        ctx.lake
+            .commit_and_publish(&info, run, &files, props)
+            .await?
+    };
     crate::fault::point(&format!("after_publish:{table}"));
     rec.outputs.snapshot_id = Some(published.snapshot_id);
     rec.outputs.commit_found = published.found;
