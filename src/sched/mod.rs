@@ -258,11 +258,11 @@ pub async fn execute(
         }
         let stopping = grace_end.is_some();
         // Promote waiting tasks whose dependencies all succeeded; skip those behind a failure.
-        for i in 0..n {
+        for (i, t) in tasks.iter().enumerate() {
             if ex.st[i] != St::Waiting {
                 continue;
             }
-            if let Some(&bad) = tasks[i].deps.iter().find(|&&d| {
+            if let Some(&bad) = t.deps.iter().find(|&&d| {
                 matches!(
                     ex.st[d],
                     St::Done(Outcome::Failed) | St::Done(Outcome::Skipped)
@@ -272,8 +272,7 @@ pub async fn execute(
                 runner.skipped(i, bad);
                 continue;
             }
-            if tasks[i]
-                .deps
+            if t.deps
                 .iter()
                 .all(|&d| matches!(ex.st[d], St::Done(Outcome::Succeeded | Outcome::Reused)))
             {
@@ -303,11 +302,10 @@ pub async fn execute(
                 ex.st[i] = St::Ready;
             }
             // Start what fits, in plan order.
-            for i in 0..n {
+            for (i, t) in tasks.iter().enumerate() {
                 if ex.st[i] != St::Ready {
                     continue;
                 }
-                let t = &tasks[i];
                 let slots = match t.class {
                     Class::Source => t.slots.clamp(1, limits.source_slots.max(1)),
                     Class::Load => t.slots.clamp(1, limits.load_slots.max(1)),
@@ -413,7 +411,8 @@ pub async fn execute(
         // reported interrupted.
         running.abort_all();
         let until = tokio::time::Instant::from_std(Instant::now() + ABORT_WAIT);
-        while let Ok(Some(joined)) = tokio::time::timeout_at(until, running.join_next_with_id()).await
+        while let Ok(Some(joined)) =
+            tokio::time::timeout_at(until, running.join_next_with_id()).await
         {
             match joined {
                 Ok((_, (i, r))) => ex.settle(i, r),
@@ -449,7 +448,7 @@ pub async fn execute(
     let count = |o: Outcome| outcomes.iter().filter(|&&x| x == o).count();
     let (interrupted, not_started) = (count(Outcome::Interrupted), count(Outcome::NotStarted));
     // A stop that came when nothing was left to start changes nothing: the session finished.
-    let stopped = (grace_end.is_some() && interrupted + not_started > 0).then(|| Stopped {
+    let stopped = (grace_end.is_some() && interrupted + not_started > 0).then_some(Stopped {
         reason,
         interrupted,
         not_started,

@@ -320,7 +320,10 @@ async fn tasks_outlasting_the_grace_period_are_interrupted_and_reported() {
     assert_eq!(report.outcomes[0], Succeeded);
     assert_eq!(report.outcomes[4], Interrupted);
     assert_eq!(report.outcomes[8], Interrupted);
-    assert_eq!(report.outcomes[1], NotStarted, "no successor starts after the stop");
+    assert_eq!(
+        report.outcomes[1], NotStarted,
+        "no successor starts after the stop"
+    );
     assert_eq!(
         report.stopped,
         Some(Stopped {
@@ -338,7 +341,10 @@ async fn tasks_outlasting_the_grace_period_are_interrupted_and_reported() {
         interrupted[0].1,
         "interrupted by SIGTERM (did not finish within the 0.400s grace period)"
     );
-    assert!(took >= Duration::from_millis(400), "grace not given: {took:?}");
+    assert!(
+        took >= Duration::from_millis(400),
+        "grace not given: {took:?}"
+    );
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(started(&probe), vec![0, 4, 8]);
 }
@@ -387,7 +393,10 @@ async fn a_retry_waiting_for_its_backoff_is_not_started_after_a_stop() {
     assert_eq!(probe.calls.load(Ordering::SeqCst), 1, "the retry started");
     assert_eq!(report.outcomes, vec![Outcome::NotStarted; 4]);
     assert_eq!(report.stopped.map(|s| s.not_started), Some(4));
-    assert!(took < Duration::from_secs(10), "waited for the backoff: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "waited for the backoff: {took:?}"
+    );
 }
 
 #[tokio::test]
