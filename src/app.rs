@@ -17,6 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::lake::{Lake, LakeSettings, Warehouse};
 use crate::progress::Progress;
 use crate::sched::{self, Class, MemoryPool, TaskSpec};
+use crate::shutdown::Shutdown;
 use crate::source::Source;
 use crate::store::lock::WorkflowLock;
 use crate::store::{RunRecord, RunStatus, Stage, Store, TaskRecord, TaskStatus, now};
@@ -27,8 +28,32 @@ use crate::types::TableInfo;
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+/// A run stopped by SIGINT (128 + 2, as shells report it); `dag run` resumes it.
+pub const EXIT_SIGINT: u8 = 130;
+/// A run stopped by SIGTERM (128 + 15); `dag run` resumes it.
+pub const EXIT_SIGTERM: u8 = 143;
+
+/// The exit code of a run stopped for `reason` (a signal's name).
+pub fn stop_code(reason: &str) -> u8 {
+    match reason {
+        "SIGINT" => EXIT_SIGINT,
+        _ => EXIT_SIGTERM,
+    }
+}
+
+/// A stop asked for before the executor started: nothing of this session ran, and the state is
+/// what it was (a run already recorded stays resumable).
+fn stopped_before_start(shutdown: &Shutdown, workflow: &str) -> u8 {
+    let reason = shutdown.reason().unwrap_or_else(|| "a stop request".into());
+    eprintln!("stopped by {reason} before any task started; `dag run {workflow}` starts again");
+    stop_code(&reason)
+}
 
 pub async fn main(cli: Cli) -> ExitCode {
+    let shutdown = Shutdown::new();
+    if let Err(e) = shutdown.listen_for_signals() {
+        eprintln!("warning: cannot listen for SIGINT/SIGTERM ({e}); a signal stops at once");
+    }
     let res = match &cli.command {
         Command::Run {
             workflow,
@@ -43,13 +68,31 @@ pub async fn main(cli: Cli) -> ExitCode {
                 (false, Some(FromStage::Load)) => Start::FromLake,
                 (false, None) => Start::Full,
             };
-            cmd_run(&cli, workflow, tables, start, memory.as_deref(), *new).await
+            cmd_run(
+                &cli,
+                workflow,
+                tables,
+                start,
+                memory.as_deref(),
+                *new,
+                &shutdown,
+            )
+            .await
         }
         Command::Retry {
             target,
             workflow,
             memory,
-        } => cmd_retry(&cli, target, workflow.as_deref(), memory.as_deref()).await,
+        } => {
+            cmd_retry(
+                &cli,
+                target,
+                workflow.as_deref(),
+                memory.as_deref(),
+                &shutdown,
+            )
+            .await
+        }
         Command::Status {
             workflow,
             run,
@@ -100,8 +143,8 @@ pub async fn run_scheduled(
     resume_failed: bool,
     shutdown: &crate::shutdown::Shutdown,
 ) -> Result<u8> {
-    let _ = (resume_failed, shutdown);
-    cmd_run(cli, workflow, &[], Start::Full, None, false).await
+    let _ = resume_failed;
+    cmd_run(cli, workflow, &[], Start::Full, None, false, shutdown).await
 }
 
 /// Reads and validates a workflow; `${DAG_STATE_DIR}` expands to the state directory.
@@ -410,6 +453,7 @@ async fn cmd_run(
     start: Start,
     memory: Option<&str>,
     force_new: bool,
+    shutdown: &Shutdown,
 ) -> Result<u8> {
     let wf = load_workflow(cli, name)?;
     let lake_only = start == Start::LakeOnly;
@@ -424,7 +468,12 @@ async fn cmd_run(
     let with_load = wf.target.is_some() && !lake_only;
     let _lock = WorkflowLock::acquire(&cli.state, &wf.name)?;
     let store = Arc::new(Store::open(&cli.state, &wf.name)?);
-    let comps = open_components(cli, &wf, start).await?;
+    // Connecting may hang on an unreachable server; nothing is recorded yet, so a stop may
+    // simply drop it.
+    let comps = tokio::select! {
+        c = open_components(cli, &wf, start) => c?,
+        _ = shutdown.wait() => return Ok(stopped_before_start(shutdown, &wf.name)),
+    };
     let progress = Progress::auto();
 
     // Resume the last run if it never finished and nothing about it changed.
@@ -454,6 +503,9 @@ async fn cmd_run(
                 }
             ));
         }
+    }
+    if shutdown.is_triggered() {
+        return Ok(stopped_before_start(shutdown, &wf.name));
     }
     let (run, plan, tuning) = match resumed {
         Some(mut run) => {
@@ -549,7 +601,10 @@ async fn cmd_run(
             (run, plan, tuning(&wf))
         }
     };
-    execute(&wf, store, comps, run, plan, tuning, budget, progress, None).await
+    execute(
+        &wf, store, comps, run, plan, tuning, budget, progress, None, shutdown,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -563,6 +618,7 @@ async fn execute(
     budget: u64,
     progress: Progress,
     only_table: Option<&str>,
+    shutdown: &Shutdown,
 ) -> Result<u8> {
     let tasks: Vec<&dag::PlannedTask> = plan
         .tasks
@@ -632,9 +688,28 @@ async fn execute(
         source_slots: wf.limits.source_connections,
         load_slots: wf.limits.concurrent_loads,
         retries: wf.limits.retries,
+        stop_grace: std::time::Duration::from_secs(wf.limits.stop_grace_secs),
         ..sched::Limits::default()
     };
-    let report = sched::execute(specs, runner, pool, limits).await;
+    let report = sched::execute(specs, runner, pool, limits, shutdown).await;
+
+    // Stopped: the run stays `running` so that the next `dag run` resumes it; every task that
+    // did not finish is recorded pending.
+    if let Some(stop) = &report.stopped {
+        run.peak_rss = crate::sysmem::peak_rss();
+        run.peak_reserved = Some(report.peak_reserved);
+        store.put_run(&run)?;
+        print_run(&run, &store.tasks(&run.id)?, false);
+        let resume = match only_table {
+            Some(t) => format!("dag retry {t} --workflow {}", wf.name),
+            None => format!("dag run {}", wf.name),
+        };
+        eprintln!(
+            "stopped by {}: {} task(s) interrupted, {} not started; `{resume}` resumes",
+            stop.reason, stop.interrupted, stop.not_started
+        );
+        return Ok(stop_code(&stop.reason));
+    }
 
     // The run's status covers every table, not only those this session ran.
     let all = store.tasks(&run.id)?;
@@ -688,6 +763,7 @@ async fn cmd_retry(
     spec: &str,
     workflow: Option<&str>,
     memory: Option<&str>,
+    shutdown: &Shutdown,
 ) -> Result<u8> {
     let (table, stage) = match spec.split_once('.') {
         Some((t, s)) => (
@@ -818,6 +894,7 @@ async fn cmd_retry(
         budget,
         progress,
         Some(&table),
+        shutdown,
     )
     .await
 }

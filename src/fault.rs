@@ -13,7 +13,8 @@
 //!   `before_publish:<table>` (every row in the target's staging table, not swapped in),
 //!   `after_swap:<table>` (StarRocks staging table swapped in, old rows not dropped),
 //!   `before_verify:<table>` (loaded, not verified);
-//! - `stall:<point>`: the process stops for a minute at `<point>` (to observe a run in progress).
+//! - `stall:<point>`: the task stops for a minute at `<point>` (to observe a run in progress);
+//!   `stall:<point>@<secs>` stops it for that many seconds instead.
 //!
 //! A kill is a real SIGKILL, not an error path: no destructor, flush or rollback code runs.
 
@@ -30,12 +31,17 @@ fn spec() -> Vec<String> {
 
 /// Kills the process if `kill:<name>` is configured (stalls it for `stall:<name>`).
 pub fn point(name: &str) {
-    if spec()
-        .iter()
-        .any(|s| s.strip_prefix("stall:") == Some(name))
-    {
+    if let Some(secs) = stall(name) {
         eprintln!("DAG_FAULT: stalling at {name}");
-        std::thread::sleep(std::time::Duration::from_secs(60));
+        let pause = || std::thread::sleep(std::time::Duration::from_secs(secs));
+        // On a runtime worker, hand the worker's other tasks (the executor, the signal listener)
+        // to another thread first, so that only the stalled task stops.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(pause)
+            }
+            _ => pause(),
+        }
     }
     if spec().iter().any(|s| s.strip_prefix("kill:") == Some(name)) {
         eprintln!("DAG_FAULT: killing the process at {name}");
@@ -47,6 +53,18 @@ pub fn point(name: &str) {
         // silently continue a test that expects a crash.
         std::process::abort();
     }
+}
+
+/// Seconds to stall at `name`, if `stall:<name>` or `stall:<name>@<secs>` is configured.
+fn stall(name: &str) -> Option<u64> {
+    spec().iter().find_map(|s| {
+        let rest = s.strip_prefix("stall:")?;
+        match rest.rsplit_once('@') {
+            Some((point, secs)) if point == name => secs.parse().ok(),
+            None if rest == name => Some(60),
+            _ => None,
+        }
+    })
 }
 
 /// Returns the injected error for `table.task` on this attempt, if any.

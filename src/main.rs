@@ -1,5 +1,7 @@
 //! The `dag` binary: parse arguments, set up logging, run a command, exit 0 (all succeeded),
-//! 1 (some task failed) or 2 (usage or configuration error).
+//! 1 (some task failed), 2 (usage or configuration error), or 130 / 143 (stopped by SIGINT /
+//! SIGTERM: running tasks got `limits.stop_grace` to finish, the rest are pending and the next
+//! `dag run` resumes the run).
 
 use std::process::ExitCode;
 
@@ -47,5 +49,9 @@ fn main() -> ExitCode {
             return ExitCode::from(dag::app::EXIT_FAILED);
         }
     };
-    rt.block_on(dag::app::main(cli))
+    let code = rt.block_on(dag::app::main(cli));
+    // After a stop, a task aborted while stuck in blocking code may still hold a thread; the
+    // state no longer depends on it, so the process must not wait for it.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }

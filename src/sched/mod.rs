@@ -6,6 +6,11 @@
 //! returned, and runners persist success before returning, so outputs are always durable before
 //! anything that needs them starts. A failed task skips everything downstream of it while every
 //! other branch runs on.
+//!
+//! A stop (SIGINT/SIGTERM through [`Shutdown`]) ends admission at once: nothing more starts, not
+//! even a retry that is waiting for its backoff. Running tasks get the grace period to finish (a
+//! task that does is a success like any other); those still running then are aborted and handed
+//! to [`Runner::interrupted`], so the state names exactly the work the next run has to do.
 
 pub mod memory;
 
@@ -19,6 +24,7 @@ use tokio::task::JoinSet;
 pub use memory::{MemoryPool, Reservation};
 
 use crate::error::{Error, ErrorKind};
+use crate::shutdown::Shutdown;
 
 /// Which concurrency cap a task counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +68,9 @@ pub trait Runner: Send + Sync + 'static {
     fn failed(&self, idx: usize, err: &Error, attempt: u32, retry_in: Option<Duration>);
     /// Records that `idx` will not run because `cause` failed.
     fn skipped(&self, idx: usize, cause: usize);
+    /// Records that `idx` was aborted by a stop before it finished (`why` says which stop and
+    /// that the grace period ran out); the next run must do it again.
+    fn interrupted(&self, idx: usize, why: &str);
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +81,8 @@ pub struct Limits {
     pub retries: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// How long running tasks may take to finish after a stop before they are aborted.
+    pub stop_grace: Duration,
 }
 
 impl Default for Limits {
@@ -82,6 +93,7 @@ impl Default for Limits {
             retries: 3,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(30),
         }
     }
 }
@@ -103,6 +115,10 @@ pub enum Outcome {
     Skipped,
     /// Already done before this session.
     Reused,
+    /// Aborted by a stop after the grace period; still to do.
+    Interrupted,
+    /// Never started because of a stop; still to do.
+    NotStarted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,10 +130,23 @@ enum St {
     Done(Outcome),
 }
 
+/// How a stop ended a session early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// What asked for the stop (e.g. `SIGTERM`).
+    pub reason: String,
+    /// Tasks aborted when the grace period ran out.
+    pub interrupted: usize,
+    /// Tasks that never started: ready, waiting for predecessors, or waiting to be retried.
+    pub not_started: usize,
+}
+
 pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// Highest memory reserved at once.
     pub peak_reserved: u64,
+    /// Set when a stop ended the session before every task reached an outcome.
+    pub stopped: Option<Stopped>,
 }
 
 impl Report {
@@ -128,140 +157,214 @@ impl Report {
     }
 }
 
-/// Runs every task to an outcome.
+/// How long aborted tasks get to unwind before the session ends without them: a task stuck in
+/// blocking code cannot be cancelled until it returns, and a stop must stay prompt.
+const ABORT_WAIT: Duration = Duration::from_secs(3);
+
+/// The executor's bookkeeping, shared by the main loop and the drain after a stop.
+struct Exec<'a> {
+    tasks: &'a [TaskSpec],
+    runner: &'a dyn Runner,
+    limits: &'a Limits,
+    st: Vec<St>,
+    attempts: Vec<u32>,
+    granted: Vec<usize>,
+    delayed: VecDeque<(Instant, usize)>,
+    src_busy: usize,
+    load_busy: usize,
+}
+
+impl Exec<'_> {
+    /// Frees the slots of task `i`, which returned `result`, and records its outcome.
+    fn settle(&mut self, i: usize, result: Result<(), Error>) {
+        match self.tasks[i].class {
+            Class::Source => self.src_busy -= self.granted[i],
+            Class::Load => self.load_busy -= self.granted[i],
+            Class::Other => {}
+        }
+        match result {
+            Ok(()) => self.st[i] = St::Done(Outcome::Succeeded),
+            Err(e) => {
+                if e.retryable && self.attempts[i] <= self.limits.retries {
+                    let wait = backoff(self.limits, self.attempts[i]);
+                    self.runner.failed(i, &e, self.attempts[i], Some(wait));
+                    self.st[i] = St::Delayed;
+                    let at = Instant::now() + wait;
+                    let pos = self.delayed.partition_point(|&(t, _)| t <= at);
+                    self.delayed.insert(pos, (at, i));
+                } else {
+                    self.runner.failed(i, &e, self.attempts[i], None);
+                    self.st[i] = St::Done(Outcome::Failed);
+                }
+            }
+        }
+    }
+
+    fn panicked(&self, i: usize, e: &tokio::task::JoinError) -> Error {
+        Error::new(
+            ErrorKind::Internal,
+            format!("task {} panicked: {e}", self.tasks[i].name),
+        )
+    }
+}
+
+/// `30s`, or `0.250s` below a whole second (tests use short grace periods).
+fn secs(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// Runs every task to an outcome, or until `shutdown` stops the session (see the module docs).
 pub async fn execute(
     tasks: Vec<TaskSpec>,
     runner: Arc<dyn Runner>,
     pool: Arc<MemoryPool>,
     limits: Limits,
+    shutdown: &Shutdown,
 ) -> Report {
     let n = tasks.len();
-    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, t) in tasks.iter().enumerate() {
-        for &d in &t.deps {
-            succ[d].push(i);
-        }
-    }
-    let mut st: Vec<St> = tasks
-        .iter()
-        .map(|t| {
-            if t.done {
-                St::Done(Outcome::Reused)
-            } else {
-                St::Waiting
-            }
-        })
-        .collect();
-    let mut attempts = vec![0u32; n];
-    let mut granted = vec![0usize; n];
-    let mut delayed: VecDeque<(Instant, usize)> = VecDeque::new();
+    let mut ex = Exec {
+        tasks: &tasks,
+        runner: runner.as_ref(),
+        limits: &limits,
+        st: tasks
+            .iter()
+            .map(|t| {
+                if t.done {
+                    St::Done(Outcome::Reused)
+                } else {
+                    St::Waiting
+                }
+            })
+            .collect(),
+        attempts: vec![0u32; n],
+        granted: vec![0usize; n],
+        delayed: VecDeque::new(),
+        src_busy: 0,
+        load_busy: 0,
+    };
     let mut running: JoinSet<(usize, Result<(), Error>)> = JoinSet::new();
     let mut running_ids = std::collections::HashMap::new();
-    let (mut src_busy, mut load_busy) = (0usize, 0usize);
+    // When the grace period ends, once a stop was seen.
+    let mut grace_end: Option<Instant> = None;
+    let mut aborted = false;
 
     loop {
+        if grace_end.is_none() && shutdown.is_triggered() {
+            grace_end = Some(Instant::now() + limits.stop_grace);
+        }
+        let stopping = grace_end.is_some();
         // Promote waiting tasks whose dependencies all succeeded; skip those behind a failure.
-        for i in 0..n {
-            if st[i] != St::Waiting {
+        for (i, t) in tasks.iter().enumerate() {
+            if ex.st[i] != St::Waiting {
                 continue;
             }
-            if let Some(&bad) = tasks[i].deps.iter().find(|&&d| {
+            if let Some(&bad) = t.deps.iter().find(|&&d| {
                 matches!(
-                    st[d],
+                    ex.st[d],
                     St::Done(Outcome::Failed) | St::Done(Outcome::Skipped)
                 )
             }) {
-                st[i] = St::Done(Outcome::Skipped);
+                ex.st[i] = St::Done(Outcome::Skipped);
                 runner.skipped(i, bad);
                 continue;
             }
-            if tasks[i]
-                .deps
+            if t.deps
                 .iter()
-                .all(|&d| matches!(st[d], St::Done(Outcome::Succeeded | Outcome::Reused)))
+                .all(|&d| matches!(ex.st[d], St::Done(Outcome::Succeeded | Outcome::Reused)))
             {
-                st[i] = St::Ready;
+                ex.st[i] = St::Ready;
             }
         }
         // Skipping can make more tasks skippable: repeat until stable.
         if (0..n).any(|i| {
-            st[i] == St::Waiting
+            ex.st[i] == St::Waiting
                 && tasks[i].deps.iter().any(|&d| {
                     matches!(
-                        st[d],
+                        ex.st[d],
                         St::Done(Outcome::Failed) | St::Done(Outcome::Skipped)
                     )
                 })
         }) {
             continue;
         }
-        let now = Instant::now();
-        while let Some(&(at, i)) = delayed.front() {
-            if at > now {
-                break;
-            }
-            delayed.pop_front();
-            st[i] = St::Ready;
-        }
 
-        // Start what fits, in plan order.
-        for i in 0..n {
-            if st[i] != St::Ready {
-                continue;
-            }
-            let t = &tasks[i];
-            let slots = match t.class {
-                Class::Source => t.slots.clamp(1, limits.source_slots.max(1)),
-                Class::Load => t.slots.clamp(1, limits.load_slots.max(1)),
-                Class::Other => t.slots.max(1),
-            };
-            let slot_free = match t.class {
-                Class::Source => src_busy + slots <= limits.source_slots,
-                Class::Load => load_busy + slots <= limits.load_slots,
-                Class::Other => true,
-            };
-            if !slot_free {
-                continue;
-            }
-            let (reservation, scale) = if t.mem > pool.budget() {
-                // Too big for the budget: run alone, with buffers scaled down to fit.
-                match pool.try_reserve_all() {
-                    Some(r) => (r, pool.budget() as f64 / t.mem as f64),
-                    None => continue,
+        if !stopping {
+            let now = Instant::now();
+            while let Some(&(at, i)) = ex.delayed.front() {
+                if at > now {
+                    break;
                 }
-            } else {
-                match pool.try_reserve(t.mem) {
-                    Some(r) => (r, 1.0),
-                    None => continue,
-                }
-            };
-            attempts[i] += 1;
-            match t.class {
-                Class::Source => src_busy += slots,
-                Class::Load => load_busy += slots,
-                Class::Other => {}
+                ex.delayed.pop_front();
+                ex.st[i] = St::Ready;
             }
-            granted[i] = slots;
-            st[i] = St::Running;
-            let fut = runner.run(
-                i,
-                Grant {
-                    reservation,
-                    scale,
-                    attempt: attempts[i],
-                    slots,
-                },
-            );
-            let h = running.spawn(async move { (i, fut.await) });
-            running_ids.insert(h.id(), i);
+            // Start what fits, in plan order.
+            for (i, t) in tasks.iter().enumerate() {
+                if ex.st[i] != St::Ready {
+                    continue;
+                }
+                let slots = match t.class {
+                    Class::Source => t.slots.clamp(1, limits.source_slots.max(1)),
+                    Class::Load => t.slots.clamp(1, limits.load_slots.max(1)),
+                    Class::Other => t.slots.max(1),
+                };
+                let slot_free = match t.class {
+                    Class::Source => ex.src_busy + slots <= limits.source_slots,
+                    Class::Load => ex.load_busy + slots <= limits.load_slots,
+                    Class::Other => true,
+                };
+                if !slot_free {
+                    continue;
+                }
+                let (reservation, scale) = if t.mem > pool.budget() {
+                    // Too big for the budget: run alone, with buffers scaled down to fit.
+                    match pool.try_reserve_all() {
+                        Some(r) => (r, pool.budget() as f64 / t.mem as f64),
+                        None => continue,
+                    }
+                } else {
+                    match pool.try_reserve(t.mem) {
+                        Some(r) => (r, 1.0),
+                        None => continue,
+                    }
+                };
+                ex.attempts[i] += 1;
+                match t.class {
+                    Class::Source => ex.src_busy += slots,
+                    Class::Load => ex.load_busy += slots,
+                    Class::Other => {}
+                }
+                ex.granted[i] = slots;
+                ex.st[i] = St::Running;
+                let fut = runner.run(
+                    i,
+                    Grant {
+                        reservation,
+                        scale,
+                        attempt: ex.attempts[i],
+                        slots,
+                    },
+                );
+                let h = running.spawn(async move { (i, fut.await) });
+                running_ids.insert(h.id(), i);
+            }
         }
 
         if running.is_empty() {
-            if let Some(&(at, _)) = delayed.front() {
-                tokio::time::sleep_until(at.into()).await;
+            if stopping {
+                break;
+            }
+            if let Some(&(at, _)) = ex.delayed.front() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    _ = shutdown.wait() => {}
+                }
                 continue;
             }
-            if st.contains(&St::Ready) {
+            if ex.st.contains(&St::Ready) {
                 // Nothing runs yet something is ready: only possible if it can never fit, which
                 // try_reserve_all rules out; guard against a spin anyway.
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -270,59 +373,90 @@ pub async fn execute(
             break;
         }
 
-        let joined = match delayed.front() {
-            Some(&(at, _)) => tokio::select! {
+        let joined = match grace_end {
+            Some(end) => tokio::select! {
                 j = running.join_next_with_id() => j,
-                _ = tokio::time::sleep_until(at.into()) => continue,
+                _ = tokio::time::sleep_until(end.into()) => {
+                    aborted = true;
+                    break;
+                }
             },
-            None => running.join_next_with_id().await,
-        };
-        let Some(joined) = joined else { continue };
-        let (i, result) = match joined {
-            Ok((_, (i, r))) => (i, r),
-            Err(e) => {
-                let i = running_ids[&e.id()];
-                (
-                    i,
-                    Err(Error::new(
-                        ErrorKind::Internal,
-                        format!("task {} panicked: {e}", tasks[i].name),
-                    )),
-                )
+            None => {
+                let retry_at = ex.delayed.front().map(|&(at, _)| at);
+                tokio::select! {
+                    j = running.join_next_with_id() => j,
+                    _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now).into()),
+                        if retry_at.is_some() => continue,
+                    _ = shutdown.wait() => continue,
+                }
             }
         };
-        match tasks[i].class {
-            Class::Source => src_busy -= granted[i],
-            Class::Load => load_busy -= granted[i],
-            Class::Other => {}
-        }
-        match result {
-            Ok(()) => st[i] = St::Done(Outcome::Succeeded),
+        let Some(joined) = joined else { continue };
+        match joined {
+            Ok((_, (i, r))) => ex.settle(i, r),
             Err(e) => {
-                if e.retryable && attempts[i] <= limits.retries {
-                    let wait = backoff(&limits, attempts[i]);
-                    runner.failed(i, &e, attempts[i], Some(wait));
-                    st[i] = St::Delayed;
-                    let at = Instant::now() + wait;
-                    let pos = delayed.partition_point(|&(t, _)| t <= at);
-                    delayed.insert(pos, (at, i));
-                } else {
-                    runner.failed(i, &e, attempts[i], None);
-                    st[i] = St::Done(Outcome::Failed);
-                }
+                let i = running_ids[&e.id()];
+                let err = ex.panicked(i, &e);
+                ex.settle(i, Err(err));
             }
         }
     }
 
+    let reason = shutdown
+        .reason()
+        .unwrap_or_else(|| "a stop request".to_string());
+    if aborted {
+        // The grace period is over: cancel what still runs. A task that completes while being
+        // aborted keeps its real outcome (its success is already recorded); the others are
+        // reported interrupted.
+        running.abort_all();
+        let until = tokio::time::Instant::from_std(Instant::now() + ABORT_WAIT);
+        while let Ok(Some(joined)) =
+            tokio::time::timeout_at(until, running.join_next_with_id()).await
+        {
+            match joined {
+                Ok((_, (i, r))) => ex.settle(i, r),
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => {
+                    let i = running_ids[&e.id()];
+                    let err = ex.panicked(i, &e);
+                    ex.settle(i, Err(err));
+                }
+            }
+        }
+        let why = format!(
+            "interrupted by {reason} (did not finish within the {} grace period)",
+            secs(limits.stop_grace)
+        );
+        for i in 0..n {
+            if ex.st[i] == St::Running {
+                ex.st[i] = St::Done(Outcome::Interrupted);
+                runner.interrupted(i, &why);
+            }
+        }
+    }
+
+    let outcomes: Vec<Outcome> = ex
+        .st
+        .iter()
+        .map(|s| match s {
+            St::Done(o) => *o,
+            _ if grace_end.is_some() => Outcome::NotStarted,
+            _ => Outcome::Skipped,
+        })
+        .collect();
+    let count = |o: Outcome| outcomes.iter().filter(|&&x| x == o).count();
+    let (interrupted, not_started) = (count(Outcome::Interrupted), count(Outcome::NotStarted));
+    // A stop that came when nothing was left to start changes nothing: the session finished.
+    let stopped = (grace_end.is_some() && interrupted + not_started > 0).then_some(Stopped {
+        reason,
+        interrupted,
+        not_started,
+    });
     Report {
-        outcomes: st
-            .into_iter()
-            .map(|s| match s {
-                St::Done(o) => o,
-                _ => Outcome::Skipped,
-            })
-            .collect(),
+        outcomes,
         peak_reserved: pool.peak(),
+        stopped,
     }
 }
 

@@ -18,6 +18,13 @@ struct Probe {
     fail_always: Vec<usize>,
     fail_once_retryable: Vec<usize>,
     calls: AtomicU32,
+    /// Tasks that take this long instead of a few milliseconds.
+    slow: Vec<(usize, Duration)>,
+    /// Triggered (as SIGTERM) when the given task starts.
+    stop_at_start: Option<(usize, Shutdown)>,
+    /// Triggered (as SIGTERM) when a failure is recorded for a retry.
+    stop_at_retry: Option<Shutdown>,
+    interrupted: Mutex<Vec<(usize, String)>>,
 }
 
 struct R(Arc<Probe>);
@@ -36,7 +43,18 @@ impl Runner for R {
                     .push((idx, r.clone(), used, grant.scale));
                 r.push(idx);
             }
-            tokio::time::sleep(Duration::from_millis(5 + (idx as u64 % 4) * 3)).await;
+            if let Some((at, stop)) = &p.stop_at_start
+                && *at == idx
+            {
+                stop.trigger("SIGTERM");
+            }
+            let pause = p
+                .slow
+                .iter()
+                .find(|s| s.0 == idx)
+                .map(|s| s.1)
+                .unwrap_or(Duration::from_millis(5 + (idx as u64 % 4) * 3));
+            tokio::time::sleep(pause).await;
             p.running.lock().unwrap().retain(|&x| x != idx);
             if p.fail_always.contains(&idx) {
                 return Err(Error::data(format!("task {idx} bad data")));
@@ -54,9 +72,19 @@ impl Runner for R {
             .lock()
             .unwrap()
             .push((idx, attempt, retry_in.is_some()));
+        if let (Some(stop), Some(_)) = (&self.0.stop_at_retry, retry_in) {
+            stop.trigger("SIGTERM");
+        }
     }
     fn skipped(&self, idx: usize, cause: usize) {
         self.0.skipped.lock().unwrap().push((idx, cause));
+    }
+    fn interrupted(&self, idx: usize, why: &str) {
+        self.0
+            .interrupted
+            .lock()
+            .unwrap()
+            .push((idx, why.to_string()));
     }
 }
 
@@ -67,6 +95,7 @@ fn fast_limits() -> Limits {
         retries: 2,
         backoff_base: Duration::from_millis(2),
         backoff_max: Duration::from_millis(10),
+        stop_grace: Duration::from_secs(30),
     }
 }
 
@@ -104,6 +133,7 @@ async fn concurrent_reservations_never_exceed_the_budget() {
         Arc::new(R(Arc::clone(&probe))),
         Arc::clone(&pool),
         fast_limits(),
+        &Shutdown::new(),
     )
     .await;
     assert!(report.all_ok());
@@ -131,7 +161,14 @@ async fn an_oversized_task_runs_alone_with_a_smaller_scale() {
     let pool = MemoryPool::new(100);
     // Task 4 (table 1's extract) needs 250, more than the whole budget.
     let tasks = chains(4, |i| if i == 4 { 250 } else { 20 });
-    let report = execute(tasks, Arc::new(R(Arc::clone(&probe))), pool, fast_limits()).await;
+    let report = execute(
+        tasks,
+        Arc::new(R(Arc::clone(&probe))),
+        pool,
+        fast_limits(),
+        &Shutdown::new(),
+    )
+    .await;
     assert!(report.all_ok());
     let starts = probe.starts.lock().unwrap();
     let (_, others, used, scale) = starts.iter().find(|s| s.0 == 4).unwrap();
@@ -160,7 +197,14 @@ async fn a_failed_task_skips_its_downstream_while_other_tables_finish() {
         }
         t
     }));
-    let report = execute(tasks, Arc::new(R(Arc::clone(&probe))), pool, fast_limits()).await;
+    let report = execute(
+        tasks,
+        Arc::new(R(Arc::clone(&probe))),
+        pool,
+        fast_limits(),
+        &Shutdown::new(),
+    )
+    .await;
     assert!(!report.all_ok());
     use Outcome::*;
     assert_eq!(&report.outcomes[0..4], &[Succeeded; 4]);
@@ -191,11 +235,197 @@ async fn finished_tasks_are_not_run_again() {
         Arc::new(R(Arc::clone(&probe))),
         MemoryPool::new(10),
         fast_limits(),
+        &Shutdown::new(),
     )
     .await;
     assert!(report.all_ok());
     assert_eq!(probe.calls.load(Ordering::SeqCst), 6);
     assert_eq!(report.outcomes[0], Outcome::Reused);
+}
+
+/// Runs `tables` chains under `limits` with the probe; returns the report and how long it took.
+async fn run_stoppable(
+    probe: &Arc<Probe>,
+    tables: usize,
+    limits: Limits,
+    shutdown: &Shutdown,
+) -> (Report, Duration) {
+    let started = Instant::now();
+    let report = execute(
+        chains(tables, |_| 1),
+        Arc::new(R(Arc::clone(probe))),
+        MemoryPool::new(100),
+        limits,
+        shutdown,
+    )
+    .await;
+    (report, started.elapsed())
+}
+
+fn started(probe: &Probe) -> Vec<usize> {
+    let mut v: Vec<usize> = probe.starts.lock().unwrap().iter().map(|s| s.0).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_stop_lets_running_tasks_finish_and_starts_nothing_more() {
+    let stop = Shutdown::new();
+    // The three extracts start together (3 source slots); the stop comes as the first runs.
+    let probe = Arc::new(Probe {
+        stop_at_start: Some((0, stop.clone())),
+        slow: vec![(8, Duration::from_millis(150))],
+        ..Default::default()
+    });
+    let (report, took) = run_stoppable(&probe, 3, fast_limits(), &stop).await;
+    assert_eq!(started(&probe), vec![0, 4, 8]);
+    use Outcome::*;
+    for (i, o) in report.outcomes.iter().enumerate() {
+        let want = if i % 4 == 0 { Succeeded } else { NotStarted };
+        assert_eq!(*o, want, "task {i}");
+    }
+    assert_eq!(
+        report.stopped,
+        Some(Stopped {
+            reason: "SIGTERM".into(),
+            interrupted: 0,
+            not_started: 9
+        })
+    );
+    assert!(probe.interrupted.lock().unwrap().is_empty());
+    assert!(!report.all_ok());
+    // Finished tasks end the session: it does not sit out the 30 s grace period.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[tokio::test]
+async fn tasks_outlasting_the_grace_period_are_interrupted_and_reported() {
+    let stop = Shutdown::new();
+    // Task 0 finishes inside the grace period, 4 and 8 would take a minute.
+    let probe = Arc::new(Probe {
+        stop_at_start: Some((0, stop.clone())),
+        slow: vec![
+            (0, Duration::from_millis(20)),
+            (4, Duration::from_secs(60)),
+            (8, Duration::from_secs(60)),
+        ],
+        ..Default::default()
+    });
+    let limits = Limits {
+        stop_grace: Duration::from_millis(400),
+        ..fast_limits()
+    };
+    let (report, took) = run_stoppable(&probe, 3, limits, &stop).await;
+    use Outcome::*;
+    assert_eq!(report.outcomes[0], Succeeded);
+    assert_eq!(report.outcomes[4], Interrupted);
+    assert_eq!(report.outcomes[8], Interrupted);
+    assert_eq!(
+        report.outcomes[1], NotStarted,
+        "no successor starts after the stop"
+    );
+    assert_eq!(
+        report.stopped,
+        Some(Stopped {
+            reason: "SIGTERM".into(),
+            interrupted: 2,
+            not_started: 9
+        })
+    );
+    let mut interrupted = probe.interrupted.lock().unwrap().clone();
+    interrupted.sort();
+    assert_eq!(interrupted.len(), 2, "{interrupted:?}");
+    assert_eq!(interrupted[0].0, 4);
+    assert_eq!(interrupted[1].0, 8);
+    assert_eq!(
+        interrupted[0].1,
+        "interrupted by SIGTERM (did not finish within the 0.400s grace period)"
+    );
+    assert!(
+        took >= Duration::from_millis(400),
+        "grace not given: {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(started(&probe), vec![0, 4, 8]);
+}
+
+#[tokio::test]
+async fn a_zero_grace_period_interrupts_at_once() {
+    let stop = Shutdown::new();
+    let probe = Arc::new(Probe {
+        stop_at_start: Some((4, stop.clone())),
+        slow: vec![
+            (0, Duration::from_secs(60)),
+            (4, Duration::from_secs(60)),
+            (8, Duration::from_secs(60)),
+        ],
+        ..Default::default()
+    });
+    let limits = Limits {
+        stop_grace: Duration::ZERO,
+        ..fast_limits()
+    };
+    let (report, took) = run_stoppable(&probe, 3, limits, &stop).await;
+    let stopped = report.stopped.expect("stopped");
+    assert_eq!((stopped.interrupted, stopped.not_started), (3, 9));
+    assert!(
+        probe.interrupted.lock().unwrap()[0]
+            .1
+            .contains("within the 0s grace period")
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_retry_waiting_for_its_backoff_is_not_started_after_a_stop() {
+    let stop = Shutdown::new();
+    let probe = Arc::new(Probe {
+        fail_once_retryable: vec![0],
+        stop_at_retry: Some(stop.clone()),
+        ..Default::default()
+    });
+    let limits = Limits {
+        backoff_base: Duration::from_secs(60),
+        backoff_max: Duration::from_secs(60),
+        ..fast_limits()
+    };
+    let (report, took) = run_stoppable(&probe, 1, limits, &stop).await;
+    assert_eq!(probe.calls.load(Ordering::SeqCst), 1, "the retry started");
+    assert_eq!(report.outcomes, vec![Outcome::NotStarted; 4]);
+    assert_eq!(report.stopped.map(|s| s.not_started), Some(4));
+    assert!(
+        took < Duration::from_secs(10),
+        "waited for the backoff: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stop_before_the_executor_starts_runs_nothing() {
+    let stop = Shutdown::new();
+    stop.trigger("SIGINT");
+    let probe = Arc::new(Probe::default());
+    let (report, _) = run_stoppable(&probe, 2, fast_limits(), &stop).await;
+    assert_eq!(probe.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        report.stopped,
+        Some(Stopped {
+            reason: "SIGINT".into(),
+            interrupted: 0,
+            not_started: 8
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_stop_during_the_last_task_that_then_finishes_is_a_normal_end() {
+    let stop = Shutdown::new();
+    let probe = Arc::new(Probe {
+        stop_at_start: Some((3, stop.clone())),
+        ..Default::default()
+    });
+    let (report, _) = run_stoppable(&probe, 1, fast_limits(), &stop).await;
+    assert!(report.all_ok());
+    assert_eq!(report.stopped, None);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! Each stage is one file with one entry point taking the shared [`Ctx`]. They share a life
 //! cycle, kept here: mark the task running (durably), do the work, record outputs and success
 //! (durably) before returning, so the scheduler starts successors only after that. The [`Runner`]
-//! impl maps scheduler callbacks (failure, retry, skip) onto task records.
+//! impl maps scheduler callbacks (failure, retry, skip, interruption by a stop) onto task records.
 
 mod extract;
 pub mod incremental;
@@ -262,6 +262,20 @@ impl Runner for TaskRunner {
         self.update(idx, |r| {
             r.status = TaskStatus::Skipped;
             r.last_error = Some(msg);
+        });
+    }
+
+    fn interrupted(&self, idx: usize, why: &str) {
+        let (table, stage) = &self.nodes[idx];
+        self.ctx.progress.line(&format!("{table}.{stage}: {why}"));
+        self.update(idx, |r| {
+            // A task aborted right after recording its success did finish: keep that, so the
+            // next run does not redo it.
+            if r.status != TaskStatus::Succeeded {
+                r.status = TaskStatus::Pending;
+                r.ended_at = Some(now());
+                r.last_error = Some(why.to_string());
+            }
         });
     }
 }

@@ -35,7 +35,7 @@ fn killed_then_resumed(point: &str) -> (Env, std::path::PathBuf) {
     (env, src)
 }
 
-fn assert_exact(env: &Env, src: &std::path::Path) {
+pub(crate) fn assert_exact(env: &Env, src: &std::path::Path) {
     let target = env.state().join("target.db");
     for (table, key) in [
         ("AGENTSVES", "AGENT_ID"),

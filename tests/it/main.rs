@@ -7,6 +7,7 @@
 mod cli;
 mod crash;
 mod demo;
+mod graceful;
 mod lakehouse;
 mod mssql;
 mod mssql_live;
