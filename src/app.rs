@@ -143,8 +143,43 @@ pub async fn run_scheduled(
     resume_failed: bool,
     shutdown: &crate::shutdown::Shutdown,
 ) -> Result<u8> {
-    let _ = resume_failed;
+    if resume_failed {
+        let wf = load_workflow(cli, workflow)?;
+        let reopened = {
+            let _lock = WorkflowLock::acquire(&cli.state, &wf.name)?;
+            let store = Store::open(&cli.state, &wf.name)?;
+            reopen_failed(&store, &wf)?
+        };
+        if let Some(id) = reopened {
+            println!(
+                "{}: the last run {id} failed; resuming its unfinished tasks (on_failure = \"resume\")",
+                wf.name
+            );
+        }
+    }
     cmd_run(cli, workflow, &[], Start::Full, None, false, shutdown).await
+}
+
+/// Makes the workflow's last run, if it failed and the workflow file is unchanged since, a run
+/// to resume: its failed and skipped tasks go back to pending and the run to running, so the
+/// next `dag run` picks them up where they stopped, keeping what succeeded. Returns its id.
+fn reopen_failed(store: &Store, wf: &Workflow) -> Result<Option<String>> {
+    let Some(mut run) = store.latest_run()? else {
+        return Ok(None);
+    };
+    if run.status != RunStatus::Failed || run.config_hash != wf.raw_hash {
+        return Ok(None);
+    }
+    for mut t in store.tasks(&run.id)? {
+        if matches!(t.status, TaskStatus::Failed | TaskStatus::Skipped) {
+            t.status = TaskStatus::Pending;
+            store.put_task(&t)?;
+        }
+    }
+    run.status = RunStatus::Running;
+    run.ended_at = None;
+    store.put_run(&run)?;
+    Ok(Some(run.id))
 }
 
 /// Reads and validates a workflow; `${DAG_STATE_DIR}` expands to the state directory.
@@ -957,6 +992,39 @@ fn read_state(
     })
 }
 
+/// The incremental tables' watermarks of a workflow (from its mirror while a run holds it).
+fn read_watermarks(state: &Path, wf: &str) -> Vec<crate::store::Watermark> {
+    if WorkflowLock::held_by_other(state, wf).is_some() {
+        return Store::read_mirror(state, wf)
+            .map(|m| m.watermarks)
+            .unwrap_or_default();
+    }
+    Store::open(state, wf)
+        .and_then(|s| s.watermarks())
+        .unwrap_or_default()
+}
+
+fn print_watermarks(wms: &[crate::store::Watermark]) {
+    if wms.is_empty() {
+        return;
+    }
+    println!(
+        "{:<18} {:<16} {:<28} {:<22} {:<25}",
+        "INCREMENTAL", "CURSOR", "WATERMARK", "BY RUN", "LAST FULL REFRESH"
+    );
+    for w in wms {
+        println!(
+            "{:<18} {:<16} {:<28} {:<22} {:<25}",
+            w.table,
+            w.cursor,
+            w.value
+                .map_or_else(|| "none".to_string(), |v| v.to_string()),
+            w.run_id,
+            w.full_refresh_at
+        );
+    }
+}
+
 fn mib(b: u64) -> String {
     bytesize::ByteSize(b).display().iec().to_string()
 }
@@ -1119,7 +1187,10 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
     if json {
         let v: Vec<serde_json::Value> = out
             .iter()
-            .map(|(r, t, active)| serde_json::json!({ "run": r, "tasks": t, "active": active }))
+            .map(|(r, t, active)| {
+                let wm = read_watermarks(&cli.state, &r.workflow);
+                serde_json::json!({ "run": r, "tasks": t, "active": active, "watermarks": wm })
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).map_err(Error::from)?);
     } else if out.is_empty() {
@@ -1130,6 +1201,7 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
                 println!();
             }
             print_run(r, t, *active);
+            print_watermarks(&read_watermarks(&cli.state, &r.workflow));
         }
     }
     let failed = out.iter().any(|(r, _, _)| r.status == RunStatus::Failed);
