@@ -2,12 +2,15 @@
 //!
 //! The scheduler only ever asks "what time is it" and "wake me at t", so a simulated clock can
 //! replace the real one and a whole night passes in milliseconds. A simulated clock jumps
-//! straight to the time asked for, with one exception that keeps simulations honest: while a
-//! [`ClockHold`] exists (a real run started under simulation holds one), it waits, so work that
-//! takes real time takes no simulated time and is over before the next fire time comes.
+//! straight to the time asked for, with two exceptions that keep simulations honest:
+//! - it stops on the way at every time someone waits for with [`SimClock::until`] (a fake run
+//!   that lasts until 02:30 ends at 02:30, not at the next fire time), one stop at a time;
+//! - while a [`ClockHold`] exists (a real run started under simulation holds one), it does not
+//!   move, so work that takes real time takes no simulated time.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -49,6 +52,8 @@ impl Clock for SystemClock {
 pub struct SimClock {
     now: Arc<watch::Sender<DateTime<Utc>>>,
     holds: Arc<watch::Sender<usize>>,
+    /// Times waited for with `until`, with how many wait for each.
+    stops: Arc<Mutex<BTreeMap<DateTime<Utc>, usize>>>,
 }
 
 impl SimClock {
@@ -56,12 +61,17 @@ impl SimClock {
         SimClock {
             now: Arc::new(watch::Sender::new(start)),
             holds: Arc::new(watch::Sender::new(0)),
+            stops: Arc::default(),
         }
     }
 
     /// Waits, without moving the clock, until someone else moves it to `t` or later: how a
     /// fake run in a test lasts until a simulated time.
     pub async fn until(&self, t: DateTime<Utc>) {
+        if self.now() >= t {
+            return;
+        }
+        let _stop = Stop::new(self.stops.clone(), t);
         let mut rx = self.now.subscribe();
         // The sender lives as long as `self`, so the wait cannot fail.
         let _ = rx.wait_for(|now| *now >= t).await;
@@ -82,16 +92,57 @@ impl Clock for SimClock {
     }
 
     async fn sleep_until(&self, t: DateTime<Utc>) {
-        let mut holds = self.holds.subscribe();
-        let _ = holds.wait_for(|h| *h == 0).await;
-        self.now.send_if_modified(|now| {
-            if *now < t {
-                *now = t;
-                true
-            } else {
-                false
+        loop {
+            let mut holds = self.holds.subscribe();
+            let _ = holds.wait_for(|h| *h == 0).await;
+            let stop = {
+                let stops = self.stops.lock().unwrap_or_else(|p| p.into_inner());
+                stops.keys().next().copied()
+            };
+            let to = stop.map_or(t, |s| s.min(t));
+            self.now.send_if_modified(|now| {
+                if *now < to {
+                    *now = to;
+                    true
+                } else {
+                    false
+                }
+            });
+            if self.now() >= t {
+                return;
             }
-        });
+            // Whoever waited for this stop runs before the clock moves on.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// One registered wait of [`SimClock::until`], removed when the wait ends or is dropped.
+struct Stop {
+    stops: Arc<Mutex<BTreeMap<DateTime<Utc>, usize>>>,
+    at: DateTime<Utc>,
+}
+
+impl Stop {
+    fn new(stops: Arc<Mutex<BTreeMap<DateTime<Utc>, usize>>>, at: DateTime<Utc>) -> Stop {
+        *stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(at)
+            .or_default() += 1;
+        Stop { stops, at }
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let mut stops = self.stops.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = stops.get_mut(&self.at) {
+            *n -= 1;
+            if *n == 0 {
+                stops.remove(&self.at);
+            }
+        }
     }
 }
 

@@ -284,7 +284,12 @@ impl Scheduler {
             if finished && running.is_empty() {
                 break;
             }
-            let wake = if finished { None } else { next };
+            // Past the last fire time to handle, time still runs on to `until` for the runs
+            // in flight (a simulated clock only moves when asked to).
+            let wake = match until {
+                Some(u) if finished => (now < u).then_some(u),
+                _ => next,
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => {}
