@@ -120,6 +120,24 @@ pub async fn main(cli: Cli) -> ExitCode {
             println!("{}: OK", wf.path.display());
             EXIT_OK
         }),
+        Command::Schedule {
+            simulate_from,
+            simulate_until,
+        } => {
+            crate::schedule::command::cmd_schedule(
+                &cli,
+                simulate_from.as_deref(),
+                simulate_until.as_deref(),
+            )
+            .await
+        }
+        Command::Next {
+            workflow,
+            count,
+            after,
+        } => {
+            crate::schedule::command::cmd_next(&cli, workflow.as_deref(), *count, after.as_deref())
+        }
     };
     match res {
         Ok(code) => ExitCode::from(code),

@@ -92,6 +92,26 @@ pub enum Command {
     },
     /// Check a workflow file and report every problem.
     Validate { workflow: String },
+    /// Start each workflow of the directory that has a `schedule` when it is due (runs in the
+    /// foreground; reads changed workflow files again, and on SIGHUP).
+    Schedule {
+        /// Run on a simulated clock from this RFC 3339 time (testing).
+        #[arg(long, hide = true, requires = "simulate_until")]
+        simulate_from: Option<String>,
+        /// End the simulation at this RFC 3339 time, once the runs it started have ended.
+        #[arg(long, hide = true, requires = "simulate_from")]
+        simulate_until: Option<String>,
+    },
+    /// Upcoming scheduled runs of each workflow (or one), in its time zone and in UTC.
+    Next {
+        workflow: Option<String>,
+        /// How many fire times per workflow.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        /// List the fire times after this RFC 3339 time instead of now.
+        #[arg(long, hide = true)]
+        after: Option<String>,
+    },
 }
 
 /// Where a run may start instead of the source.

@@ -13,6 +13,7 @@ pub mod fingerprint;
 pub mod lake;
 pub mod progress;
 pub mod sched;
+pub mod schedule;
 pub mod shutdown;
 pub mod source;
 pub mod store;

@@ -14,6 +14,7 @@ mod mssql_live;
 mod mysql_target;
 mod partition;
 mod s3;
+mod schedule;
 mod starrocks_double;
 mod starrocks_target;
 mod support;
