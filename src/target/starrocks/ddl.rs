@@ -283,6 +283,17 @@ fn primary_plan(info: &TableInfo, opts: &DdlOptions, types: &[String]) -> Result
     Ok(KeyPlan { key, hash })
 }
 
+/// The model of a table created for `info`: PRIMARY KEY for a table of an incremental workflow
+/// table that has a key (its runs upsert by that key, which a DUPLICATE KEY table cannot),
+/// else the configured one.
+pub fn model_for(configured: TableModel, info: &TableInfo) -> TableModel {
+    if info.incremental.is_some() && !info.primary_key.is_empty() {
+        TableModel::Primary
+    } else {
+        configured
+    }
+}
+
 /// `CREATE TABLE IF NOT EXISTS` for `info` as `db`.`table`.
 ///
 /// Columns are named by [`names::column_names`], key columns first in key order and the others
