@@ -1575,6 +1575,27 @@ mod tests {
     }
 
     #[test]
+    fn upserts_update_the_non_key_columns() {
+        let mut t = TableInfo::new(
+            "t",
+            vec![
+                col("k", ColType::Int32, false),
+                col("v`w", ColType::String, true),
+            ],
+            None,
+            0,
+        );
+        assert_eq!(upsert_clause(&t), "", "keyless: plain inserts");
+        t.primary_key = vec!["K".into()];
+        assert_eq!(
+            upsert_clause(&t),
+            " ON DUPLICATE KEY UPDATE `v``w` = VALUES(`v``w`)"
+        );
+        t.primary_key = vec!["k".into(), "v`w".into()];
+        assert_eq!(upsert_clause(&t), " ON DUPLICATE KEY UPDATE `k` = `k`");
+    }
+
+    #[test]
     fn ddl_of_every_type() {
         let t = target("db");
         let info = every_type("T");

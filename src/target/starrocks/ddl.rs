@@ -733,6 +733,44 @@ mod tests {
     }
 
     #[test]
+    fn keyed_incremental_tables_are_created_primary_key() {
+        let mut keyed = mssql_table("t", &[("id", "int", false), ("v", "int", true)], &["id"]);
+        let keyless = mssql_table("u", &[("id", "int", false)], &[]);
+        assert_eq!(
+            model_for(TableModel::Duplicate, &keyed),
+            TableModel::Duplicate
+        );
+        let inc = Some(crate::types::Incremental {
+            cursor: "id".into(),
+            low: None,
+            high: None,
+            append: true,
+        });
+        keyed.incremental = inc.clone();
+        assert_eq!(
+            model_for(TableModel::Duplicate, &keyed),
+            TableModel::Primary
+        );
+        let sql = create_table(
+            "db",
+            "t",
+            &keyed,
+            &opts(model_for(TableModel::Duplicate, &keyed)),
+        )
+        .unwrap();
+        assert!(sql.contains("\nPRIMARY KEY(`id`)\n"), "{sql}");
+        // Without a key there is nothing to upsert by: appends into the configured model.
+        let keyless = TableInfo {
+            incremental: inc,
+            ..keyless
+        };
+        assert_eq!(
+            model_for(TableModel::Duplicate, &keyless),
+            TableModel::Duplicate
+        );
+    }
+
+    #[test]
     fn duplicate_key_without_primary_key_is_first_keyable_column_and_random() {
         let info = mssql_table(
             "t",
