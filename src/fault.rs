@@ -12,6 +12,8 @@
 //!   `after_load_request:<table>:<n>` (Stream Load request n done, its outcome not recorded),
 //!   `before_publish:<table>` (every row in the target's staging table, not swapped in),
 //!   `after_swap:<table>` (StarRocks staging table swapped in, old rows not dropped),
+//!   `after_upsert:<table>` (every row of an incremental run in the live target table, the
+//!   load not yet recorded),
 //!   `before_verify:<table>` (loaded, not verified);
 //! - `stall:<point>`: the task stops for a minute at `<point>` (to observe a run in progress);
 //!   `stall:<point>@<secs>` stops it for that many seconds instead.

@@ -11,6 +11,13 @@
 //! swaps back; the same comment lets the cleanup find staging tables of other runs even when
 //! their names had to be shortened.
 //!
+//! An incremental run that appends (`Incremental::append`) has no staging table: each unit goes
+//! straight into the live table as `INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c), ...` (an
+//! upsert by the primary key, which the table must have when the source has one; plain INSERT
+//! for a keyless table), again with its ledger row in the same transaction. The ledger is what
+//! makes a keyless append exactly-once; for a keyed table it also spares re-applying units.
+//! (`VALUES(c)` in that clause works on MariaDB and MySQL 8, where 8.0.20+ only warns.)
+//!
 //! Session settings are fixed on every pooled connection (`setup` runs after each reset): a
 //! strict `sql_mode` so the server refuses values instead of truncating them, UTC for any
 //! TIMESTAMP column of a table the user created, and utf8mb4 for the connection.
@@ -386,11 +393,162 @@ impl MysqlTarget {
         Ok(units.into_iter().collect())
     }
 
+    /// For an incremental run that appends: creates the live table if it is missing (from the
+    /// mapping when `create_tables`, with this run's comment), adds columns the source gained,
+    /// checks that a keyed table has the source's key as its primary key (an upsert needs it),
+    /// and returns the units of (run, table) already in the ledger. No staging table.
+    pub async fn prepare_append(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+        check_name(&info.name, "table")?;
+        check_run(run)?;
+        let mut c = self.conn().await?;
+        self.ensure_ledger(&mut c).await?;
+        let fail = self.at_table(&info.name);
+        if self.comment_of(&mut c, &info.name).await?.is_none() {
+            if !self.create_tables {
+                return Err(Error::config(format!(
+                    "{}: table {} does not exist and create_tables is false",
+                    self.describe_location(),
+                    info.name
+                )));
+            }
+            let ddl = self.create_table_sql(info, &info.name, &stage_comment(&info.name, run))?;
+            c.query_drop(ddl).await.map_err(&fail)?;
+        } else {
+            self.add_new_columns(&mut c, info, &info.name).await?;
+        }
+        if !info.primary_key.is_empty() {
+            let rows: Vec<(String, String)> = c
+                .exec(
+                    "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+                     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
+                     ORDER BY ORDINAL_POSITION",
+                    (&self.database, &info.name),
+                )
+                .await
+                .map_err(&fail)?;
+            let have: Vec<String> = rows
+                .into_iter()
+                .filter(|(t, _)| *t == info.name)
+                .map(|(_, col)| col)
+                .collect();
+            let mut a: Vec<String> = have.iter().map(|k| k.to_lowercase()).collect();
+            let mut b: Vec<String> = info.primary_key.iter().map(|k| k.to_lowercase()).collect();
+            a.sort();
+            b.sort();
+            if a != b {
+                let found = if have.is_empty() {
+                    "has no primary key".to_string()
+                } else {
+                    format!("has the primary key ({})", have.join(", "))
+                };
+                let why = if key_plan(info).is_none() {
+                    " (dag creates it without that key because a key column is nullable or \
+                     the key is longer than InnoDB's 3072-byte limit: make the key fit, or use \
+                     mode = \"full\" for this table)"
+                } else {
+                    ", or run a full refresh of the table, which creates it with the key"
+                };
+                return Err(Error::config(format!(
+                    "{}: table {} {found}, not the source's key ({}): an incremental run \
+                     upserts by that key; add it with ALTER TABLE {} ADD PRIMARY KEY ({}){why}",
+                    self.describe_location(),
+                    info.name,
+                    info.primary_key.join(", "),
+                    self.qualified(&info.name),
+                    info.primary_key
+                        .iter()
+                        .map(|k| quote(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let units: Vec<u32> = c
+            .exec(
+                format!(
+                    "SELECT unit FROM {} WHERE run_id = ? AND table_name = ?",
+                    self.qualified(LEDGER)
+                ),
+                (run, &info.name),
+            )
+            .await
+            .map_err(&fail)?;
+        Ok(units.into_iter().collect())
+    }
+
+    /// Ends an incremental run's load: what earlier runs left of this table (staging tables of
+    /// runs that never published, their ledger rows) goes, as a publish would drop it. Safe to
+    /// repeat; this run's ledger rows stay, so a repeated load applies nothing again.
+    pub async fn finish_append(&self, info: &TableInfo, run: &str) -> Result<()> {
+        check_name(&info.name, "table")?;
+        check_run(run)?;
+        let mut c = self.conn().await?;
+        self.forget_other_runs(&mut c, &info.name, run).await
+    }
+
+    /// Drops staging tables of `table` other than `run`'s, and the previous table a swap of
+    /// `run` set aside, and forgets the other runs' ledger rows for it.
+    async fn forget_other_runs(&self, c: &mut Conn, table: &str, run: &str) -> Result<()> {
+        let fail = self.at_table(table);
+        let old = old_name(table, run);
+        for (name, comment) in self.tables(c, None).await? {
+            if name != table
+                && (name == old || stage_of(&comment) == Some(table) || is_stage_name(&name, table))
+            {
+                c.query_drop(format!("DROP TABLE IF EXISTS {}", self.qualified(&name)))
+                    .await
+                    .map_err(&fail)?;
+            }
+        }
+        c.exec_drop(
+            format!(
+                "DELETE FROM {} WHERE table_name = ? AND run_id <> ?",
+                self.qualified(LEDGER)
+            ),
+            (table, run),
+        )
+        .await
+        .map_err(&fail)?;
+        Ok(())
+    }
+
     /// Loads one unit (one Parquet data file) into the staging table and records it in the
     /// ledger, in one transaction; returns the digest of the rows inserted. A unit already in
     /// the ledger is not loaded again: its recorded digest is returned.
     pub async fn load_unit(
         &self,
+        info: &TableInfo,
+        run: &str,
+        unit: u32,
+        file: &str,
+        io: &FileIO,
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        self.load_unit_to(Dest::Stage, info, run, unit, file, io, batch_rows)
+            .await
+    }
+
+    /// For an incremental run that appends: upserts one unit (one Parquet data file) into the
+    /// live table by its primary key (plain inserts for a keyless table) and records it in the
+    /// ledger, in one transaction; returns the digest of the rows written. A unit already in the
+    /// ledger is not applied again: its recorded digest is returned.
+    pub async fn load_unit_append(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        unit: u32,
+        file: &str,
+        io: &FileIO,
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        self.load_unit_to(Dest::Live, info, run, unit, file, io, batch_rows)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn load_unit_to(
+        &self,
+        dest: Dest,
         info: &TableInfo,
         run: &str,
         unit: u32,
@@ -416,7 +574,7 @@ impl MysqlTarget {
             .await
             .map_err(&fail)?;
         let result = self
-            .load_in(&mut tx, info, run, unit, file, io, batch_rows, cap)
+            .load_in(&mut tx, dest, info, run, unit, file, io, batch_rows, cap)
             .await;
         match result {
             Ok(d) => {
@@ -471,6 +629,7 @@ impl MysqlTarget {
     async fn load_in(
         &self,
         tx: &mut mysql_async::Transaction<'_>,
+        dest: Dest,
         info: &TableInfo,
         run: &str,
         unit: u32,
@@ -493,16 +652,17 @@ impl MysqlTarget {
             .map(|c| quote(&c.name))
             .collect::<Vec<_>>()
             .join(", ");
-        let head = format!(
-            "INSERT INTO {} ({columns}) VALUES ",
-            self.qualified(&stage_name(&info.name, run))
-        );
+        let (into, tail) = match dest {
+            Dest::Stage => (stage_name(&info.name, run), String::new()),
+            Dest::Live => (info.name.clone(), upsert_clause(info)),
+        };
+        let head = format!("INSERT INTO {} ({columns}) VALUES ", self.qualified(&into));
         let mut pieces = produce(
             file.to_string(),
             io.clone(),
             batch_rows,
             info.clone(),
-            head,
+            (head, tail),
             cap,
         );
         let mid_point = format!("mid_load:{}:{unit}", info.name);
@@ -597,25 +757,7 @@ impl MysqlTarget {
             tracing::info!(table, run, "staging table swapped in");
         }
         // Cleanup, safe to repeat.
-        for (name, comment) in self.tables(&mut c, None).await? {
-            if name != table
-                && (name == old || stage_of(&comment) == Some(table) || is_stage_name(&name, table))
-            {
-                c.query_drop(format!("DROP TABLE IF EXISTS {}", self.qualified(&name)))
-                    .await
-                    .map_err(&fail)?;
-            }
-        }
-        c.exec_drop(
-            format!(
-                "DELETE FROM {} WHERE table_name = ? AND run_id <> ?",
-                self.qualified(LEDGER)
-            ),
-            (table, run),
-        )
-        .await
-        .map_err(&fail)?;
-        Ok(())
+        self.forget_other_runs(&mut c, table, run).await
     }
 
     /// The published table's rows as Arrow batches typed like `info` (binary protocol, so floats
@@ -925,6 +1067,42 @@ fn key_plan(info: &TableInfo) -> Option<std::collections::HashMap<usize, u64>> {
     Some(lens)
 }
 
+/// Where a unit's rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    /// The run's staging table (a full refresh).
+    Stage,
+    /// The live table, by upsert (an incremental run that appends).
+    Live,
+}
+
+/// ` ON DUPLICATE KEY UPDATE c = VALUES(c), ...` over the non-key columns, so a row whose key is
+/// already in the table replaces its values; empty for a keyless table (plain inserts).
+fn upsert_clause(info: &TableInfo) -> String {
+    if info.primary_key.is_empty() {
+        return String::new();
+    }
+    let is_key = |name: &str| {
+        info.primary_key
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(name))
+    };
+    let mut set: Vec<String> = info
+        .columns
+        .iter()
+        .filter(|c| !is_key(&c.name))
+        .map(|c| format!("{n} = VALUES({n})", n = quote(&c.name)))
+        .collect();
+    if set.is_empty() {
+        // Every column is in the key: the row already there is equal. Assigning a key column
+        // its own value keeps the statement an upsert without IGNORE, which would also swallow
+        // the strict mode's errors about bad values.
+        let k = quote(&info.primary_key[0]);
+        set.push(format!("{k} = {k}"));
+    }
+    format!(" ON DUPLICATE KEY UPDATE {}", set.join(", "))
+}
+
 /// What the producer of a unit's statements sends.
 enum Piece {
     /// One multi-row INSERT; `batch` and `first_row` locate its rows for error messages.
@@ -938,18 +1116,20 @@ enum Piece {
 }
 
 /// Reads the data file on the blocking pool and turns it into INSERT statements of at most
-/// `cap` bytes (a single longer row goes alone); two statements wait at most.
+/// `cap` bytes (a single longer row goes alone): `head`, the rows, `tail` (an upsert's
+/// `ON DUPLICATE KEY UPDATE ...`, or nothing). Two statements wait at most.
 fn produce(
     file: String,
     io: FileIO,
     batch_rows: usize,
     info: TableInfo,
-    head: String,
+    (head, tail): (String, String),
     cap: usize,
 ) -> mpsc::Receiver<Result<Piece>> {
     let (tx, rx) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = produce_into(&file, &io, batch_rows, &info, &head, cap, &tx) {
+        let cap = cap.saturating_sub(tail.len());
+        if let Err(e) = produce_into(&file, &io, batch_rows, &info, (&head, &tail), cap, &tx) {
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -961,7 +1141,7 @@ fn produce_into(
     io: &FileIO,
     batch_rows: usize,
     info: &TableInfo,
-    head: &str,
+    (head, tail): (&str, &str),
     cap: usize,
     tx: &mpsc::Sender<Result<Piece>>,
 ) -> Result<()> {
@@ -997,6 +1177,7 @@ fn produce_into(
             }
             row_text.push(')');
             if rows > 0 && sql.len() + 1 + row_text.len() > cap {
+                sql.push_str(tail);
                 let full = std::mem::replace(&mut sql, String::with_capacity(cap.min(1 << 20)));
                 let piece = Piece::Insert {
                     sql: full,
@@ -1017,6 +1198,7 @@ fn produce_into(
             rows += 1;
         }
         if rows > 0 {
+            sql.push_str(tail);
             let piece = Piece::Insert {
                 sql,
                 batch: batch.clone(),
@@ -1390,6 +1572,27 @@ mod tests {
         info.columns[1].name = "ID".into();
         let e = t.create_table_sql(&info, "s", "c").unwrap_err();
         assert!(e.message.contains("ignore case"), "{e}");
+    }
+
+    #[test]
+    fn upserts_update_the_non_key_columns() {
+        let mut t = TableInfo::new(
+            "t",
+            vec![
+                col("k", ColType::Int32, false),
+                col("v`w", ColType::String, true),
+            ],
+            None,
+            0,
+        );
+        assert_eq!(upsert_clause(&t), "", "keyless: plain inserts");
+        t.primary_key = vec!["K".into()];
+        assert_eq!(
+            upsert_clause(&t),
+            " ON DUPLICATE KEY UPDATE `v``w` = VALUES(`v``w`)"
+        );
+        t.primary_key = vec!["k".into(), "v`w".into()];
+        assert_eq!(upsert_clause(&t), " ON DUPLICATE KEY UPDATE `k` = `k`");
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! Values are stored in the same forms the SQLite source reads (decimals, dates and timestamps as
 //! text), so the verifier reads the target back with the source's own reader and compares
 //! fingerprints of the same canonical values.
+//!
+//! A full run loads a staging table and swaps it in; an incremental (append) run upserts its data
+//! files straight into the live table with `INSERT ... ON CONFLICT (key) DO UPDATE`, each file
+//! with its ledger row in one transaction, so a resumed load skips exactly the files already in.
+//! Tables of incremental workflow tables carry the source's PRIMARY KEY for that.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -55,29 +60,43 @@ impl SqliteTarget {
     /// Creates the run's staging table (if missing) and returns the chunks already loaded into it.
     pub fn prepare(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
         let c = self.conn()?;
-        let cols = info
-            .columns
-            .iter()
-            .map(|col| {
-                format!(
-                    "{} {}{}",
-                    quote(&col.name),
-                    col.ty.sqlite_decl(),
-                    if col.nullable { "" } else { " NOT NULL" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        c.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {} ({cols})",
-            quote(&stage_name(&info.name, run))
-        ))?;
-        let mut st =
-            c.prepare("SELECT chunk FROM _dag_ledger WHERE run_id = ?1 AND table_name = ?2")?;
-        let done = st
-            .query_map([run, &info.name], |r| r.get::<_, u32>(0))?
-            .collect::<rusqlite::Result<HashSet<_>>>()?;
-        Ok(done)
+        c.execute_batch(&create_sql(info, &stage_name(&info.name, run)))?;
+        ledger_units(&c, info, run)
+    }
+
+    /// For an incremental run that appends: creates the live table if it is missing (with the
+    /// key), checks that an existing one has the key to upsert by, and returns the chunks of
+    /// `run` already upserted into it.
+    pub fn prepare_append(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+        let c = self.conn()?;
+        c.execute_batch(&create_sql(info, &info.name))?;
+        if !info.primary_key.is_empty() {
+            let mut have: Vec<(i64, String)> = {
+                let mut st = c.prepare(&format!("PRAGMA table_info({})", quote(&info.name)))?;
+                st.query_map([], |r| Ok((r.get::<_, i64>(5)?, r.get::<_, String>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            have.retain(|(pk, _)| *pk > 0);
+            have.sort();
+            let have: Vec<String> = have.into_iter().map(|(_, n)| n).collect();
+            let same = have.len() == info.primary_key.len()
+                && have
+                    .iter()
+                    .zip(&info.primary_key)
+                    .all(|(a, b)| a.eq_ignore_ascii_case(b));
+            if !same {
+                return Err(Error::config(format!(
+                    "SQLite target {}: table {} has primary key ({}), not the source's ({}), so \
+                     an incremental run cannot upsert into it; run a full refresh of the table, \
+                     which creates it with the key",
+                    self.path.display(),
+                    info.name,
+                    have.join(", "),
+                    info.primary_key.join(", ")
+                )));
+            }
+        }
+        ledger_units(&c, info, run)
     }
 
     /// Loads one chunk's data files into the staging table and records it in the ledger, in one
@@ -91,18 +110,45 @@ impl SqliteTarget {
         io: &iceberg::io::FileIO,
         batch_rows: usize,
     ) -> Result<Digest128> {
+        let sql = format!(
+            "INSERT INTO {} VALUES ({})",
+            quote(&stage_name(&info.name, run)),
+            placeholders(info)
+        );
+        self.load_into(info, run, chunk, files, io, batch_rows, &sql)
+    }
+
+    /// Upserts one chunk's data files into the live table (by the source's key; a keyless table
+    /// gets plain inserts) and records the chunk in the ledger, in one transaction. Returns the
+    /// digest of the rows written.
+    pub fn load_chunk_append(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        chunk: u32,
+        files: &[String],
+        io: &iceberg::io::FileIO,
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        self.load_into(info, run, chunk, files, io, batch_rows, &upsert_sql(info))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn load_into(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        chunk: u32,
+        files: &[String],
+        io: &iceberg::io::FileIO,
+        batch_rows: usize,
+        insert: &str,
+    ) -> Result<Digest128> {
         let mut c = self.conn()?;
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let placeholders = (1..=info.columns.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let mut digest = Digest128::default();
         {
-            let mut st = tx.prepare(&format!(
-                "INSERT INTO {} VALUES ({placeholders})",
-                quote(&stage_name(&info.name, run))
-            ))?;
+            let mut st = tx.prepare(insert)?;
             let mid_point = format!("mid_load:{}:{chunk}", info.name);
             for (fi, path) in files.iter().enumerate() {
                 let reader = super::open_parquet(io, path, batch_rows, 0)?;
@@ -203,6 +249,88 @@ impl SqliteTarget {
     }
 }
 
+/// `CREATE TABLE IF NOT EXISTS` of `table` with `info`'s columns. Tables of incremental workflow
+/// tables get the source's PRIMARY KEY, which their upserts need.
+fn create_sql(info: &TableInfo, table: &str) -> String {
+    let mut cols: Vec<String> = info
+        .columns
+        .iter()
+        .map(|col| {
+            format!(
+                "{} {}{}",
+                quote(&col.name),
+                col.ty.sqlite_decl(),
+                if col.nullable { "" } else { " NOT NULL" }
+            )
+        })
+        .collect();
+    if info.incremental.is_some() && !info.primary_key.is_empty() {
+        cols.push(format!("PRIMARY KEY ({})", key_list(info)));
+    }
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({})",
+        quote(table),
+        cols.join(", ")
+    )
+}
+
+fn key_list(info: &TableInfo) -> String {
+    info.primary_key
+        .iter()
+        .map(|k| quote(k))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn placeholders(info: &TableInfo) -> String {
+    (1..=info.columns.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The statement that writes one row into the live table: an upsert by the source's key (a row
+/// whose key is there replaces its values), a plain insert without a key.
+fn upsert_sql(info: &TableInfo) -> String {
+    let head = format!(
+        "INSERT INTO {} VALUES ({})",
+        quote(&info.name),
+        placeholders(info)
+    );
+    if info.primary_key.is_empty() {
+        return head;
+    }
+    let set: Vec<String> = info
+        .columns
+        .iter()
+        .filter(|c| {
+            !info
+                .primary_key
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(&c.name))
+        })
+        .map(|c| format!("{n} = excluded.{n}", n = quote(&c.name)))
+        .collect();
+    if set.is_empty() {
+        // Every column is in the key: a row already there is already equal.
+        return format!("{head} ON CONFLICT ({}) DO NOTHING", key_list(info));
+    }
+    format!(
+        "{head} ON CONFLICT ({}) DO UPDATE SET {}",
+        key_list(info),
+        set.join(", ")
+    )
+}
+
+fn ledger_units(c: &rusqlite::Connection, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+    let mut st =
+        c.prepare("SELECT chunk FROM _dag_ledger WHERE run_id = ?1 AND table_name = ?2")?;
+    let done = st
+        .query_map([run, &info.name], |r| r.get::<_, u32>(0))?
+        .collect::<rusqlite::Result<HashSet<_>>>()?;
+    Ok(done)
+}
+
 fn insert_batch(st: &mut rusqlite::Statement<'_>, batch: &RecordBatch) -> Result<()> {
     let cols: Vec<Cells<'_>> = batch
         .columns()
@@ -271,5 +399,181 @@ mod tests {
         for t in [-1i64, 0, 1_500_000, 946_684_800_123_456] {
             assert_eq!(reader::parse_timestamp(&timestamp_text(t)), Some(t));
         }
+    }
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
+
+    use crate::types::{ColType, Column, Incremental};
+
+    fn table(name: &str, keyed: bool) -> TableInfo {
+        let mut t = TableInfo::new(
+            name,
+            vec![
+                Column {
+                    name: "ID".into(),
+                    ty: ColType::Int64,
+                    nullable: false,
+                },
+                Column {
+                    name: "NAME".into(),
+                    ty: ColType::String,
+                    nullable: true,
+                },
+            ],
+            keyed.then(|| "ID".to_string()),
+            0,
+        );
+        if keyed {
+            t.primary_key = vec!["ID".into()];
+        }
+        t.incremental = Some(Incremental {
+            cursor: "ID".into(),
+            low: None,
+            high: None,
+            append: false,
+        });
+        t
+    }
+
+    fn parquet(dir: &Path, file: &str, rows: &[(i64, &str)]) -> String {
+        let ids: ArrayRef = Arc::new(Int64Array::from(
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ));
+        let names: ArrayRef = Arc::new(StringArray::from(
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ));
+        let batch = RecordBatch::try_from_iter([("ID", ids), ("NAME", names)]).unwrap();
+        let path = dir.join(file);
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        path.display().to_string()
+    }
+
+    fn rows(t: &SqliteTarget, table: &str) -> Vec<(i64, String)> {
+        let c = reader::open(&t.path, false).unwrap();
+        let mut st = c
+            .prepare(&format!(
+                "SELECT ID, NAME FROM {} ORDER BY ID, NAME",
+                quote(table)
+            ))
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+    }
+
+    fn owned(rows: &[(i64, &str)]) -> Vec<(i64, String)> {
+        rows.iter().map(|(i, n)| (*i, n.to_string())).collect()
+    }
+
+    /// A full load of run 1 as the load task does it.
+    fn full_load(t: &SqliteTarget, info: &TableInfo, run: &str, files: &[String]) {
+        let io = iceberg::io::FileIO::new_with_fs();
+        assert!(t.prepare(info, run).unwrap().is_empty());
+        for (i, f) in files.iter().enumerate() {
+            t.load_chunk(info, run, i as u32, std::slice::from_ref(f), &io, 2)
+                .unwrap();
+        }
+        t.publish(&info.name, run).unwrap();
+    }
+
+    #[test]
+    fn an_append_run_upserts_by_key_once_even_when_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = SqliteTarget {
+            path: dir.path().join("target.db"),
+        };
+        let io = iceberg::io::FileIO::new_with_fs();
+        let mut info = table("T", true);
+        let f0 = parquet(
+            dir.path(),
+            "a.parquet",
+            &[(1, "one"), (2, "two"), (3, "three")],
+        );
+        full_load(&t, &info, "run1", &[f0]);
+        assert_eq!(
+            rows(&t, "T"),
+            owned(&[(1, "one"), (2, "two"), (3, "three")])
+        );
+
+        // Run 2 moves an updated row 2 and new rows 4, 5 in two files.
+        info.incremental.as_mut().unwrap().append = true;
+        let g0 = parquet(dir.path(), "b0.parquet", &[(2, "TWO"), (4, "four")]);
+        let g1 = parquet(dir.path(), "b1.parquet", &[(5, "five")]);
+        assert!(t.prepare_append(&info, "run2").unwrap().is_empty());
+        let d = t
+            .load_chunk_append(&info, "run2", 0, std::slice::from_ref(&g0), &io, 1)
+            .unwrap();
+        assert_eq!(d.rows, 2);
+        // A crash here; the resumed load finds unit 0 done and applies only unit 1.
+        let done = t.prepare_append(&info, "run2").unwrap();
+        assert_eq!(done, HashSet::from([0]));
+        t.load_chunk_append(&info, "run2", 1, std::slice::from_ref(&g1), &io, 1)
+            .unwrap();
+        let want = owned(&[
+            (1, "one"),
+            (2, "TWO"),
+            (3, "three"),
+            (4, "four"),
+            (5, "five"),
+        ]);
+        assert_eq!(rows(&t, "T"), want);
+        assert_eq!(t.count(&info).unwrap(), 5);
+    }
+
+    #[test]
+    fn an_append_run_of_a_keyless_table_appends_each_unit_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = SqliteTarget {
+            path: dir.path().join("target.db"),
+        };
+        let io = iceberg::io::FileIO::new_with_fs();
+        let mut info = table("K", false);
+        info.incremental.as_mut().unwrap().append = true;
+        // No live table yet: the append creates it.
+        let f = parquet(dir.path(), "k.parquet", &[(1, "x"), (1, "x")]);
+        assert!(t.prepare_append(&info, "run1").unwrap().is_empty());
+        t.load_chunk_append(&info, "run1", 0, std::slice::from_ref(&f), &io, 8)
+            .unwrap();
+        assert_eq!(t.prepare_append(&info, "run1").unwrap(), HashSet::from([0]));
+        // Applying a recorded unit again fails on its ledger row, and its rows roll back with it.
+        assert!(
+            t.load_chunk_append(&info, "run1", 0, std::slice::from_ref(&f), &io, 8)
+                .is_err()
+        );
+        assert_eq!(rows(&t, "K"), owned(&[(1, "x"); 2]));
+        // The next run appends the same rows again: a keyless table keeps every row.
+        t.load_chunk_append(&info, "run2", 0, std::slice::from_ref(&f), &io, 8)
+            .unwrap();
+        assert_eq!(rows(&t, "K"), owned(&[(1, "x"); 4]));
+    }
+
+    #[test]
+    fn an_append_into_a_table_without_the_key_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = SqliteTarget {
+            path: dir.path().join("target.db"),
+        };
+        let mut info = table("T", true);
+        // Made by a full run before the table was incremental: no key.
+        let plain = TableInfo {
+            incremental: None,
+            ..info.clone()
+        };
+        let f = parquet(dir.path(), "a.parquet", &[(1, "one")]);
+        full_load(&t, &plain, "run1", &[f]);
+        info.incremental.as_mut().unwrap().append = true;
+        let e = t.prepare_append(&info, "run2").unwrap_err();
+        assert!(e.message.contains("table T"), "{e}");
+        assert!(e.message.contains("(ID)"), "{e}");
+        assert!(e.message.contains("full refresh"), "{e}");
     }
 }

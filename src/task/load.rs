@@ -7,12 +7,18 @@
 //!   in the ledger are skipped; the staging table is swapped in at the end.
 //! - StarRocks: Stream Load requests cut by bytes, each with a deterministic label recorded in
 //!   the task's outputs before it is sent and after it ends (see `target::starrocks`).
+//!
+//! An incremental run that appends (`Incremental::append`) loads only the data files its own
+//! extract wrote (the chunk records' paths, sorted), straight into the live table: upserts by
+//! the primary key (plain appends for a keyless table), with the same ledgers and labels, so a
+//! resumed load applies no unit twice. No staging table, no swap.
 
 use crate::error::{Error, Result};
 use crate::sched::Grant;
-use crate::store::{Stage, TaskStatus};
+use crate::store::{Stage, TaskRecord, TaskStatus};
 use crate::target::Target;
 use crate::target::starrocks::LoadJob;
+use crate::types::TableInfo;
 
 use super::Ctx;
 
@@ -23,98 +29,107 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         return Err(Error::internal("load planned without a target"));
     };
     let (info, digest) = ctx.extracted(table)?;
-    let snapshot = ctx
-        .store
-        .task(&run, table, Stage::WriteIceberg)?
-        .filter(|r| r.status == TaskStatus::Succeeded)
-        .and_then(|r| r.outputs.snapshot_id);
-    let files = ctx.lake.snapshot_files(table, snapshot).await?;
+    let append = info.incremental.as_ref().is_some_and(|i| i.append);
+    let files = if append {
+        run_files(ctx, table)?
+    } else {
+        let snapshot = ctx
+            .store
+            .task(&run, table, Stage::WriteIceberg)?
+            .filter(|r| r.status == TaskStatus::Succeeded)
+            .and_then(|r| r.outputs.snapshot_id);
+        ctx.lake.snapshot_files(table, snapshot).await?
+    };
     let batch_rows = ctx.tuning.batch_rows(grant.scale);
     let units = files.len() as u32;
-    let (loaded, already) = match &target {
-        Target::Sqlite(t) => {
-            let (t, info, run, files) = (t.clone(), info.clone(), run.clone(), files.clone());
-            let io = ctx.lake.file_io().clone();
-            tokio::task::spawn_blocking(move || -> Result<(u32, u32)> {
-                if t.is_published(&run, &info.name)? {
-                    return Ok((0, units));
-                }
-                let done = t.prepare(&info, &run)?;
-                let mut loaded = 0;
-                for (unit, file) in files.iter().enumerate() {
-                    if done.contains(&(unit as u32)) {
-                        continue;
+    let (loaded, already) = if append {
+        load_append(ctx, &mut rec, &target, &info, &files, batch_rows).await?
+    } else {
+        match &target {
+            Target::Sqlite(t) => {
+                let (t, info, run, files) = (t.clone(), info.clone(), run.clone(), files.clone());
+                let io = ctx.lake.file_io().clone();
+                tokio::task::spawn_blocking(move || -> Result<(u32, u32)> {
+                    if t.is_published(&run, &info.name)? {
+                        return Ok((0, units));
                     }
-                    t.load_chunk(
-                        &info,
-                        &run,
-                        unit as u32,
-                        std::slice::from_ref(file),
-                        &io,
-                        batch_rows,
-                    )?;
-                    loaded += 1;
-                }
-                crate::fault::point(&format!("before_publish:{}", info.name));
-                t.publish(&info.name, &run)?;
-                Ok((loaded, units - loaded))
-            })
-            .await
-            .map_err(|e| Error::internal(format!("load worker panicked: {e}")))??
-        }
-        Target::Mysql(t) => {
-            t.check().await?;
-            if t.is_published(&info, &run).await? {
-                // Idempotent: finishes a cleanup a crash cut short after the swap.
-                t.publish(&info, &run).await?;
-                (0, units)
-            } else {
-                let done = t.prepare(&info, &run).await?;
-                let mut loaded = 0;
-                for (unit, file) in files.iter().enumerate() {
-                    if done.contains(&(unit as u32)) {
-                        continue;
+                    let done = t.prepare(&info, &run)?;
+                    let mut loaded = 0;
+                    for (unit, file) in files.iter().enumerate() {
+                        if done.contains(&(unit as u32)) {
+                            continue;
+                        }
+                        t.load_chunk(
+                            &info,
+                            &run,
+                            unit as u32,
+                            std::slice::from_ref(file),
+                            &io,
+                            batch_rows,
+                        )?;
+                        loaded += 1;
                     }
-                    t.load_unit(
-                        &info,
-                        &run,
-                        unit as u32,
-                        file,
-                        ctx.lake.file_io(),
-                        batch_rows,
-                    )
-                    .await?;
-                    loaded += 1;
-                }
-                crate::fault::point(&format!("before_publish:{table}"));
-                t.publish(&info, &run).await?;
-                (loaded, units - loaded)
-            }
-        }
-        Target::StarRocks(t) => {
-            let job = LoadJob {
-                workflow: &ctx.workflow,
-                run: &run,
-                info: &info,
-                ov: ctx.plan(table)?.ov.as_ref(),
-                files: &files,
-                io: ctx.lake.file_io(),
-                batch_rows,
-                lake_namespace: ctx.lake.namespace(),
-            };
-            let mut requests = rec.outputs.requests.clone();
-            let store = &ctx.store;
-            let base = rec.clone();
-            let summary = t
-                .load(job, &mut requests, |reqs| {
-                    // Durable before the next step: a resumed load trusts exactly this list.
-                    let mut r = base.clone();
-                    r.outputs.requests = reqs.to_vec();
-                    store.put_task(&r)
+                    crate::fault::point(&format!("before_publish:{}", info.name));
+                    t.publish(&info.name, &run)?;
+                    Ok((loaded, units - loaded))
                 })
-                .await?;
-            rec.outputs.requests = requests;
-            (summary.loaded, summary.found)
+                .await
+                .map_err(|e| Error::internal(format!("load worker panicked: {e}")))??
+            }
+            Target::Mysql(t) => {
+                t.check().await?;
+                if t.is_published(&info, &run).await? {
+                    // Idempotent: finishes a cleanup a crash cut short after the swap.
+                    t.publish(&info, &run).await?;
+                    (0, units)
+                } else {
+                    let done = t.prepare(&info, &run).await?;
+                    let mut loaded = 0;
+                    for (unit, file) in files.iter().enumerate() {
+                        if done.contains(&(unit as u32)) {
+                            continue;
+                        }
+                        t.load_unit(
+                            &info,
+                            &run,
+                            unit as u32,
+                            file,
+                            ctx.lake.file_io(),
+                            batch_rows,
+                        )
+                        .await?;
+                        loaded += 1;
+                    }
+                    crate::fault::point(&format!("before_publish:{table}"));
+                    t.publish(&info, &run).await?;
+                    (loaded, units - loaded)
+                }
+            }
+            Target::StarRocks(t) => {
+                let job = LoadJob {
+                    workflow: &ctx.workflow,
+                    run: &run,
+                    info: &info,
+                    ov: ctx.plan(table)?.ov.as_ref(),
+                    files: &files,
+                    io: ctx.lake.file_io(),
+                    batch_rows,
+                    lake_namespace: ctx.lake.namespace(),
+                };
+                let mut requests = rec.outputs.requests.clone();
+                let store = &ctx.store;
+                let base = rec.clone();
+                let summary = t
+                    .load(job, &mut requests, |reqs| {
+                        // Durable before the next step: a resumed load trusts exactly this list.
+                        let mut r = base.clone();
+                        r.outputs.requests = reqs.to_vec();
+                        store.put_task(&r)
+                    })
+                    .await?;
+                rec.outputs.requests = requests;
+                (summary.loaded, summary.found)
+            }
         }
     };
     rec.outputs.chunks_loaded = Some(loaded);
@@ -129,4 +144,109 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         "{table}.load: {loaded} {unit} loaded, {already} already there"
     ));
     ctx.succeed(rec)
+}
+
+/// The data files this run's extract wrote, sorted: what an incremental run appends.
+fn run_files(ctx: &Ctx, table: &str) -> Result<Vec<String>> {
+    let mut files: Vec<String> = ctx
+        .store
+        .chunks(&ctx.run_id, table)?
+        .into_iter()
+        .flat_map(|c| c.paths)
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Upserts (appends, for a keyless table) the run's data files into the live table; returns
+/// the units loaded now and those found loaded by an earlier attempt.
+async fn load_append(
+    ctx: &Ctx,
+    rec: &mut TaskRecord,
+    target: &Target,
+    info: &TableInfo,
+    files: &[String],
+    batch_rows: usize,
+) -> Result<(u32, u32)> {
+    let table = info.name.as_str();
+    let run = ctx.run_id.clone();
+    let units = files.len() as u32;
+    let after = format!("after_upsert:{table}");
+    match target {
+        Target::Sqlite(t) => {
+            let (t, info, files) = (t.clone(), info.clone(), files.to_vec());
+            let io = ctx.lake.file_io().clone();
+            tokio::task::spawn_blocking(move || -> Result<(u32, u32)> {
+                let done = t.prepare_append(&info, &run)?;
+                let mut loaded = 0;
+                for (unit, file) in files.iter().enumerate() {
+                    if done.contains(&(unit as u32)) {
+                        continue;
+                    }
+                    t.load_chunk_append(
+                        &info,
+                        &run,
+                        unit as u32,
+                        std::slice::from_ref(file),
+                        &io,
+                        batch_rows,
+                    )?;
+                    loaded += 1;
+                }
+                crate::fault::point(&after);
+                Ok((loaded, units - loaded))
+            })
+            .await
+            .map_err(|e| Error::internal(format!("load worker panicked: {e}")))?
+        }
+        Target::Mysql(t) => {
+            t.check().await?;
+            let done = t.prepare_append(info, &run).await?;
+            let mut loaded = 0;
+            for (unit, file) in files.iter().enumerate() {
+                if done.contains(&(unit as u32)) {
+                    continue;
+                }
+                t.load_unit_append(
+                    info,
+                    &run,
+                    unit as u32,
+                    file,
+                    ctx.lake.file_io(),
+                    batch_rows,
+                )
+                .await?;
+                loaded += 1;
+            }
+            crate::fault::point(&after);
+            t.finish_append(info, &run).await?;
+            Ok((loaded, units - loaded))
+        }
+        Target::StarRocks(t) => {
+            let job = LoadJob {
+                workflow: &ctx.workflow,
+                run: &run,
+                info,
+                ov: ctx.plan(table)?.ov.as_ref(),
+                files,
+                io: ctx.lake.file_io(),
+                batch_rows,
+                lake_namespace: ctx.lake.namespace(),
+            };
+            let mut requests = rec.outputs.requests.clone();
+            let store = &ctx.store;
+            let base = rec.clone();
+            let summary = t
+                .load_append(job, &mut requests, |reqs| {
+                    // Durable before the next step: a resumed load trusts exactly this list.
+                    let mut r = base.clone();
+                    r.outputs.requests = reqs.to_vec();
+                    store.put_task(&r)
+                })
+                .await?;
+            crate::fault::point(&after);
+            rec.outputs.requests = requests;
+            Ok((summary.loaded, summary.found))
+        }
+    }
 }

@@ -459,3 +459,264 @@ fn starrocks_sql_server_every_type_verified_full() {
     let ddl = sr.ddl(DB, "ALLTYPES");
     assert!(ddl.contains("SMALLINT"), "tinyint maps to SMALLINT: {ddl}");
 }
+
+// ---- Incremental runs, driving the target's API directly ----
+
+mod incremental {
+    use std::collections::HashMap;
+
+    use dag::config::{LoadMode, Secret, StarRocksConfig, TableModel};
+    use dag::error::Error;
+    use dag::store::LoadRequestRecord;
+    use dag::target::starrocks::{LoadJob, StarRocksTarget};
+    use dag::types::TableInfo;
+
+    use super::*;
+    use crate::starrocks::KeyModel;
+
+    fn config(sr: &StarRocksDouble, load: LoadMode) -> StarRocksConfig {
+        StarRocksConfig {
+            url: Secret::new(sr.mysql_url()),
+            http_url: Some(sr.http_url()),
+            user: None,
+            password: None,
+            database: DB.into(),
+            create_tables: true,
+            // Keyed incremental tables must become PRIMARY KEY whatever this says.
+            model: TableModel::Duplicate,
+            distribution: None,
+            buckets: None,
+            replication_num: Some(1),
+            load,
+            lake_catalog: Some("lake".into()),
+            // A few rows per request, so a load is several labelled requests.
+            request_bytes: 12,
+            max_filter_ratio: "0".into(),
+            timeout_secs: 60,
+        }
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn job<'a>(
+        run: &'a str,
+        info: &'a TableInfo,
+        files: &'a [String],
+        io: &'a iceberg::io::FileIO,
+    ) -> LoadJob<'a> {
+        LoadJob {
+            workflow: "w",
+            run,
+            info,
+            ov: None,
+            files,
+            io,
+            batch_rows: 2,
+            lake_namespace: "ns".into(),
+        }
+    }
+
+    /// The table's rows as (ID, NAME) sorted; `\N` for NULL.
+    fn rows(sr: &StarRocksDouble, table: &str) -> Vec<(i64, String)> {
+        let mut r: Vec<(i64, String)> = sr
+            .rows_text(DB, table)
+            .into_iter()
+            .map(|r| (r[0].parse().unwrap(), r[1].clone()))
+            .collect();
+        r.sort();
+        r
+    }
+
+    fn owned(rows: &[(i64, &str)]) -> Vec<(i64, String)> {
+        rows.iter().map(|(i, n)| (*i, n.to_string())).collect()
+    }
+
+    /// How often each label's rows became visible.
+    fn visible_loads(sr: &StarRocksDouble) -> HashMap<String, usize> {
+        let mut n = HashMap::new();
+        for l in sr.loads() {
+            if l.state == crate::starrocks::LabelState::Visible {
+                *n.entry(l.label).or_default() += 1;
+            }
+        }
+        n
+    }
+
+    /// Runs `load_append`, failing the way a killed process would right after request
+    /// `crash_after` was sent and before its outcome was recorded; returns the requests as the
+    /// state store last held them.
+    fn append_crashing(
+        rt: &tokio::runtime::Runtime,
+        t: &StarRocksTarget,
+        job: LoadJob<'_>,
+        crash_after: usize,
+    ) -> Vec<LoadRequestRecord> {
+        let mut saved = Vec::new();
+        let mut calls = 0;
+        let mut requests = Vec::new();
+        let e = rt
+            .block_on(t.load_append(job, &mut requests, |r| {
+                calls += 1;
+                // Two records per request: pending, then its outcome.
+                if calls == 2 * (crash_after + 1) {
+                    return Err(Error::internal("killed"));
+                }
+                saved = r.to_vec();
+                Ok(())
+            }))
+            .unwrap_err();
+        assert!(e.message.contains("killed"), "{e}");
+        saved
+    }
+
+    #[test]
+    fn starrocks_incremental_run_upserts_into_a_primary_key_table_once() {
+        let sr = double();
+        let dir = tempfile::tempdir().unwrap();
+        let io = iceberg::io::FileIO::new_with_fs();
+        // One runtime per test: the target's connection pool lives on it.
+        let rt = rt();
+        let t = StarRocksTarget::new(&config(&sr, LoadMode::Stream)).unwrap();
+
+        // Run 1: the full refresh of an incremental table creates it as PRIMARY KEY.
+        let full = incremental_table("T", true, false);
+        let f = [id_name_parquet(
+            dir.path(),
+            "r1.parquet",
+            &[(1, Some("one")), (2, Some("two")), (3, None)],
+        )];
+        let mut requests = Vec::new();
+        rt.block_on(t.load(job("run1", &full, &f, &io), &mut requests, |_| Ok(())))
+            .unwrap();
+        let def = sr.table_info(DB, "T").unwrap();
+        assert_eq!(def.model, KeyModel::Primary, "{}", def.ddl);
+        assert_eq!(rows(&sr, "T"), owned(&[(1, "one"), (2, "two"), (3, "\\N")]));
+
+        // Run 2 appends: row 2 and 3 changed, 4 and 5 new, over two files and several
+        // requests; the process dies after request 1 was loaded, before its outcome was kept.
+        let inc = incremental_table("T", true, true);
+        let files = [
+            id_name_parquet(
+                dir.path(),
+                "r2a.parquet",
+                &[(2, Some("TWO")), (3, Some("three")), (4, Some("four"))],
+            ),
+            id_name_parquet(dir.path(), "r2b.parquet", &[(5, Some("five"))]),
+        ];
+        let mut requests = append_crashing(&rt, &t, job("run2", &inc, &files, &io), 1);
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[1].outcome, "pending");
+        let pending = requests[1].label.clone();
+        let s = rt
+            .block_on(t.load_append(job("run2", &inc, &files, &io), &mut requests, |_| Ok(())))
+            .unwrap();
+        // The pending request was answered by its label, not loaded again.
+        assert_eq!(requests[1].outcome, "found");
+        assert!(requests.len() >= 3, "{requests:?}");
+        assert_eq!(s.found, 2, "{s:?}");
+        assert_eq!(s.loaded as usize, requests.len() - 2);
+        let want = owned(&[
+            (1, "one"),
+            (2, "TWO"),
+            (3, "three"),
+            (4, "four"),
+            (5, "five"),
+        ]);
+        assert_eq!(rows(&sr, "T"), want);
+        let visible = visible_loads(&sr);
+        assert_eq!(visible[&pending], 1);
+        for r in &requests {
+            assert_eq!(visible[&r.label], 1, "label {} applied twice", r.label);
+            assert!(r.label.contains("run2"), "{}", r.label);
+        }
+        // No staging table: the rows went straight into the live table.
+        assert_eq!(sr.tables(DB), vec!["T".to_string()]);
+
+        // A repeat of the whole load (a retry after the state was written) sends nothing new.
+        let before = be_loads(&sr).len();
+        let s = rt
+            .block_on(t.load_append(job("run2", &inc, &files, &io), &mut requests, |_| Ok(())))
+            .unwrap();
+        assert_eq!((s.loaded, s.found as usize), (0, requests.len()));
+        assert_eq!(be_loads(&sr).len(), before);
+        assert_eq!(rows(&sr, "T"), want);
+    }
+
+    #[test]
+    fn starrocks_incremental_run_of_a_keyless_table_appends_each_request_once() {
+        let sr = double();
+        let dir = tempfile::tempdir().unwrap();
+        let io = iceberg::io::FileIO::new_with_fs();
+        // One runtime per test: the target's connection pool lives on it.
+        let rt = rt();
+        let t = StarRocksTarget::new(&config(&sr, LoadMode::Stream)).unwrap();
+        // No table yet (the first run was not a full refresh): the append creates it.
+        let inc = incremental_table("K", false, true);
+        let files = [id_name_parquet(
+            dir.path(),
+            "k.parquet",
+            &[
+                (1, Some("a")),
+                (1, Some("a")),
+                (2, Some("b")),
+                (3, Some("c")),
+            ],
+        )];
+        let mut requests = append_crashing(&rt, &t, job("run1", &inc, &files, &io), 0);
+        assert_eq!(requests.len(), 1);
+        rt.block_on(t.load_append(job("run1", &inc, &files, &io), &mut requests, |_| Ok(())))
+            .unwrap();
+        assert_eq!(sr.table_info(DB, "K").unwrap().model, KeyModel::Duplicate);
+        // Every row once, the duplicate source row included; none twice.
+        assert_eq!(
+            rows(&sr, "K"),
+            owned(&[(1, "a"), (1, "a"), (2, "b"), (3, "c")])
+        );
+        assert!(visible_loads(&sr).values().all(|n| *n == 1));
+    }
+
+    #[test]
+    fn starrocks_incremental_run_refuses_a_duplicate_key_table_and_lake_mode() {
+        let sr = double();
+        let dir = tempfile::tempdir().unwrap();
+        let io = iceberg::io::FileIO::new_with_fs();
+        // One runtime per test: the target's connection pool lives on it.
+        let rt = rt();
+        sr.execute(&format!("CREATE DATABASE {DB}")).unwrap();
+        sr.execute(&format!(
+            "CREATE TABLE {DB}.T (ID BIGINT NOT NULL, NAME VARCHAR(20)) DUPLICATE KEY(ID) \
+             DISTRIBUTED BY HASH(ID) PROPERTIES (\"replication_num\" = \"1\")"
+        ))
+        .unwrap();
+        let inc = incremental_table("T", true, true);
+        let files = [id_name_parquet(dir.path(), "a.parquet", &[(1, Some("x"))])];
+        let t = StarRocksTarget::new(&config(&sr, LoadMode::Stream)).unwrap();
+        let e = rt
+            .block_on(t.load_append(job("run2", &inc, &files, &io), &mut Vec::new(), |_| Ok(())))
+            .unwrap_err();
+        for part in [
+            "wz.T",
+            "DUPLICATE KEY",
+            "table T",
+            "(ID)",
+            "PRIMARY KEY",
+            "full refresh",
+        ] {
+            assert!(e.message.contains(part), "{part}: {e}");
+        }
+        assert!(be_loads(&sr).is_empty(), "nothing may be sent");
+
+        let t = StarRocksTarget::new(&config(&sr, LoadMode::Lake)).unwrap();
+        let e = rt
+            .block_on(t.load_append(job("run2", &inc, &files, &io), &mut Vec::new(), |_| Ok(())))
+            .unwrap_err();
+        assert!(e.message.contains("load = \"stream\""), "{e}");
+        assert!(e.message.contains("table T"), "{e}");
+        assert!(sr.rows(DB, "T").is_empty());
+    }
+}

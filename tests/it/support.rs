@@ -313,3 +313,58 @@ pub fn parquet_files(state: &Path, table: &str, run: &str) -> usize {
     })
     .unwrap_or(0)
 }
+
+/// `T(ID bigint NOT NULL [PRIMARY KEY], NAME nvarchar(20) NULL)` as an incremental table; its
+/// runs append when `append`. For driving a target's API directly.
+pub fn incremental_table(name: &str, keyed: bool, append: bool) -> dag::types::TableInfo {
+    use dag::types::{ColType, Column, Incremental, TableInfo};
+    let mut t = TableInfo::new(
+        name,
+        vec![
+            Column {
+                name: "ID".into(),
+                ty: ColType::Int64,
+                nullable: false,
+            },
+            Column {
+                name: "NAME".into(),
+                ty: ColType::String,
+                nullable: true,
+            },
+        ],
+        keyed.then(|| "ID".to_string()),
+        0,
+    );
+    if keyed {
+        t.primary_key = vec!["ID".into()];
+    }
+    t.incremental = Some(Incremental {
+        cursor: "ID".into(),
+        low: None,
+        high: None,
+        append,
+    });
+    t
+}
+
+/// A Parquet data file of `(ID, NAME)` rows, as the lake writer would leave it; its location.
+pub fn id_name_parquet(dir: &Path, file: &str, rows: &[(i64, Option<&str>)]) -> String {
+    use std::sync::Arc;
+    let ids: arrow_array::ArrayRef = Arc::new(arrow_array::Int64Array::from(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+    ));
+    let names: arrow_array::ArrayRef = Arc::new(arrow_array::StringArray::from(
+        rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+    ));
+    let batch = arrow_array::RecordBatch::try_from_iter([("ID", ids), ("NAME", names)]).unwrap();
+    let path = dir.join(file);
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    format!("file://{}", path.display())
+}

@@ -283,6 +283,17 @@ fn primary_plan(info: &TableInfo, opts: &DdlOptions, types: &[String]) -> Result
     Ok(KeyPlan { key, hash })
 }
 
+/// The model of a table created for `info`: PRIMARY KEY for a table of an incremental workflow
+/// table that has a key (its runs upsert by that key, which a DUPLICATE KEY table cannot),
+/// else the configured one.
+pub fn model_for(configured: TableModel, info: &TableInfo) -> TableModel {
+    if info.incremental.is_some() && !info.primary_key.is_empty() {
+        TableModel::Primary
+    } else {
+        configured
+    }
+}
+
 /// `CREATE TABLE IF NOT EXISTS` for `info` as `db`.`table`.
 ///
 /// Columns are named by [`names::column_names`], key columns first in key order and the others
@@ -719,6 +730,44 @@ mod tests {
             comment: "c".into(),
             ..DdlOptions::default()
         }
+    }
+
+    #[test]
+    fn keyed_incremental_tables_are_created_primary_key() {
+        let mut keyed = mssql_table("t", &[("id", "int", false), ("v", "int", true)], &["id"]);
+        let keyless = mssql_table("u", &[("id", "int", false)], &[]);
+        assert_eq!(
+            model_for(TableModel::Duplicate, &keyed),
+            TableModel::Duplicate
+        );
+        let inc = Some(crate::types::Incremental {
+            cursor: "id".into(),
+            low: None,
+            high: None,
+            append: true,
+        });
+        keyed.incremental = inc.clone();
+        assert_eq!(
+            model_for(TableModel::Duplicate, &keyed),
+            TableModel::Primary
+        );
+        let sql = create_table(
+            "db",
+            "t",
+            &keyed,
+            &opts(model_for(TableModel::Duplicate, &keyed)),
+        )
+        .unwrap();
+        assert!(sql.contains("\nPRIMARY KEY(`id`)\n"), "{sql}");
+        // Without a key there is nothing to upsert by: appends into the configured model.
+        let keyless = TableInfo {
+            incremental: inc,
+            ..keyless
+        };
+        assert_eq!(
+            model_for(TableModel::Duplicate, &keyless),
+            TableModel::Duplicate
+        );
     }
 
     #[test]

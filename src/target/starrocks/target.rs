@@ -14,6 +14,13 @@
 //!
 //! Labels are kept by StarRocks for a limited time and number, so the outcome of every request is
 //! recorded in our own state as soon as it is known, and never looked up again once recorded.
+//!
+//! An incremental run that appends ([`StarRocksTarget::load_append`]) Stream Loads the run's
+//! data files straight into the live table under the same labels and request records, with no
+//! staging table and no swap: a PRIMARY KEY table upserts each row by its key on load, and a
+//! keyless (DUPLICATE KEY) table appends, exactly once thanks to the labels. Tables of
+//! incremental workflow tables with a key are therefore created as PRIMARY KEY whatever `model`
+//! says, and an existing one of another model is refused before anything is sent.
 
 use std::time::Duration;
 
@@ -55,7 +62,8 @@ pub struct LoadJob<'a> {
     pub run: &'a str,
     pub info: &'a TableInfo,
     pub ov: Option<&'a TableOverride>,
-    /// The committed snapshot's data files, sorted.
+    /// The data files to load, sorted: the committed snapshot's (a full refresh), or those this
+    /// run wrote (an incremental run that appends).
     pub files: &'a [String],
     /// Reads the data files (local or object store).
     pub io: &'a iceberg::io::FileIO,
@@ -213,24 +221,16 @@ impl StarRocksTarget {
             });
         }
         if self.cfg.create_tables {
-            self.exec(&mut c, &ddl::create_database(db)).await?;
-            let opts = DdlOptions {
-                model: self.cfg.model,
-                distribution: self.cfg.distribution,
-                buckets: self.cfg.buckets,
-                replication_num: self.cfg.replication_num,
-                partition: starrocks_partition(self.cfg.model, info, job.ov),
-                comment: comment(job.run),
-            };
-            let sql = ddl::create_table(db, &stage, info, &opts)
-                .map_err(|e| e.context(format!("table {}", info.name)))?;
-            self.exec(&mut c, &sql).await?;
+            self.create(&mut c, &stage, &job).await?;
         } else {
             if !existing.iter().any(|(n, _)| *n == table) {
                 return Err(Error::config(format!(
                     "StarRocks table {db}.{table} does not exist and target.create_tables is false"
                 )));
             }
+            // The staging copy takes the table's model, and later incremental runs need it to
+            // upsert: refuse now rather than after a whole refresh.
+            self.check_upsertable(&mut c, &table, info).await?;
             self.exec(&mut c, &ddl::create_like(db, &stage, &table))
                 .await?;
             self.exec(&mut c, &ddl::set_comment(db, &stage, &comment(job.run)))
@@ -247,6 +247,124 @@ impl StarRocksTarget {
         crate::fault::point(&format!("before_publish:{}", info.name));
         self.publish(&table, &stage, job.run).await?;
         Ok(summary)
+    }
+
+    /// `CREATE DATABASE` and `CREATE TABLE IF NOT EXISTS` of `name` for the job's table, with
+    /// the run's comment.
+    async fn create(&self, c: &mut mysql_async::Conn, name: &str, job: &LoadJob<'_>) -> Result<()> {
+        let db = &self.cfg.database;
+        let info = job.info;
+        self.exec(c, &ddl::create_database(db)).await?;
+        let model = ddl::model_for(self.cfg.model, info);
+        let opts = DdlOptions {
+            model,
+            distribution: self.cfg.distribution,
+            buckets: self.cfg.buckets,
+            replication_num: self.cfg.replication_num,
+            partition: starrocks_partition(model, info, job.ov),
+            comment: comment(job.run),
+        };
+        let sql = ddl::create_table(db, name, info, &opts).map_err(|e| {
+            let e = if model != self.cfg.model {
+                e.context(
+                    "an incremental table with a key is created as a StarRocks PRIMARY KEY \
+                     table, so that its runs can upsert",
+                )
+            } else {
+                e
+            };
+            e.context(format!("table {}", info.name))
+        })?;
+        self.exec(c, &sql).await
+    }
+
+    /// For a keyed table of an incremental workflow table: fails unless the StarRocks table
+    /// `name` is a PRIMARY KEY table (only it upserts on load; a DUPLICATE KEY table would keep
+    /// every version of a row). Other tables pass.
+    async fn check_upsertable(
+        &self,
+        c: &mut mysql_async::Conn,
+        name: &str,
+        info: &TableInfo,
+    ) -> Result<()> {
+        if ddl::model_for(self.cfg.model, info) != crate::config::TableModel::Primary
+            || info.incremental.is_none()
+        {
+            return Ok(());
+        }
+        let db = &self.cfg.database;
+        let sql = format!(
+            "SELECT COLUMN_NAME, COLUMN_KEY FROM information_schema.columns \
+             WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+            literal(db),
+            literal(name)
+        );
+        let rows: Vec<(String, Option<String>)> = c
+            .query(&sql)
+            .await
+            .map_err(|e| my_err("reading the table's key columns", e))?;
+        let keys: Vec<&str> = rows
+            .iter()
+            .filter_map(|(_, k)| k.as_deref())
+            .filter(|k| !k.is_empty())
+            .collect();
+        if keys.contains(&"PRI") {
+            return Ok(());
+        }
+        let model = match keys.first().copied() {
+            Some("DUP") => "a DUPLICATE KEY table",
+            Some("UNI") => "a UNIQUE KEY table",
+            Some("AGG") => "an AGGREGATE table",
+            _ => "not a PRIMARY KEY table",
+        };
+        let fix = if self.cfg.create_tables {
+            "run a full refresh of the table, which creates it again as PRIMARY KEY (dropping \
+             it is not enough: an incremental run loads only its own rows)"
+        } else {
+            "create it as a PRIMARY KEY table on the source's key (target.create_tables is false)"
+        };
+        Err(Error::config(format!(
+            "StarRocks table {db}.{name} is {model}, but table {} is incremental with the key \
+             ({}): its runs upsert by that key, which only a PRIMARY KEY table does; {fix}",
+            info.name,
+            info.primary_key.join(", ")
+        )))
+    }
+
+    /// Loads the rows of an incremental run that appends: Stream Load of the run's own data
+    /// files (`job.files`) straight into the live table, which is created if missing. A PRIMARY
+    /// KEY table upserts them by key; a keyless table appends them, once each by the labels.
+    /// Resumable like [`Self::load`]: `requests` is the same ledger of labels and rows.
+    pub async fn load_append(
+        &self,
+        job: LoadJob<'_>,
+        requests: &mut Vec<LoadRequestRecord>,
+        mut record: impl FnMut(&[LoadRequestRecord]) -> Result<()>,
+    ) -> Result<LoadSummary> {
+        let info = job.info;
+        if self.cfg.load == LoadMode::Lake {
+            return Err(Error::config(format!(
+                "table {}: an incremental run cannot load with target.load = \"lake\": \
+                 StarRocks would read the whole lake table, not only this run's rows; use \
+                 load = \"stream\" for workflows with incremental tables",
+                info.name
+            )));
+        }
+        let table = names::sanitize(&info.name);
+        let db = &self.cfg.database;
+        let mut c = self.conn().await?;
+        let existing = self.tables(&mut c).await?;
+        if !existing.iter().any(|(n, _)| *n == table) {
+            if !self.cfg.create_tables {
+                return Err(Error::config(format!(
+                    "StarRocks table {db}.{table} does not exist and target.create_tables is false"
+                )));
+            }
+            self.create(&mut c, &table, &job).await?;
+        }
+        self.check_upsertable(&mut c, &table, info).await?;
+        drop(c);
+        self.stream(&job, &table, requests, &mut record).await
     }
 
     /// Swaps the staging table in (or renames it when the table is new); a repeated call after
@@ -284,7 +402,8 @@ impl StarRocksTarget {
         Ok(())
     }
 
-    /// Stream Load of the snapshot's rows as CSV requests of at most `request_bytes`.
+    /// Stream Load of the job's rows into `stage` (the staging table, or the live table of an
+    /// incremental run) as CSV requests of at most `request_bytes`.
     async fn stream(
         &self,
         job: &LoadJob<'_>,
