@@ -188,13 +188,8 @@ pub fn plan_chunks(
     Ok(ChunkRange::split_int(min, max, count as u64, chunk_rows))
 }
 
-/// The `WHERE` clause selecting one chunk, in key order; the first chunk also takes rows whose
-/// key is NULL.
-pub fn chunk_predicate(key: Option<&str>, r: &ChunkRange) -> String {
-    predicate(key, r, None)
-}
-
-/// The WHERE and ORDER BY of one chunk of `info`, with the cursor range of an incremental run.
+/// The `WHERE` and `ORDER BY` selecting one chunk of `info`, in key order (the first chunk also
+/// takes rows whose key is NULL), limited to the cursor range of an incremental run.
 pub fn chunk_predicate_of(info: &TableInfo, r: &ChunkRange) -> String {
     predicate(info.key.as_deref(), r, cursor_condition(info).as_deref())
 }
@@ -593,7 +588,7 @@ mod tests {
         assert_eq!(plan.last().unwrap().hi, None);
         let mut total = 0;
         for r in &plan {
-            let pred = chunk_predicate_of(info, r);
+            let pred = chunk_predicate_of(&info, r);
             read(&c, &info, &pred, 64, |b| {
                 total += b.num_rows();
                 Ok(true)
