@@ -145,8 +145,10 @@ pub fn nothing_new(inc: &Incremental) -> bool {
 }
 
 /// Moves the table's watermark to the end of the run's range, after its verify succeeded.
-/// Repeating it (a verify resumed after a crash) writes the same record.
-pub fn advance(ctx: &Ctx, table: &str, inc: &Incremental) -> Result<()> {
+/// Repeating it (a verify resumed after a crash) writes the same record. `moved` is the rows the
+/// run moved: a run that appended nothing leaves the lake at the snapshot of the watermark's run,
+/// which stays the watermark's run (the next run checks that the lake is still at it).
+pub fn advance(ctx: &Ctx, table: &str, inc: &Incremental, moved: u64) -> Result<()> {
     crate::fault::point(&format!("before_watermark:{table}"));
     let old = ctx.store.watermark(table)?;
     let now = crate::store::now();
@@ -164,11 +166,15 @@ pub fn advance(ctx: &Ctx, table: &str, inc: &Incremental) -> Result<()> {
     } else {
         (inc.high, now.clone(), ctx.run_id.clone())
     };
+    let run_id = match &old {
+        Some(w) if inc.append && moved == 0 => w.run_id.clone(),
+        _ => ctx.run_id.clone(),
+    };
     ctx.store.put_watermark(&Watermark {
         table: table.to_string(),
         cursor: inc.cursor.clone(),
         value,
-        run_id: ctx.run_id.clone(),
+        run_id,
         updated_at: now,
         full_refresh_at: full_at,
         full_refresh_run: full_run,

@@ -133,7 +133,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         shown(mode, &source)
     ));
     if let Some(inc) = &info.incremental {
-        super::incremental::advance(ctx, table, inc)?;
+        super::incremental::advance(ctx, table, inc, source.rows)?;
     }
     ctx.succeed(rec)
 }
@@ -241,7 +241,7 @@ async fn verify_append(
         mode_name(mode),
         shown(mode, &source)
     ));
-    super::incremental::advance(ctx, table, inc)?;
+    super::incremental::advance(ctx, table, inc, source.rows)?;
     ctx.succeed(rec)
 }
 

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod demo;
 mod graceful;
+mod incremental;
 mod lakehouse;
 mod mssql;
 mod mssql_live;

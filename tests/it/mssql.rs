@@ -91,7 +91,7 @@ fn iceberg_type(ty: &SqlType) -> String {
 }
 
 /// Rows, fingerprint and Iceberg types of `table` as the lake must hold them.
-fn expected(table: &Table) -> Json {
+pub(crate) fn expected(table: &Table) -> Json {
     let mut sum = 0u128;
     let mut row = Vec::new();
     let mut buf = Vec::new();

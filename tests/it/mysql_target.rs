@@ -15,7 +15,7 @@ use crate::tds::fixtures;
 const SIGKILL: i32 = 9;
 
 /// MariaDB reachable with the `mariadb` client.
-fn mariadb_up() -> Result<(), String> {
+pub(crate) fn mariadb_up() -> Result<(), String> {
     let out = Command::new("mariadb")
         .args(["-h127.0.0.1", "-P3306", "-uroot", "-N", "-e", "SELECT 1"])
         .output()
@@ -31,7 +31,7 @@ fn mariadb_up() -> Result<(), String> {
 }
 
 /// Runs SQL with the `mariadb` client; tab-separated rows.
-fn mariadb(sql: &str) -> String {
+pub(crate) fn mariadb(sql: &str) -> String {
     let out = Command::new("mariadb")
         .args(["-h127.0.0.1", "-P3306", "-uroot", "-N", "-B", "-e", sql])
         .output()
@@ -45,10 +45,10 @@ fn mariadb(sql: &str) -> String {
 }
 
 /// A database of its own for one test, dropped at the end.
-struct Db(String);
+pub(crate) struct Db(pub(crate) String);
 
 impl Db {
-    fn new(tag: &str) -> Db {
+    pub(crate) fn new(tag: &str) -> Db {
         let name = format!(
             "dag_it_{tag}_{}_{:04x}",
             std::process::id(),

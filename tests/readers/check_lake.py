@@ -578,7 +578,27 @@ def open_catalog(name: str, catalog_path: str, warehouse: str, s3: S3Options | N
     )
 
 
+# `--latest-by KEY:CURSOR`: the lake table of an incremental workflow is a log of row versions
+# (each run appends the rows whose cursor moved); compare only the latest version of each key.
+LATEST_BY: tuple[str, str] | None = None
+
+
+def latest_versions(t: pa.Table, key: str, cursor: str) -> pa.Table:
+    """The row with the largest cursor of each key, as a reader of the change log would keep."""
+    order = pc.sort_indices(t, sort_keys=[(key, "ascending"), (cursor, "descending")])
+    t = t.take(order)
+    keys = t.column(key).combine_chunks()
+    if len(keys) == 0:
+        return t
+    first = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1))
+    mask = pa.concat_arrays([pa.array([True]), first.fill_null(True)])
+    return t.filter(mask)
+
+
 def read_pyiceberg(table: Any, names: list[str]) -> Digest:
+    if LATEST_BY is not None:
+        whole = latest_versions(table.scan().to_arrow(), *LATEST_BY)
+        return arrow_digest(whole.to_batches(), names)
     reader = table.scan().to_arrow_batch_reader()
     return arrow_digest(reader, names)
 
@@ -631,6 +651,9 @@ class DuckDBReader:
             path = path[len("file://"):]
         cols = ", ".join(quote_ident(n) for n in names)
         sql = f"SELECT {cols} FROM iceberg_scan('{path.replace(chr(39), chr(39) * 2)}')"
+        if LATEST_BY is not None:
+            key, cursor = (quote_ident(n) for n in LATEST_BY)
+            sql += f" QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {cursor} DESC) = 1"
         result = self.con.execute(sql)
         # to_arrow_reader() is the newer name of fetch_record_batch() (deprecated in 1.5).
         fetch = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch
@@ -892,6 +915,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="comma-separated subset of: " + ", ".join(READERS))
     p.add_argument("--target-db", help="also compare this SQLite target database's tables")
     p.add_argument("--json", help="write the per-table results to this JSON file")
+    p.add_argument("--latest-by", metavar="KEY:CURSOR",
+                   help="the lake tables are logs of row versions (incremental appends): compare "
+                        "only the row with the largest CURSOR of each KEY")
     p.add_argument("--self-test", action="store_true",
                    help="check the fingerprint implementation against known values and exit")
     args = p.parse_args(argv)
@@ -930,6 +956,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    global LATEST_BY
+    if args.latest_by:
+        key, _, cursor = args.latest_by.partition(":")
+        LATEST_BY = (key, cursor)
     if args.self_test:
         self_test()
         return 0
