@@ -1010,6 +1010,19 @@ fn read_state(
     })
 }
 
+/// When `dag schedule` would next start the workflow, in its zone and in UTC (`None`: it has no
+/// schedule, or its file cannot be read now).
+fn next_scheduled(cli: &Cli, wf: &str) -> Option<String> {
+    let wf = load_workflow(cli, wf).ok()?;
+    let timing = crate::schedule::Timing::of(&wf).ok()??;
+    let next = timing.next_after(chrono::Utc::now())?;
+    Some(format!(
+        "{} ({})",
+        timing.local(next),
+        crate::schedule::utc(next)
+    ))
+}
+
 /// The incremental tables' watermarks of a workflow (from its mirror while a run holds it).
 fn read_watermarks(state: &Path, wf: &str) -> Vec<crate::store::Watermark> {
     if WorkflowLock::held_by_other(state, wf).is_some() {
@@ -1207,7 +1220,11 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
             .iter()
             .map(|(r, t, active)| {
                 let wm = read_watermarks(&cli.state, &r.workflow);
-                serde_json::json!({ "run": r, "tasks": t, "active": active, "watermarks": wm })
+                let next = next_scheduled(cli, &r.workflow);
+                serde_json::json!({
+                    "run": r, "tasks": t, "active": active, "watermarks": wm,
+                    "next_scheduled": next,
+                })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).map_err(Error::from)?);
@@ -1220,6 +1237,9 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
             }
             print_run(r, t, *active);
             print_watermarks(&read_watermarks(&cli.state, &r.workflow));
+            if let Some(next) = next_scheduled(cli, &r.workflow) {
+                println!("next scheduled run: {next}");
+            }
         }
     }
     let failed = out.iter().any(|(r, _, _)| r.status == RunStatus::Failed);
@@ -1382,4 +1402,94 @@ async fn cmd_plan(
         }
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, status: RunStatus, ended: Option<String>) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            workflow: "w".into(),
+            started_at: now(),
+            ended_at: ended,
+            status,
+            config_hash: "h".into(),
+            lake_only: false,
+            memory_budget: 1 << 30,
+            tables: vec!["T".into()],
+            sessions: 1,
+            peak_rss: None,
+            peak_reserved: None,
+            from_lake: false,
+        }
+    }
+
+    #[test]
+    fn history_retention_drops_old_finished_runs_and_keeps_the_latest() {
+        let store = Store::temporary("w").unwrap();
+        let long_ago = (chrono::Utc::now() - chrono::Duration::days(100)).to_rfc3339();
+        store
+            .put_run(&run("1_old", RunStatus::Succeeded, Some(long_ago.clone())))
+            .unwrap();
+        store
+            .put_task(&TaskRecord::new("1_old", "T", Stage::Extract))
+            .unwrap();
+        store
+            .put_run(&run("2_recent", RunStatus::Failed, Some(now())))
+            .unwrap();
+        store
+            .put_run(&run("3_unfinished", RunStatus::Running, None))
+            .unwrap();
+        store
+            .put_run(&run("4_latest_old", RunStatus::Succeeded, Some(long_ago)))
+            .unwrap();
+        let removed = prune_history(&store, 90 * 86_400).unwrap();
+        assert_eq!(removed, 1);
+        let left: Vec<String> = store.runs().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(left, ["2_recent", "3_unfinished", "4_latest_old"]);
+        assert!(store.tasks("1_old").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_run_is_reopened_for_resumption_only_if_the_workflow_is_unchanged() {
+        let store = Store::temporary("w").unwrap();
+        store
+            .put_run(&run("1", RunStatus::Failed, Some(now())))
+            .unwrap();
+        let mut ok = TaskRecord::new("1", "T", Stage::Extract);
+        ok.status = TaskStatus::Succeeded;
+        store.put_task(&ok).unwrap();
+        let mut bad = TaskRecord::new("1", "T", Stage::WriteIceberg);
+        bad.status = TaskStatus::Failed;
+        store.put_task(&bad).unwrap();
+        let mut skipped = TaskRecord::new("1", "T", Stage::Verify);
+        skipped.status = TaskStatus::Skipped;
+        store.put_task(&skipped).unwrap();
+
+        let text = "[source]\nkind = \"sqlite\"\npath = \"x.db\"\n[lake]\nnamespace = \"n\"\n";
+        let mut wf = config::parse(text, Path::new("w.toml"), &|_| None).unwrap();
+        wf.raw_hash = "other".into();
+        assert_eq!(reopen_failed(&store, &wf).unwrap(), None);
+        assert_eq!(store.run("1").unwrap().unwrap().status, RunStatus::Failed);
+
+        wf.raw_hash = "h".into();
+        assert_eq!(reopen_failed(&store, &wf).unwrap().as_deref(), Some("1"));
+        assert_eq!(store.run("1").unwrap().unwrap().status, RunStatus::Running);
+        let st: Vec<TaskStatus> = store
+            .tasks("1")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.status)
+            .collect();
+        assert_eq!(
+            st,
+            [
+                TaskStatus::Succeeded,
+                TaskStatus::Pending,
+                TaskStatus::Pending
+            ]
+        );
+    }
 }

@@ -1380,6 +1380,77 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cursor_ranges_compare_at_the_columns_own_type() {
+        use crate::types::{CursorValue as V, Incremental};
+        let mut info = TableInfo::new(
+            "T",
+            vec![
+                Column {
+                    name: "ID".into(),
+                    ty: ColType::Int64,
+                    nullable: false,
+                },
+                Column {
+                    name: "UPD".into(),
+                    ty: ColType::Timestamp,
+                    nullable: true,
+                },
+            ],
+            None,
+            0,
+        );
+        info.read = ["bigint", "datetime2(3)"]
+            .iter()
+            .map(|t| ReadSpec {
+                expr: String::new(),
+                sql_type: t.to_string(),
+                identity: false,
+                computed: false,
+            })
+            .collect();
+        let range = |cursor: &str, low, high, append| {
+            let mut i = info.clone();
+            i.incremental = Some(Incremental {
+                cursor: cursor.into(),
+                low,
+                high,
+                append,
+            });
+            let mut params = Vec::new();
+            let sql = cursor_condition(&i, &mut params).unwrap();
+            let shown: Vec<String> = params
+                .iter()
+                .map(|p| match p {
+                    Param::Int(n) => n.to_string(),
+                    Param::Text(t) => t.clone(),
+                })
+                .collect();
+            (sql, shown)
+        };
+        // 2026-01-01T00:00:00.5 as microseconds since the epoch.
+        let t = 1_767_225_600_500_000;
+        assert_eq!(
+            range("UPD", Some(V::Micros(t)), Some(V::Micros(t + 1)), true),
+            (
+                "[UPD] > CAST(@P1 AS datetime2(3)) AND [UPD] <= CAST(@P2 AS datetime2(3))".into(),
+                vec![
+                    "2026-01-01T00:00:00.500000".into(),
+                    "2026-01-01T00:00:00.500001".into()
+                ]
+            )
+        );
+        assert_eq!(
+            range("ID", None, Some(V::Int(9)), false),
+            ("([ID] <= @P1 OR [ID] IS NULL)".into(), vec!["9".into()])
+        );
+        assert_eq!(
+            range("ID", None, Some(V::Int(9)), true),
+            ("[ID] <= @P1".into(), vec!["9".into()])
+        );
+        assert_eq!(range("ID", None, None, false).0, "[ID] IS NULL");
+    }
+
+    #[test]
     fn row_values_expand_into_and_or() {
         let keys = vec!["A".to_string(), "B".to_string()];
         let types = vec!["nvarchar(20)".to_string(), "int".to_string()];
