@@ -410,44 +410,16 @@ impl Lake {
         let (snapshot_id, found) = match Self::snapshot_of_run(&staging, run) {
             Some(id) => (id, true),
             None => {
-                let md = staging.metadata();
-                let files = files_json
-                    .iter()
-                    .map(|j| {
-                        iceberg::spec::deserialize_data_file_from_json(
-                            j,
-                            md.default_partition_spec_id(),
-                            md.default_partition_type(),
-                            md.current_schema(),
-                        )
-                    })
-                    .collect::<iceberg::Result<Vec<_>>>()?;
-                let mut props = extra_props;
-                props.insert(RUN_ID_PROP.into(), run.into());
-                props.insert(TASK_PROP.into(), format!("{}.write_iceberg", info.name));
-                let _g = self.commit_lock.lock().await;
-                let tx = Transaction::new(&staging);
-                let tx = tx
-                    .fast_append()
-                    .add_data_files(files)
-                    .set_snapshot_properties(props)
-                    .apply(tx)?;
-                let t = tx.commit(self.catalog.as_ref()).await?;
-                // iceberg-catalog-sql 0.10.1 ignores the database's COMMIT result: read the
-                // catalog row back so a commit that did not persist is an error, not a success.
-                let row = self
-                    .locations(&self.db, &self.staging, staging.identifier().name())
+                let id = self
+                    .commit_files(
+                        &staging,
+                        &self.staging,
+                        &info.name,
+                        run,
+                        files_json,
+                        extra_props,
+                    )
                     .await?;
-                let written = t.metadata_location().unwrap_or_default();
-                if row.as_ref().map(|(loc, _)| loc.as_str()) != Some(written) {
-                    return Err(Error::unavailable(format!(
-                        "lake commit of {} was not stored by the catalog database; will retry",
-                        info.name
-                    )));
-                }
-                let id = Self::snapshot_of_run(&t, run).ok_or_else(|| {
-                    Error::internal("the commit succeeded but its snapshot is not in the table")
-                })?;
                 (id, false)
             }
         };
@@ -496,40 +468,9 @@ impl Lake {
                 }
                 props.insert(ROWS_PROP.into(), total.rows.to_string());
                 props.insert(FINGERPRINT_PROP.into(), total.hex());
-                props.insert(RUN_ID_PROP.into(), run.into());
-                props.insert(TASK_PROP.into(), format!("{}.write_iceberg", info.name));
-                let files = files_json
-                    .iter()
-                    .map(|j| {
-                        iceberg::spec::deserialize_data_file_from_json(
-                            j,
-                            md.default_partition_spec_id(),
-                            md.default_partition_type(),
-                            md.current_schema(),
-                        )
-                    })
-                    .collect::<iceberg::Result<Vec<_>>>()?;
-                let _g = self.commit_lock.lock().await;
-                let tx = Transaction::new(&live);
-                let tx = tx
-                    .fast_append()
-                    .add_data_files(files)
-                    .set_snapshot_properties(props)
-                    .apply(tx)?;
-                let t = tx.commit(self.catalog.as_ref()).await?;
-                let row = self
-                    .locations(&self.db, &self.namespace, &info.name)
+                let id = self
+                    .commit_files(&live, &self.namespace, &info.name, run, files_json, props)
                     .await?;
-                let written = t.metadata_location().unwrap_or_default();
-                if row.as_ref().map(|(loc, _)| loc.as_str()) != Some(written) {
-                    return Err(Error::unavailable(format!(
-                        "lake append to {} was not stored by the catalog database; will retry",
-                        info.name
-                    )));
-                }
-                let id = Self::snapshot_of_run(&t, run).ok_or_else(|| {
-                    Error::internal("the append succeeded but its snapshot is not in the table")
-                })?;
                 Published {
                     snapshot_id: id,
                     found: false,
@@ -548,6 +489,53 @@ impl Lake {
         .execute(&self.db)
         .await?;
         Ok(published)
+    }
+
+    /// Commits the data files `files_json` to table `t` (catalog row `ns`.`t`'s name) as one
+    /// snapshot carrying the run id and `props`, then reads the catalog row back:
+    /// iceberg-catalog-sql 0.10.1 ignores the database's COMMIT result, so a commit that did not
+    /// persist must be an error, not a success. Returns the new snapshot's id.
+    async fn commit_files(
+        &self,
+        t: &iceberg::table::Table,
+        ns: &NamespaceIdent,
+        table: &str,
+        run: &str,
+        files_json: &[String],
+        mut props: HashMap<String, String>,
+    ) -> Result<i64> {
+        let md = t.metadata();
+        let files = files_json
+            .iter()
+            .map(|j| {
+                iceberg::spec::deserialize_data_file_from_json(
+                    j,
+                    md.default_partition_spec_id(),
+                    md.default_partition_type(),
+                    md.current_schema(),
+                )
+            })
+            .collect::<iceberg::Result<Vec<_>>>()?;
+        props.insert(RUN_ID_PROP.into(), run.into());
+        props.insert(TASK_PROP.into(), format!("{table}.write_iceberg"));
+        let _g = self.commit_lock.lock().await;
+        let tx = Transaction::new(t);
+        let tx = tx
+            .fast_append()
+            .add_data_files(files)
+            .set_snapshot_properties(props)
+            .apply(tx)?;
+        let committed = tx.commit(self.catalog.as_ref()).await?;
+        let row = self.locations(&self.db, ns, t.identifier().name()).await?;
+        let written = committed.metadata_location().unwrap_or_default();
+        if row.as_ref().map(|(loc, _)| loc.as_str()) != Some(written) {
+            return Err(Error::unavailable(format!(
+                "lake commit of {table} was not stored by the catalog database; will retry"
+            )));
+        }
+        Self::snapshot_of_run(&committed, run).ok_or_else(|| {
+            Error::internal("the commit succeeded but its snapshot is not in the table")
+        })
     }
 
     /// Whether the table exists in the lake with at least one snapshot.

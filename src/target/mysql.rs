@@ -288,6 +288,26 @@ impl MysqlTarget {
         Ok(())
     }
 
+    /// The units of `run` the ledger says are in for `info`'s table.
+    async fn ledger_units(
+        &self,
+        c: &mut Conn,
+        info: &TableInfo,
+        run: &str,
+    ) -> Result<HashSet<u32>> {
+        let units: Vec<u32> = c
+            .exec(
+                format!(
+                    "SELECT unit FROM {} WHERE run_id = ? AND table_name = ?",
+                    self.qualified(LEDGER)
+                ),
+                (run, &info.name),
+            )
+            .await
+            .map_err(self.at_table(&info.name))?;
+        Ok(units.into_iter().collect())
+    }
+
     async fn comment_of(&self, c: &mut Conn, name: &str) -> Result<Option<String>> {
         Ok(self
             .tables(c, Some(name))
@@ -380,17 +400,7 @@ impl MysqlTarget {
                 self.add_new_columns(&mut c, info, &stage).await?;
             }
         }
-        let units: Vec<u32> = c
-            .exec(
-                format!(
-                    "SELECT unit FROM {} WHERE run_id = ? AND table_name = ?",
-                    self.qualified(LEDGER)
-                ),
-                (run, &info.name),
-            )
-            .await
-            .map_err(&fail)?;
-        Ok(units.into_iter().collect())
+        self.ledger_units(&mut c, info, run).await
     }
 
     /// For an incremental run that appends: creates the live table if it is missing (from the
@@ -463,17 +473,7 @@ impl MysqlTarget {
                 )));
             }
         }
-        let units: Vec<u32> = c
-            .exec(
-                format!(
-                    "SELECT unit FROM {} WHERE run_id = ? AND table_name = ?",
-                    self.qualified(LEDGER)
-                ),
-                (run, &info.name),
-            )
-            .await
-            .map_err(&fail)?;
-        Ok(units.into_iter().collect())
+        self.ledger_units(&mut c, info, run).await
     }
 
     /// Ends an incremental run's load: what earlier runs left of this table (staging tables of

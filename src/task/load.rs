@@ -54,21 +54,9 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                         return Ok((0, units));
                     }
                     let done = t.prepare(&info, &run)?;
-                    let mut loaded = 0;
-                    for (unit, file) in files.iter().enumerate() {
-                        if done.contains(&(unit as u32)) {
-                            continue;
-                        }
-                        t.load_chunk(
-                            &info,
-                            &run,
-                            unit as u32,
-                            std::slice::from_ref(file),
-                            &io,
-                            batch_rows,
-                        )?;
-                        loaded += 1;
-                    }
+                    let loaded = each_unit(&files, &done, |unit, file| {
+                        t.load_chunk(&info, &run, unit, file, &io, batch_rows)
+                    })?;
                     crate::fault::point(&format!("before_publish:{}", info.name));
                     t.publish(&info.name, &run)?;
                     Ok((loaded, units - loaded))
@@ -178,21 +166,9 @@ async fn load_append(
             let io = ctx.lake.file_io().clone();
             tokio::task::spawn_blocking(move || -> Result<(u32, u32)> {
                 let done = t.prepare_append(&info, &run)?;
-                let mut loaded = 0;
-                for (unit, file) in files.iter().enumerate() {
-                    if done.contains(&(unit as u32)) {
-                        continue;
-                    }
-                    t.load_chunk_append(
-                        &info,
-                        &run,
-                        unit as u32,
-                        std::slice::from_ref(file),
-                        &io,
-                        batch_rows,
-                    )?;
-                    loaded += 1;
-                }
+                let loaded = each_unit(&files, &done, |unit, file| {
+                    t.load_chunk_append(&info, &run, unit, file, &io, batch_rows)
+                })?;
                 crate::fault::point(&after);
                 Ok((loaded, units - loaded))
             })
@@ -249,4 +225,21 @@ async fn load_append(
             Ok((summary.loaded, summary.found))
         }
     }
+}
+
+/// Loads each data file (a unit, numbered by its place in `files`) that `done` does not hold, in
+/// order, with `load`; returns how many it loaded.
+fn each_unit<T>(
+    files: &[String],
+    done: &std::collections::HashSet<u32>,
+    mut load: impl FnMut(u32, &[String]) -> Result<T>,
+) -> Result<u32> {
+    let mut loaded = 0;
+    for (unit, file) in files.iter().enumerate() {
+        if !done.contains(&(unit as u32)) {
+            load(unit as u32, std::slice::from_ref(file))?;
+            loaded += 1;
+        }
+    }
+    Ok(loaded)
 }
