@@ -895,3 +895,56 @@ fn lake_retention() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn schedule_policies_and_incremental_refreshes_parse_with_their_defaults() {
+    let wf = parse_ok(MINIMAL);
+    assert_eq!(wf.timezone, None);
+    assert_eq!(wf.overlap, crate::config::Overlap::Skip);
+    assert_eq!(wf.catch_up, crate::config::CatchUp::Once);
+    assert_eq!(wf.on_failure, crate::config::OnFailure::Restart);
+    assert_eq!(wf.limits.stop_grace_secs, 30);
+    let text = format!(
+        "schedule = \"30 2 * * *\"\ntimezone = \"Europe/Paris\"\noverlap = \"queue\"\n\
+         catch_up = \"skip\"\non_failure = \"resume\"\nhistory_retention = \"30d\"\n{MINIMAL}\n\
+         [limits]\nstop_grace = \"2m\"\n\n[table.A]\nmode = \"incremental\"\ncursor = \"U\"\n\
+         full_refresh = \"weekly\"\n\n[table.B]\nmode = \"incremental\"\ncursor = \"U\"\n\
+         full_refresh = \"36h\"\n"
+    );
+    let wf = parse_ok(&text);
+    assert_eq!(wf.schedule.as_deref(), Some("0 30 2 * * *"));
+    assert_eq!(wf.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(wf.overlap, crate::config::Overlap::Queue);
+    assert_eq!(wf.catch_up, crate::config::CatchUp::Skip);
+    assert_eq!(wf.on_failure, crate::config::OnFailure::Resume);
+    assert_eq!(wf.history_retention_secs, 30 * 86_400);
+    assert_eq!(wf.limits.stop_grace_secs, 120);
+    assert_eq!(wf.overrides["A"].full_refresh_secs, Some(7 * 86_400));
+    assert_eq!(wf.overrides["B"].full_refresh_secs, Some(36 * 3600));
+}
+
+#[test]
+fn bad_time_zones_and_refreshes_of_full_tables_are_reported_where_they_are() {
+    let text = format!(
+        "timezone = \"Europe/Pariss\"\n{MINIMAL}\n[table.A]\nfull_refresh = \"weekly\"\n\n\
+         [table.B]\nmode = \"incremental\"\ncursor = \"U\"\nfull_refresh = \"fortnightly\"\n"
+    );
+    let errors = parse_err(&text);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "workflows/demo.toml:1:1: timezone: \"Europe/Pariss\" is not an IANA time zone"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].starts_with(
+            "workflows/demo.toml:11:1: table.A.full_refresh: only an incremental table"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[2].contains("table.B.full_refresh: \"fortnightly\" is not a duration"),
+        "{errors:#?}"
+    );
+}

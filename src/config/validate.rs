@@ -1151,11 +1151,11 @@ impl<'a> Validator<'a> {
         let mode = self.mode(sec);
         let cursor = self.name(sec, "cursor", Need::Optional);
         let full_refresh_secs = self.full_refresh(sec);
-        if let Some((_, v)) = sec.get("full_refresh")
+        if let Some((k, _)) = sec.get("full_refresh")
             && mode.as_ref().is_none_or(|m| m.value != Mode::Incremental)
         {
             self.report(
-                v.span().start,
+                k.span().start,
                 &sec.key_of("full_refresh"),
                 "only an incremental table (mode = \"incremental\") has periodic full refreshes",
             );

@@ -132,7 +132,8 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         mode_name(mode),
         shown(mode, &source)
     ));
-    if let Some(inc) = &info.incremental {
+    // A run from the lake moved no source rows: the watermark stays with the run that did.
+    if let Some(inc) = info.incremental.as_ref().filter(|_| !ctx.from_lake) {
         super::incremental::advance(ctx, table, inc, source.rows)?;
     }
     ctx.succeed(rec)

@@ -330,3 +330,97 @@ fn incremental_sigkill_between_load_and_watermark_neither_loses_nor_doubles() {
     );
     env.check_lake(&src, "inc", Some(&target));
 }
+
+/// `dbo.ITEMS` with a rowversion cursor: version 2 updates every 10th row and adds 5, each
+/// change taking a rowversion past every earlier one, as SQL Server's database counter does.
+fn items(version: u32) -> Table {
+    let rows = if version == 1 { 50 } else { 55 };
+    Table {
+        schema: "dbo".into(),
+        name: "ITEMS".into(),
+        columns: vec![
+            Col::new("ID", SqlType::Int, false),
+            Col::new("NAME", SqlType::NVarChar(Some(40)), false),
+            Col::new("RV", SqlType::RowVersion, false),
+        ],
+        primary_key: vec!["ID".into()],
+        rows,
+        row: Arc::new(move |i, out| {
+            let changed = version == 2 && (i % 10 == 0 || i >= 50);
+            out.clear();
+            out.push(Value::Int(i as i64 + 1));
+            out.push(Value::Str(format!(
+                "item {i}{}",
+                if changed { " v2" } else { "" }
+            )));
+            let rv: i64 = if changed {
+                6000 + i as i64
+            } else {
+                1000 + i as i64
+            };
+            out.push(Value::Bytes(rv.to_be_bytes().to_vec()));
+        }),
+        key: None,
+    }
+}
+
+#[test]
+fn incremental_rowversion_cursor_reads_only_newer_row_versions() {
+    let env = Env::new();
+    let v1 = TdsServer::start(ServerConfig::new(
+        "WorldZone",
+        "dag",
+        "Pa55word!",
+        vec![items(1)],
+    ))
+    .unwrap();
+    let port = v1.port();
+    let extra = format!(
+        "\n[target]\nkind = \"sqlite\"\npath = \"{}\"\n\n[table.ITEMS]\nmode = \"incremental\"\n\
+         cursor = \"RV\"\n",
+        env.path().join("target.db").display()
+    );
+    env.workflow("wz", &workflow(port, "Pa55word!", &extra));
+    let r = env.dag(&["run", "wz"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    drop(v1);
+
+    let cfg = ServerConfig::new("WorldZone", "dag", "Pa55word!", vec![items(2)]);
+    let v2 = (0..200)
+        .find_map(|_| {
+            TdsServer::start_on(cfg.clone(), port)
+                .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(10)))
+                .ok()
+        })
+        .expect("the port is free again");
+    let r = env.dag(&["run", "wz"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let reads: Vec<_> = v2
+        .queries()
+        .into_iter()
+        .filter(|q| q.sql.starts_with("SELECT [ID]") && q.sql.contains("[ITEMS]"))
+        .collect();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert!(
+        reads[0].sql.contains("[RV] > @P1 AND [RV] <= @P2"),
+        "{}",
+        reads[0].sql
+    );
+    assert_eq!(reads[0].params.len(), 2, "{reads:?}");
+    assert!(reads[0].params[0].contains("1049"), "{reads:?}");
+    assert!(reads[0].params[1].contains("6054"), "{reads:?}");
+    assert_eq!(reads[0].rows_sent, 10, "5 updated and 5 new rows");
+    let verify = env.task("wz", "ITEMS", "verify");
+    assert_eq!(verify["status"], "succeeded", "{verify}");
+    assert_eq!(verify["outputs"]["target"], verify["outputs"]["digest"]);
+
+    let want: BTreeMap<String, Json> = [("ITEMS".to_string(), expected(&items(2)))].into();
+    let file = env.path().join("expect.json");
+    std::fs::write(&file, serde_json::to_string(&want).unwrap()).unwrap();
+    env.lake_check("migrated_WorldZone")
+        .arg("--expect")
+        .arg(&file)
+        .arg("--latest-by")
+        .arg("ID:RV")
+        .run();
+}

@@ -1706,6 +1706,13 @@ fn cmp_values(a: &Value, ascale: u8, b: &Value, bscale: u8) -> Option<Ordering> 
         (Value::Null, _) | (_, Value::Null) => None,
         (Value::Str(x), Value::Str(y)) => Some(x.encode_utf16().cmp(y.encode_utf16())),
         (Value::Bytes(x), Value::Bytes(y)) => Some(x.cmp(y)),
+        // rowversion against bigint: SQL Server converts the 8 bytes (big-endian) to bigint.
+        (Value::Bytes(x), Value::Int(y)) if x.len() == 8 => {
+            Some(i64::from_be_bytes(x[..].try_into().ok()?).cmp(y))
+        }
+        (Value::Int(x), Value::Bytes(y)) if y.len() == 8 => {
+            Some(x.cmp(&i64::from_be_bytes(y[..].try_into().ok()?)))
+        }
         (Value::Guid(x), Value::Guid(y)) => Some(guid_sort_key(x).cmp(&guid_sort_key(y))),
         (Value::F32(_) | Value::F64(_), _) | (_, Value::F32(_) | Value::F64(_)) => {
             as_f64(a, ascale)?.partial_cmp(&as_f64(b, bscale)?)
