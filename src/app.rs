@@ -566,9 +566,20 @@ async fn cmd_run(
             run.sessions += 1;
             run.memory_budget = budget;
             store.put_run(&run)?;
+            let left = store
+                .tasks(&run.id)?
+                .iter()
+                .filter(|t| t.status != TaskStatus::Succeeded)
+                .count();
             progress.line(&format!(
-                "resuming run {} of {} ({} task(s) were interrupted)",
-                run.id, wf.name, recovered
+                "resuming run {} of {}: {left} task(s) left{}",
+                run.id,
+                wf.name,
+                if recovered > 0 {
+                    format!(", {recovered} of them cut off when the process running them died")
+                } else {
+                    String::new()
+                }
             ));
             let all = if run.from_lake {
                 run.tables.clone()
