@@ -548,23 +548,6 @@ impl Lake {
         Ok(t.metadata().current_snapshot().is_some())
     }
 
-    /// Count and fingerprint of the rows of some data files of the table (an incremental run's).
-    pub async fn files_digest(&self, files: &[String], batch_rows: usize) -> Result<Digest128> {
-        let io = self.file_io().clone();
-        let files = files.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let mut d = Digest128::default();
-            for f in &files {
-                for b in crate::target::open_parquet(&io, f, batch_rows, 0)? {
-                    d.add_batch(&b?).map_err(Error::internal)?;
-                }
-            }
-            Ok(d)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("lake reader panicked: {e}")))?
-    }
-
     /// The catalog row of `ns.table`: its metadata location and the one before it.
     async fn locations<'e, E>(
         &self,

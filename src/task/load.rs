@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::sched::Grant;
 use crate::store::{Stage, TaskRecord, TaskStatus};
 use crate::target::Target;
-use crate::target::starrocks::LoadJob;
+use crate::target::starrocks::{LoadJob, LoadSummary, StarRocksTarget};
 use crate::types::TableInfo;
 
 use super::Ctx;
@@ -31,7 +31,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
     let (info, digest) = ctx.extracted(table)?;
     let append = info.incremental.as_ref().is_some_and(|i| i.append);
     let files = if append {
-        run_files(ctx, table)?
+        ctx.run_files(table)?
     } else {
         let snapshot = ctx
             .store
@@ -94,28 +94,8 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                 }
             }
             Target::StarRocks(t) => {
-                let job = LoadJob {
-                    workflow: &ctx.workflow,
-                    run: &run,
-                    info: &info,
-                    ov: ctx.plan(table)?.ov.as_ref(),
-                    files: &files,
-                    io: ctx.lake.file_io(),
-                    batch_rows,
-                    lake_namespace: ctx.lake.namespace(),
-                };
-                let mut requests = rec.outputs.requests.clone();
-                let store = &ctx.store;
-                let base = rec.clone();
-                let summary = t
-                    .load(job, &mut requests, |reqs| {
-                        // Durable before the next step: a resumed load trusts exactly this list.
-                        let mut r = base.clone();
-                        r.outputs.requests = reqs.to_vec();
-                        store.put_task(&r)
-                    })
-                    .await?;
-                rec.outputs.requests = requests;
+                let summary =
+                    stream_load(ctx, &mut rec, t, &info, &files, batch_rows, false).await?;
                 (summary.loaded, summary.found)
             }
         }
@@ -132,18 +112,6 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         "{table}.load: {loaded} {unit} loaded, {already} already there"
     ));
     ctx.succeed(rec)
-}
-
-/// The data files this run's extract wrote, sorted: what an incremental run appends.
-fn run_files(ctx: &Ctx, table: &str) -> Result<Vec<String>> {
-    let mut files: Vec<String> = ctx
-        .store
-        .chunks(&ctx.run_id, table)?
-        .into_iter()
-        .flat_map(|c| c.paths)
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 /// Upserts (appends, for a keyless table) the run's data files into the live table; returns
@@ -199,32 +167,49 @@ async fn load_append(
             Ok((loaded, units - loaded))
         }
         Target::StarRocks(t) => {
-            let job = LoadJob {
-                workflow: &ctx.workflow,
-                run: &run,
-                info,
-                ov: ctx.plan(table)?.ov.as_ref(),
-                files,
-                io: ctx.lake.file_io(),
-                batch_rows,
-                lake_namespace: ctx.lake.namespace(),
-            };
-            let mut requests = rec.outputs.requests.clone();
-            let store = &ctx.store;
-            let base = rec.clone();
-            let summary = t
-                .load_append(job, &mut requests, |reqs| {
-                    // Durable before the next step: a resumed load trusts exactly this list.
-                    let mut r = base.clone();
-                    r.outputs.requests = reqs.to_vec();
-                    store.put_task(&r)
-                })
-                .await?;
+            let summary = stream_load(ctx, rec, t, info, files, batch_rows, true).await?;
             crate::fault::point(&after);
-            rec.outputs.requests = requests;
             Ok((summary.loaded, summary.found))
         }
     }
+}
+
+/// Stream Load of `files` into StarRocks: a full refresh's staging table and swap, or
+/// (`append`) an incremental run's upserts into the live table. The request ledger is written
+/// to the task's record before each step, so a resumed load trusts exactly that list.
+async fn stream_load(
+    ctx: &Ctx,
+    rec: &mut TaskRecord,
+    t: &StarRocksTarget,
+    info: &TableInfo,
+    files: &[String],
+    batch_rows: usize,
+    append: bool,
+) -> Result<LoadSummary> {
+    let job = LoadJob {
+        workflow: &ctx.workflow,
+        run: &ctx.run_id,
+        info,
+        ov: ctx.plan(&info.name)?.ov.as_ref(),
+        files,
+        io: ctx.lake.file_io(),
+        batch_rows,
+        lake_namespace: ctx.lake.namespace(),
+    };
+    let mut requests = rec.outputs.requests.clone();
+    let base = rec.clone();
+    let record = |reqs: &[crate::store::LoadRequestRecord]| {
+        let mut r = base.clone();
+        r.outputs.requests = reqs.to_vec();
+        ctx.store.put_task(&r)
+    };
+    let summary = if append {
+        t.load_append(job, &mut requests, record).await?
+    } else {
+        t.load(job, &mut requests, record).await?
+    };
+    rec.outputs.requests = requests;
+    Ok(summary)
 }
 
 /// Loads each data file (a unit, numbered by its place in `files`) that `done` does not hold, in

@@ -165,6 +165,19 @@ impl Ctx {
         self.store.put_task(&rec)
     }
 
+    /// The data files this run's extract wrote for `table`, sorted: what an incremental run
+    /// appends to the lake, loads and verifies.
+    fn run_files(&self, table: &str) -> Result<Vec<String>> {
+        let mut files: Vec<String> = self
+            .store
+            .chunks(&self.run_id, table)?
+            .into_iter()
+            .flat_map(|c| c.paths)
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
     /// What the table's extract recorded: the schema it moved and the digest of the rows the
     /// source returned. Every later stage works from these, never from the source again.
     fn extracted(&self, table: &str) -> Result<(TableInfo, Digest128)> {

@@ -153,18 +153,15 @@ async fn verify_append(
     batch_rows: usize,
     mut rec: crate::store::TaskRecord,
 ) -> Result<()> {
-    let files: Vec<String> = {
-        let mut v: Vec<String> = ctx
-            .store
-            .chunks(&ctx.run_id, table)?
-            .into_iter()
-            .flat_map(|c| c.paths)
-            .collect();
-        v.sort();
-        v
+    // One read of the appended files gives the lake's side and the keys to find in the target.
+    let key = key_columns(info);
+    let wanted = if ctx.target.is_some() {
+        key.clone()
+    } else {
+        Vec::new()
     };
+    let (lake, keys) = appended_rows(ctx, ctx.run_files(table)?, wanted, batch_rows).await?;
     let mut problems = Vec::new();
-    let lake = ctx.lake.files_digest(&files, batch_rows).await?;
     if !same(mode, &lake, &source) {
         problems.push(format!(
             "the lake files this run appended hold {}, the source gave {}",
@@ -174,48 +171,25 @@ async fn verify_append(
     }
     rec.outputs.lake = Some(lake);
     if let Some(target) = &ctx.target {
-        let key = key_columns(info);
-        let got = if key.is_empty() {
-            let ci = info
-                .columns
-                .iter()
-                .position(|c| c.name == inc.cursor)
-                .ok_or_else(|| Error::internal("cursor column missing from the schema"))?;
-            let mut d = Digest128::default();
-            let mut s = target.scan(info, batch_rows);
-            while let Some(b) = s.try_next().await? {
-                let keep = in_range(&b, ci, inc)?;
-                d.add_batch(&arrow_select::filter::filter_record_batch(&b, &keep)?)
-                    .map_err(Error::internal)?;
-            }
-            d
-        } else {
-            let mut keys = HashSet::new();
-            for f in &files {
-                let io = ctx.lake.file_io().clone();
-                let (f, key2) = (f.clone(), key.clone());
-                let part = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
-                    let mut out = Vec::new();
-                    for b in crate::target::open_parquet(&io, &f, batch_rows, 0)? {
-                        out.extend(key_texts(&b?, &key2)?);
-                    }
-                    Ok(out)
-                })
-                .await
-                .map_err(|e| Error::internal(format!("lake reader panicked: {e}")))??;
-                keys.extend(part);
-            }
-            let mut d = Digest128::default();
-            let mut s = target.scan(info, batch_rows);
-            while let Some(b) = s.try_next().await? {
-                let texts = key_texts(&b, &key)?;
-                let keep: arrow_array::BooleanArray =
-                    texts.iter().map(|k| Some(keys.contains(k))).collect();
-                d.add_batch(&arrow_select::filter::filter_record_batch(&b, &keep)?)
-                    .map_err(Error::internal)?;
-            }
-            d
-        };
+        // The run's rows in the target: those of its keys, or (a keyless table) those in its
+        // cursor range.
+        let cursor = info.columns.iter().position(|c| c.name == inc.cursor);
+        let mut got = Digest128::default();
+        let mut s = target.scan(info, batch_rows);
+        while let Some(b) = s.try_next().await? {
+            let keep: arrow_array::BooleanArray = if key.is_empty() {
+                let ci = cursor
+                    .ok_or_else(|| Error::internal("cursor column missing from the schema"))?;
+                in_range(&b, ci, inc)?
+            } else {
+                key_texts(&b, &key)?
+                    .iter()
+                    .map(|k| Some(keys.contains(k)))
+                    .collect()
+            };
+            got.add_batch(&arrow_select::filter::filter_record_batch(&b, &keep)?)
+                .map_err(Error::internal)?;
+        }
         if !same(mode, &got, &source) {
             problems.push(format!(
                 "target ({}) has {} for the rows of this run, the source gave {}",
@@ -244,6 +218,33 @@ async fn verify_append(
     ));
     super::incremental::advance(ctx, table, inc, source.rows)?;
     ctx.succeed(rec)
+}
+
+/// Count and fingerprint of the rows in an incremental run's appended data files, and the key
+/// texts (columns `key`; none when empty) of those rows, from one read of each file.
+async fn appended_rows(
+    ctx: &Ctx,
+    files: Vec<String>,
+    key: Vec<usize>,
+    batch_rows: usize,
+) -> Result<(Digest128, HashSet<String>)> {
+    let io = ctx.lake.file_io().clone();
+    tokio::task::spawn_blocking(move || {
+        let mut d = Digest128::default();
+        let mut keys = HashSet::new();
+        for f in &files {
+            for b in crate::target::open_parquet(&io, f, batch_rows, 0)? {
+                let b = b?;
+                d.add_batch(&b).map_err(Error::internal)?;
+                if !key.is_empty() {
+                    keys.extend(key_texts(&b, &key)?);
+                }
+            }
+        }
+        Ok((d, keys))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("lake reader panicked: {e}")))?
 }
 
 /// Rows of `b` whose cursor (column `ci`) lies in the run's range.
