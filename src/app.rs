@@ -979,7 +979,7 @@ fn workflows_with_state(state: &Path) -> Vec<String> {
 fn find_workflow_of(state: &Path, table: &str) -> Result<String> {
     let mut best: Option<(String, String)> = None;
     for w in workflows_with_state(state) {
-        let Some((run, _)) = read_state(state, &w, None)? else {
+        let Some(StateView { run, .. }) = read_state(state, &w, None)? else {
             continue;
         };
         if run.tables.iter().any(|t| t.eq_ignore_ascii_case(table))
@@ -996,16 +996,27 @@ fn find_workflow_of(state: &Path, table: &str) -> Result<String> {
     })
 }
 
-/// A run and its tasks, from the database or, while a run holds it, from its mirror.
-fn read_state(
-    state: &Path,
-    wf: &str,
-    run_id: Option<&str>,
-) -> Result<Option<(RunRecord, Vec<TaskRecord>)>> {
+/// What `dag status` shows of a workflow: a run, its tasks and the incremental tables'
+/// watermarks, and whether a live process holds the workflow.
+struct StateView {
+    run: RunRecord,
+    tasks: Vec<TaskRecord>,
+    watermarks: Vec<crate::store::Watermark>,
+    active: bool,
+}
+
+/// A run of `wf` (the latest, or `run_id`) with its tasks and watermarks, from the database or,
+/// while a run holds it, from its mirror.
+fn read_state(state: &Path, wf: &str, run_id: Option<&str>) -> Result<Option<StateView>> {
     if WorkflowLock::held_by_other(state, wf).is_some() {
         return Ok(Store::read_mirror(state, wf)
             .filter(|m| run_id.is_none_or(|r| r == m.run.id))
-            .map(|m| (m.run, m.tasks)));
+            .map(|m| StateView {
+                run: m.run,
+                tasks: m.tasks,
+                watermarks: m.watermarks,
+                active: true,
+            }));
     }
     let store = Store::open(state, wf)?;
     let run = match run_id {
@@ -1013,10 +1024,12 @@ fn read_state(
         None => store.latest_run()?,
     };
     Ok(match run {
-        Some(r) => {
-            let tasks = store.tasks(&r.id)?;
-            Some((r, tasks))
-        }
+        Some(run) => Some(StateView {
+            tasks: store.tasks(&run.id)?,
+            watermarks: store.watermarks()?,
+            run,
+            active: false,
+        }),
         None => None,
     })
 }
@@ -1032,18 +1045,6 @@ fn next_scheduled(cli: &Cli, wf: &str) -> Option<String> {
         timing.local(next),
         crate::schedule::utc(next)
     ))
-}
-
-/// The incremental tables' watermarks of a workflow (from its mirror while a run holds it).
-fn read_watermarks(state: &Path, wf: &str) -> Vec<crate::store::Watermark> {
-    if WorkflowLock::held_by_other(state, wf).is_some() {
-        return Store::read_mirror(state, wf)
-            .map(|m| m.watermarks)
-            .unwrap_or_default();
-    }
-    Store::open(state, wf)
-        .and_then(|s| s.watermarks())
-        .unwrap_or_default()
 }
 
 fn print_watermarks(wms: &[crate::store::Watermark]) {
@@ -1211,9 +1212,8 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
     };
     let mut out = Vec::new();
     for w in &names {
-        let active = WorkflowLock::held_by_other(&cli.state, w).is_some();
         match read_state(&cli.state, w, run)? {
-            Some((r, t)) => out.push((r, t, active)),
+            Some(view) => out.push(view),
             None if workflow.is_some() => {
                 return Err(Error::config(match run {
                     Some(id) => format!("workflow `{w}` has no run `{id}`"),
@@ -1229,12 +1229,11 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
     if json {
         let v: Vec<serde_json::Value> = out
             .iter()
-            .map(|(r, t, active)| {
-                let wm = read_watermarks(&cli.state, &r.workflow);
-                let next = next_scheduled(cli, &r.workflow);
+            .map(|v| {
                 serde_json::json!({
-                    "run": r, "tasks": t, "active": active, "watermarks": wm,
-                    "next_scheduled": next,
+                    "run": v.run, "tasks": v.tasks, "active": v.active,
+                    "watermarks": v.watermarks,
+                    "next_scheduled": next_scheduled(cli, &v.run.workflow),
                 })
             })
             .collect();
@@ -1242,18 +1241,18 @@ fn cmd_status(cli: &Cli, workflow: Option<&str>, run: Option<&str>, json: bool) 
     } else if out.is_empty() {
         println!("no runs yet (state: {})", cli.state.display());
     } else {
-        for (i, (r, t, active)) in out.iter().enumerate() {
+        for (i, v) in out.iter().enumerate() {
             if i > 0 {
                 println!();
             }
-            print_run(r, t, *active);
-            print_watermarks(&read_watermarks(&cli.state, &r.workflow));
-            if let Some(next) = next_scheduled(cli, &r.workflow) {
+            print_run(&v.run, &v.tasks, v.active);
+            print_watermarks(&v.watermarks);
+            if let Some(next) = next_scheduled(cli, &v.run.workflow) {
                 println!("next scheduled run: {next}");
             }
         }
     }
-    let failed = out.iter().any(|(r, _, _)| r.status == RunStatus::Failed);
+    let failed = out.iter().any(|v| v.run.status == RunStatus::Failed);
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 
