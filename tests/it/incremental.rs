@@ -61,12 +61,13 @@ fn orders(version: u32) -> Table {
     }
 }
 
-fn serve(version: u32, port: u16) -> TdsServer {
-    let cfg = ServerConfig::new("WorldZone", "dag", "Pa55word!", vec![orders(version)]);
+/// The test server serving `table` as `WorldZone`, on `port` (0: any free one). A server on the
+/// same port a moment ago lets go of it from its own accept thread: wait for that.
+fn serve(table: Table, port: u16) -> TdsServer {
+    let cfg = ServerConfig::new("WorldZone", "dag", "Pa55word!", vec![table]);
     if port == 0 {
         return TdsServer::start(cfg).unwrap();
     }
-    // The previous server on the port lets go of it from its own accept thread.
     for _ in 0..200 {
         match TdsServer::start_on(cfg.clone(), port) {
             Ok(s) => return s,
@@ -110,8 +111,9 @@ fn data_reads(srv: &TdsServer) -> Vec<(String, Vec<String>, u64)> {
         .collect()
 }
 
-/// pyiceberg and DuckDB, keeping the latest version of each key, find `table` in the lake.
-fn lake_latest_equals(env: &Env, table: &Table) {
+/// pyiceberg and DuckDB, keeping the latest version of each key (`latest_by` = `KEY:CURSOR`),
+/// find `table` in the lake.
+fn lake_latest_equals(env: &Env, table: &Table, latest_by: &str) {
     let want: BTreeMap<String, Json> = [(table.name.clone(), expected(table))].into();
     let file = env.path().join("expect.json");
     std::fs::write(&file, serde_json::to_string(&want).unwrap()).unwrap();
@@ -119,7 +121,7 @@ fn lake_latest_equals(env: &Env, table: &Table) {
         .arg("--expect")
         .arg(&file)
         .arg("--latest-by")
-        .arg("ID:UPDATED")
+        .arg(latest_by)
         .run();
 }
 
@@ -130,7 +132,7 @@ fn incremental_sql_server_to_mariadb_reads_only_past_the_watermark() {
     }
     let db = Db::new("incr");
     let env = Env::new();
-    let v1 = serve(1, 0);
+    let v1 = serve(orders(1), 0);
     let port = v1.port();
     let extra = format!(
         "\n[target]\nkind = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306\"\ndatabase = \"{}\"\n\n\
@@ -167,7 +169,7 @@ fn incremental_sql_server_to_mariadb_reads_only_past_the_watermark() {
     drop(v1);
 
     // Between runs the source gains NEW rows and every 20th row is updated.
-    let v2 = serve(2, port);
+    let v2 = serve(orders(2), port);
     let r = env.dag(&["run", "wz"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     let reads = data_reads(&v2);
@@ -200,7 +202,7 @@ fn incremental_sql_server_to_mariadb_reads_only_past_the_watermark() {
         db.0
     ));
     assert_eq!(got, rows_text(&v2_table));
-    lake_latest_equals(&env, &v2_table);
+    lake_latest_equals(&env, &v2_table, "ID:UPDATED");
 
     // Run 3 without changes reads nothing and keeps the watermark.
     v2.clear_log();
@@ -367,13 +369,7 @@ fn items(version: u32) -> Table {
 #[test]
 fn incremental_rowversion_cursor_reads_only_newer_row_versions() {
     let env = Env::new();
-    let v1 = TdsServer::start(ServerConfig::new(
-        "WorldZone",
-        "dag",
-        "Pa55word!",
-        vec![items(1)],
-    ))
-    .unwrap();
+    let v1 = serve(items(1), 0);
     let port = v1.port();
     let extra = format!(
         "\n[target]\nkind = \"sqlite\"\npath = \"{}\"\n\n[table.ITEMS]\nmode = \"incremental\"\n\
@@ -385,14 +381,7 @@ fn incremental_rowversion_cursor_reads_only_newer_row_versions() {
     assert_eq!(r.code, Some(0), "{r:?}");
     drop(v1);
 
-    let cfg = ServerConfig::new("WorldZone", "dag", "Pa55word!", vec![items(2)]);
-    let v2 = (0..200)
-        .find_map(|_| {
-            TdsServer::start_on(cfg.clone(), port)
-                .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(10)))
-                .ok()
-        })
-        .expect("the port is free again");
+    let v2 = serve(items(2), port);
     let r = env.dag(&["run", "wz"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     let reads: Vec<_> = v2
@@ -414,13 +403,5 @@ fn incremental_rowversion_cursor_reads_only_newer_row_versions() {
     assert_eq!(verify["status"], "succeeded", "{verify}");
     assert_eq!(verify["outputs"]["target"], verify["outputs"]["digest"]);
 
-    let want: BTreeMap<String, Json> = [("ITEMS".to_string(), expected(&items(2)))].into();
-    let file = env.path().join("expect.json");
-    std::fs::write(&file, serde_json::to_string(&want).unwrap()).unwrap();
-    env.lake_check("migrated_WorldZone")
-        .arg("--expect")
-        .arg(&file)
-        .arg("--latest-by")
-        .arg("ID:RV")
-        .run();
+    lake_latest_equals(&env, &items(2), "ID:RV");
 }

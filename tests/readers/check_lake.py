@@ -595,6 +595,21 @@ def latest_versions(t: pa.Table, key: str, cursor: str) -> pa.Table:
     return t.filter(mask)
 
 
+def add_table_args(p: argparse.ArgumentParser) -> None:
+    """The arguments that name one lake table, shared by the small readers."""
+    p.add_argument("--catalog", required=True, help="SQLite catalog file or postgres:// URI")
+    p.add_argument("--catalog-name", default="dag")
+    p.add_argument("--warehouse", required=True)
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--table", required=True)
+
+
+def open_table(a: argparse.Namespace) -> Any:
+    """The table named by `add_table_args`' arguments, loaded through pyiceberg."""
+    return open_catalog(a.catalog_name, a.catalog, a.warehouse).load_table(
+        f"{a.namespace}.{a.table}")
+
+
 def read_pyiceberg(table: Any, names: list[str]) -> Digest:
     if LATEST_BY is not None:
         whole = latest_versions(table.scan().to_arrow(), *LATEST_BY)

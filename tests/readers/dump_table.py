@@ -16,7 +16,7 @@ import decimal
 import json
 import sys
 
-from check_lake import open_catalog  # the readers' one way to open our catalogs
+from check_lake import add_table_args, open_table  # the readers' one way to our tables
 
 
 def cell(v):
@@ -45,15 +45,10 @@ def cell(v):
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--catalog", required=True)
-    p.add_argument("--catalog-name", default="dag")
-    p.add_argument("--warehouse", required=True)
-    p.add_argument("--namespace", required=True)
-    p.add_argument("--table", required=True)
+    add_table_args(p)
     p.add_argument("--columns", required=True)
     a = p.parse_args()
-    cat = open_catalog(a.catalog_name, a.catalog, a.warehouse)
-    table = cat.load_table(f"{a.namespace}.{a.table}")
+    table = open_table(a)
     cols = a.columns.split(",")
     arrow = table.scan(selected_fields=tuple(cols)).to_arrow()
     data = [arrow.column(c).to_pylist() for c in cols]

@@ -16,19 +16,14 @@ Usage:
 import argparse
 import json
 
-from check_lake import open_catalog
+from check_lake import add_table_args, open_table
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--catalog", required=True)
-    p.add_argument("--catalog-name", default="dag")
-    p.add_argument("--warehouse", required=True)
-    p.add_argument("--namespace", required=True)
-    p.add_argument("--table", required=True)
+    add_table_args(p)
     a = p.parse_args()
-    catalog = open_catalog(a.catalog_name, a.catalog, a.warehouse)
-    table = catalog.load_table(f"{a.namespace}.{a.table}")
+    table = open_table(a)
     schema = table.schema()
     spec = [
         {

@@ -16,16 +16,12 @@ import os
 import sys
 import time
 
-from check_lake import open_catalog  # the readers' one way to open our catalogs
+from check_lake import add_table_args, open_catalog  # the readers' one way to our catalogs
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--catalog", required=True)
-    p.add_argument("--catalog-name", default="dag")
-    p.add_argument("--warehouse", required=True)
-    p.add_argument("--namespace", required=True)
-    p.add_argument("--table", required=True)
+    add_table_args(p)
     p.add_argument("--column", required=True, help="one column to read (keeps each poll cheap)")
     p.add_argument("--stop", required=True, help="stop polling once this file exists")
     a = p.parse_args()
