@@ -3,7 +3,7 @@
 # The demo's 1M-row TRANSACTIONS table (an append-only ledger, cursor TXN_ID) is moved once in
 # full into the lake and an SQLite target; then NEW_ROWS new rows arrive (default 10,000, 1%) and
 # the incremental run moves only those; a third run finds nothing new. Prints rows moved, wall
-# time and peak RSS of each run.
+# time, peak RSS and the verify task's time (it scans the whole target) of each run.
 # Usage: tests/bench/incremental.sh [NEW_ROWS]     (needs /usr/bin/time and python3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -56,9 +56,14 @@ secs = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
 s = json.load(open(status))[0]
 rows = next(x for x in s["tasks"] if x["stage"] == "extract")["outputs"]["digest"]["rows"]
+import datetime as dt
+def took(stage):
+    t = next(x for x in s["tasks"] if x["stage"] == stage)
+    iso = lambda v: dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    return (iso(t["ended_at"]) - iso(t["started_at"])).total_seconds()
 wm = s["watermarks"][0]["value"]
 print(f"{label:<12} rows moved {rows:>9,}  wall {secs:6.2f} s  peak RSS {rss:6.1f} MiB  "
-      f"status {s['run']['status']}  watermark {wm}")
+      f"verify {took('verify'):5.2f} s  status {s['run']['status']}  watermark {wm}")
 PY
 }
 
