@@ -15,31 +15,18 @@ use crate::config::{self, Workflow};
 use crate::dag;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lake::{Lake, LakeSettings, Warehouse};
+use crate::model::Stage;
+use crate::model::TableInfo;
 use crate::progress::Progress;
 use crate::sched::{self, Class, MemoryPool, TaskSpec};
 use crate::shutdown::Shutdown;
-use crate::source::Source;
+use crate::sources::Source;
 use crate::store::lock::WorkflowLock;
-use crate::store::{RunRecord, RunStatus, Stage, Store, TaskRecord, TaskStatus, now};
-use crate::target::Target;
+use crate::store::{RunRecord, RunStatus, Store, TaskRecord, TaskStatus, now};
+use crate::targets::Target;
 use crate::task::{Ctx, TablePlan, TaskRunner, Tuning};
-use crate::types::TableInfo;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-/// A run stopped by SIGINT (128 + 2, as shells report it); `dag run` resumes it.
-pub const EXIT_SIGINT: u8 = 130;
-/// A run stopped by SIGTERM (128 + 15); `dag run` resumes it.
-pub const EXIT_SIGTERM: u8 = 143;
-
-/// The exit code of a run stopped for `reason` (a signal's name).
-pub fn stop_code(reason: &str) -> u8 {
-    match reason {
-        "SIGINT" => EXIT_SIGINT,
-        _ => EXIT_SIGTERM,
-    }
-}
+use crate::exit::{FAILED as EXIT_FAILED, OK as EXIT_OK, of_stop as stop_code};
 
 /// A stop asked for before the executor started: nothing of this session ran, and the state is
 /// what it was (a run already recorded stays resumable).
@@ -143,11 +130,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(match e.kind {
-                ErrorKind::Config => EXIT_USAGE,
-                ErrorKind::State if e.message.contains("already running") => EXIT_USAGE,
-                _ => EXIT_FAILED,
-            })
+            ExitCode::from(crate::exit::of_error(&e))
         }
     }
 }
@@ -597,7 +580,7 @@ async fn cmd_run(
             };
             if with_load && matches!(comps.target, Some(Target::StarRocks(_))) {
                 // Two source tables must not land in one StarRocks table.
-                crate::target::starrocks::names::table_names(&selected)?;
+                crate::targets::starrocks::names::table_names(&selected)?;
             }
             let plan = dag::build(&selected, &all, &after_map(&wf, &all), with_load)?;
             let run = RunRecord {
@@ -1179,7 +1162,7 @@ fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
 /// What verify compared: each side's rows (and fingerprint in full mode).
 fn verify_detail(o: &crate::store::Outputs) -> String {
     let full = o.verify_mode.as_deref() != Some("count");
-    let side = |name: &str, d: Option<crate::fingerprint::Digest128>| {
+    let side = |name: &str, d: Option<crate::model::fingerprint::Digest128>| {
         d.map(|d| {
             if full {
                 format!("{name} {} rows {}", d.rows, d.hex())

@@ -2,9 +2,12 @@
 //!
 //! Every failure carries where it happened (table, task, column, value) and whether trying again
 //! can help, because the scheduler retries only retryable errors and the status output must tell
-//! a data engineer what failed and what to do. `anyhow` is used only at the binary's edge.
+//! a data engineer what failed and what to do. The error of the library below (I/O, sled,
+//! SQLite, iceberg, Arrow, Parquet, the catalog database) is kept as the cause, so
+//! `std::error::Error::source` walks down to it.
 
 use std::fmt;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,8 +20,10 @@ pub enum ErrorKind {
     Data,
     /// Counts or fingerprints differ between source, lake and target.
     Mismatch,
-    /// State store or lock problems.
+    /// State store problems.
     State,
+    /// The workflow is held by another process (its lock): nothing was done (exit code 2).
+    Held,
     /// A fault injected by a test.
     Injected,
     /// Anything else.
@@ -32,6 +37,8 @@ pub struct Error {
     /// Outermost first: "table AGENTSVES", "task extract", ...
     pub context: Vec<String>,
     pub retryable: bool,
+    /// The lower-level error this one was made from, when there is one.
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -44,7 +51,14 @@ impl Error {
             message: message.into(),
             context: Vec::new(),
             retryable,
+            cause: None,
         }
+    }
+
+    /// Keeps `cause` as the error this one was made from ([`std::error::Error::source`]).
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
     }
 
     pub fn config(message: impl Into<String>) -> Self {
@@ -61,6 +75,9 @@ impl Error {
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Unavailable, message)
+    }
+    pub fn held(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Held, message)
     }
 
     pub fn retryable(mut self, yes: bool) -> Self {
@@ -84,7 +101,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Adds context to any error convertible into [`Error`].
 pub trait Context<T> {
@@ -106,19 +129,21 @@ impl From<std::io::Error> for Error {
                 | std::io::ErrorKind::ConnectionReset
                 | std::io::ErrorKind::ConnectionRefused
         );
-        Error::new(ErrorKind::Internal, e.to_string()).retryable(retryable)
+        Error::new(ErrorKind::Internal, e.to_string())
+            .retryable(retryable)
+            .caused_by(e)
     }
 }
 
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
-        Error::state(format!("state store: {e}"))
+        Error::state(format!("state store: {e}")).caused_by(e)
     }
 }
 
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::state(format!("state record: {e}"))
+        Error::state(format!("state record: {e}")).caused_by(e)
     }
 }
 
@@ -136,25 +161,28 @@ impl From<rusqlite::Error> for Error {
             },
             format!("sqlite: {e}"),
         )
+        .caused_by(e)
     }
 }
 
 impl From<iceberg::Error> for Error {
     fn from(e: iceberg::Error) -> Self {
         let retryable = e.retryable();
-        Error::new(ErrorKind::Internal, format!("iceberg: {e}")).retryable(retryable)
+        Error::new(ErrorKind::Internal, format!("iceberg: {e}"))
+            .retryable(retryable)
+            .caused_by(e)
     }
 }
 
 impl From<arrow_schema::ArrowError> for Error {
     fn from(e: arrow_schema::ArrowError) -> Self {
-        Error::internal(format!("arrow: {e}"))
+        Error::internal(format!("arrow: {e}")).caused_by(e)
     }
 }
 
 impl From<parquet::errors::ParquetError> for Error {
     fn from(e: parquet::errors::ParquetError) -> Self {
-        Error::internal(format!("parquet: {e}"))
+        Error::internal(format!("parquet: {e}")).caused_by(e)
     }
 }
 
@@ -164,6 +192,8 @@ impl From<sqlx::Error> for Error {
             e,
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
         ) || e.to_string().contains("locked");
-        Error::new(ErrorKind::Internal, format!("catalog database: {e}")).retryable(retryable)
+        Error::new(ErrorKind::Internal, format!("catalog database: {e}"))
+            .retryable(retryable)
+            .caused_by(e)
     }
 }

@@ -4,20 +4,20 @@
 
 pub mod app;
 pub mod cli;
-pub mod columns;
 pub mod config;
 pub mod dag;
 pub mod error;
+pub mod exit;
 pub mod fault;
-pub mod fingerprint;
 pub mod lake;
+pub mod model;
 pub mod progress;
 pub mod sched;
 pub mod schedule;
 pub mod shutdown;
-pub mod source;
+pub mod sources;
+pub mod sqlite;
 pub mod store;
 pub mod sysmem;
-pub mod target;
+pub mod targets;
 pub mod task;
-pub mod types;

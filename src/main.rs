@@ -18,11 +18,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                dag::app::EXIT_USAGE
-            } else {
-                0
-            });
+            return ExitCode::from(if e.use_stderr() { dag::exit::USAGE } else { 0 });
         }
     };
     let level = match cli.verbose {
@@ -46,7 +42,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(dag::app::EXIT_FAILED);
+            return ExitCode::from(dag::exit::FAILED);
         }
     };
     let code = rt.block_on(dag::app::main(cli));

@@ -10,7 +10,7 @@ use petgraph::algo::{kosaraju_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::error::{Error, Result};
-use crate::store::Stage;
+use crate::model::Stage;
 
 #[derive(Debug, Clone)]
 pub struct Plan {

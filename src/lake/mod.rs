@@ -33,8 +33,8 @@ use iceberg_catalog_sql::{SqlCatalog, SqlCatalogBuilder};
 use sqlx::Row;
 
 use crate::error::{Error, Result};
-use crate::fingerprint::Digest128;
-use crate::types::TableInfo;
+use crate::model::TableInfo;
+use crate::model::fingerprint::Digest128;
 
 pub use storage::{LakeStorage, Warehouse};
 pub use writer::ChunkWriter;

@@ -8,7 +8,7 @@
 
 use crate::config::{LakeConfig, LakePartition, PartitionSetting, TableOverride};
 use crate::error::{Error, Result};
-use crate::types::{ColType, TableInfo};
+use crate::model::{ColType, TableInfo};
 
 fn is_day_type(ty: ColType) -> bool {
     matches!(
@@ -32,7 +32,7 @@ fn looks_like_date(name: &str) -> bool {
 /// land in one null partition.
 pub fn auto_column(info: &TableInfo) -> Option<&str> {
     let dates: Vec<_> = info.columns.iter().filter(|c| is_day_type(c.ty)).collect();
-    let rank = |c: &&crate::types::Column| (c.nullable, !looks_like_date(&c.name));
+    let rank = |c: &&crate::model::Column| (c.nullable, !looks_like_date(&c.name));
     dates
         .iter()
         .enumerate()
@@ -104,7 +104,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Column;
+    use crate::model::Column;
 
     fn col(name: &str, ty: ColType, nullable: bool) -> Column {
         Column {

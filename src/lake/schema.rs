@@ -12,7 +12,7 @@ use iceberg::spec::{PrimitiveType, Schema, Type};
 
 use crate::config::SchemaChanges;
 use crate::error::{Error, Result};
-use crate::types::TableInfo;
+use crate::model::TableInfo;
 
 /// The difference between the published lake schema and the source's columns.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -130,7 +130,7 @@ mod tests {
     use iceberg::spec::NestedField;
 
     use super::*;
-    use crate::types::{ColType, Column};
+    use crate::model::{ColType, Column};
 
     fn schema(cols: &[(&str, PrimitiveType)]) -> Schema {
         let fields = cols

@@ -17,10 +17,11 @@ use futures::future::{FutureExt, LocalBoxFuture};
 
 use super::engine::{Fixed, WorkflowSource};
 use super::{Clock, Launcher, Scheduler, SimClock, SystemClock, Timing, utc};
-use crate::app::{self, EXIT_OK};
+use crate::app;
 use crate::cli::{Cli, Command};
 use crate::config::{CatchUp, OnFailure, Overlap, Workflow};
 use crate::error::{Error, Result};
+use crate::exit::OK as EXIT_OK;
 use crate::shutdown::Shutdown;
 
 /// How often the workflow directory is checked for changes.

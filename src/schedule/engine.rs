@@ -476,10 +476,7 @@ impl Scheduler {
     ) {
         let code = match &res {
             Ok(c) => *c,
-            Err(e) => match e.kind {
-                crate::error::ErrorKind::Config => crate::app::EXIT_USAGE,
-                _ => crate::app::EXIT_FAILED,
-            },
+            Err(e) => crate::exit::of_error(e),
         };
         let msg = match &res {
             Ok(c) => format!("{name}: run ended: exit code {c}"),

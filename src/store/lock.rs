@@ -35,7 +35,7 @@ impl WorkflowLock {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
-                return Err(Error::state(format!(
+                return Err(Error::held(format!(
                     "workflow `{workflow}` is already running ({}); wait for it to finish or stop it first \
                      (lock: {})",
                     if holder.is_empty() {

@@ -16,45 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fingerprint::Digest128;
-use crate::types::TableInfo;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Extract,
-    WriteIceberg,
-    Load,
-    Verify,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 4] = [
-        Stage::Extract,
-        Stage::WriteIceberg,
-        Stage::Load,
-        Stage::Verify,
-    ];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Stage::Extract => "extract",
-            Stage::WriteIceberg => "write_iceberg",
-            Stage::Load => "load",
-            Stage::Verify => "verify",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|st| st.name() == s)
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::model::fingerprint::Digest128;
+use crate::model::{ChunkRange, Stage, TableInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -121,60 +84,6 @@ pub struct RunRecord {
     /// source.
     #[serde(default)]
     pub from_lake: bool,
-}
-
-/// A half-open key range `[lo, hi)` of the chunk key; `None` bounds are open.
-///
-/// An integer key uses `lo`/`hi`. A composite or non-integer key uses `lo_key`/`hi_key`: one
-/// value per key column, as text the source converts back to the column's type, compared as a
-/// row value (`(a, b) >= (lo1, lo2)`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkRange {
-    pub index: u32,
-    pub lo: Option<i64>,
-    pub hi: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lo_key: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hi_key: Option<Vec<String>>,
-}
-
-impl ChunkRange {
-    /// The whole table as one chunk.
-    pub fn whole() -> ChunkRange {
-        ChunkRange {
-            index: 0,
-            lo: None,
-            hi: None,
-            lo_key: None,
-            hi_key: None,
-        }
-    }
-
-    /// Splits the integer key range `[min, max]` holding `count` rows into ranges of about
-    /// `chunk_rows` rows each (assuming an even spread); the first and last are open-ended so
-    /// rows outside the planned bounds are never missed.
-    pub fn split_int(min: i64, max: i64, count: u64, chunk_rows: u64) -> Vec<ChunkRange> {
-        let n = count.div_ceil(chunk_rows.max(1)).max(1);
-        let span = (max as i128 - min as i128 + 1) as u128;
-        let width = span.div_ceil(n as u128).max(1) as i128;
-        let mut out = Vec::new();
-        let mut lo = min as i128;
-        let mut i = 0u32;
-        while lo <= max as i128 {
-            let hi = lo + width;
-            out.push(ChunkRange {
-                index: i,
-                lo: (i > 0).then_some(lo as i64),
-                hi: (hi <= max as i128).then_some(hi as i64),
-                lo_key: None,
-                hi_key: None,
-            });
-            i += 1;
-            lo = hi;
-        }
-        out
-    }
 }
 
 /// The outputs a task records; which fields are set depends on the stage.
@@ -310,7 +219,7 @@ pub struct Watermark {
     pub table: String,
     pub cursor: String,
     /// `None` when the table had no row with a cursor value yet.
-    pub value: Option<crate::types::CursorValue>,
+    pub value: Option<crate::model::CursorValue>,
     /// The run that moved the rows up to `value`.
     pub run_id: String,
     pub updated_at: String,

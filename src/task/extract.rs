@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, HashSet};
 use futures::StreamExt;
 
 use crate::error::Result;
-use crate::fingerprint::Digest128;
 use crate::lake::ChunkWriter;
+use crate::model::fingerprint::Digest128;
+use crate::model::{ChunkRange, Stage};
 use crate::sched::Grant;
-use crate::store::{ChunkRange, ChunkRecord, Stage};
+use crate::store::ChunkRecord;
 
 use super::{Ctx, incremental};
 

@@ -15,8 +15,8 @@
 
 use crate::config::{Mode, TableOverride};
 use crate::error::{Error, Result};
+use crate::model::{ColType, CursorValue, Incremental, TableInfo};
 use crate::store::Watermark;
-use crate::types::{ColType, CursorValue, Incremental, TableInfo};
 
 use super::Ctx;
 

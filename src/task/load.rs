@@ -14,11 +14,12 @@
 //! resumed load applies no unit twice. No staging table, no swap.
 
 use crate::error::{Error, Result};
+use crate::model::Stage;
+use crate::model::TableInfo;
 use crate::sched::Grant;
-use crate::store::{Stage, TaskRecord, TaskStatus};
-use crate::target::Target;
-use crate::target::starrocks::{LoadJob, LoadSummary, StarRocksTarget};
-use crate::types::TableInfo;
+use crate::store::{TaskRecord, TaskStatus};
+use crate::targets::Target;
+use crate::targets::starrocks::{LoadJob, LoadSummary, StarRocksTarget};
 
 use super::Ctx;
 

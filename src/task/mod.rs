@@ -18,14 +18,15 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::error::{Error, Result};
-use crate::fingerprint::Digest128;
 use crate::lake::Lake;
+use crate::model::Stage;
+use crate::model::TableInfo;
+use crate::model::fingerprint::Digest128;
 use crate::progress::Progress;
 use crate::sched::{Grant, Runner};
-use crate::source::Source;
-use crate::store::{Stage, Store, TaskRecord, TaskStatus, now};
-use crate::target::Target;
-use crate::types::TableInfo;
+use crate::sources::Source;
+use crate::store::{Store, TaskRecord, TaskStatus, now};
+use crate::targets::Target;
 
 /// Buffers and sizes derived from the limits (before a grant's scale is applied).
 #[derive(Debug, Clone)]

@@ -18,10 +18,10 @@ use futures::stream::BoxStream;
 
 use crate::config::VerifyMode;
 use crate::error::{Error, ErrorKind, Result};
-use crate::fingerprint::{Digest128, for_each_row_hash};
+use crate::model::Stage;
+use crate::model::TableInfo;
+use crate::model::fingerprint::{Digest128, for_each_row_hash};
 use crate::sched::Grant;
-use crate::store::Stage;
-use crate::types::TableInfo;
 
 use super::Ctx;
 
@@ -147,7 +147,7 @@ async fn verify_append(
     ctx: &Ctx,
     table: &str,
     info: &TableInfo,
-    inc: &crate::types::Incremental,
+    inc: &crate::model::Incremental,
     source: Digest128,
     mode: VerifyMode,
     batch_rows: usize,
@@ -243,7 +243,7 @@ async fn appended_rows(
         let mut d = Digest128::default();
         let mut keys = HashSet::new();
         for f in &files {
-            for b in crate::target::open_parquet(&io, f, batch_rows, 0)? {
+            for b in crate::targets::open_parquet(&io, f, batch_rows, 0)? {
                 let b = b?;
                 d.add_batch(&b).map_err(Error::internal)?;
                 if !key.is_empty() {
@@ -261,9 +261,9 @@ async fn appended_rows(
 fn in_range(
     b: &RecordBatch,
     ci: usize,
-    inc: &crate::types::Incremental,
+    inc: &crate::model::Incremental,
 ) -> Result<arrow_array::BooleanArray> {
-    use crate::types::CursorValue as V;
+    use crate::model::CursorValue as V;
     let raw = |v: V| match v {
         V::Int(n) | V::Micros(n) => n,
         V::Date(d) => i64::from(d),

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::lake;
+use crate::model::Stage;
 use crate::sched::Grant;
-use crate::store::Stage;
 
 use super::Ctx;
 

@@ -375,7 +375,7 @@ mod incremental {
     use std::collections::HashSet;
 
     use dag::config::{MysqlTargetConfig, Secret};
-    use dag::target::mysql::MysqlTarget;
+    use dag::targets::mysql::MysqlTarget;
 
     use super::*;
 

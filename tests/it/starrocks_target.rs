@@ -131,7 +131,7 @@ fn starrocks_stream_load_follows_the_redirect_with_labels_and_bounded_bodies() {
     let load = env.task("w", "AGENTSVES", "load");
     let recorded = load["outputs"]["requests"].as_array().unwrap();
     for (n, q) in recorded.iter().enumerate() {
-        let want = dag::target::starrocks::names::label("w", &run, "AGENTSVES", n as u32);
+        let want = dag::targets::starrocks::names::label("w", &run, "AGENTSVES", n as u32);
         assert_eq!(q["label"], want.as_str());
         assert_eq!(q["outcome"], "loaded");
     }
@@ -467,9 +467,9 @@ mod incremental {
 
     use dag::config::{LoadMode, Secret, StarRocksConfig, TableModel};
     use dag::error::Error;
+    use dag::model::TableInfo;
     use dag::store::LoadRequestRecord;
-    use dag::target::starrocks::{LoadJob, StarRocksTarget};
-    use dag::types::TableInfo;
+    use dag::targets::starrocks::{LoadJob, StarRocksTarget};
 
     use super::*;
     use crate::starrocks::KeyModel;

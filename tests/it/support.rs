@@ -254,7 +254,7 @@ pub fn small_demo_source() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dag-it-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("worldzone-small.db");
-        dag::source::demo::ensure(&db, 30_000).expect("generate the small demo");
+        dag::sources::demo::ensure(&db, 30_000).expect("generate the small demo");
         db
     })
     .clone()
@@ -321,8 +321,8 @@ pub fn parquet_files(state: &Path, table: &str, run: &str) -> usize {
 
 /// `T(ID bigint NOT NULL [PRIMARY KEY], NAME nvarchar(20) NULL)` as an incremental table; its
 /// runs append when `append`. For driving a target's API directly.
-pub fn incremental_table(name: &str, keyed: bool, append: bool) -> dag::types::TableInfo {
-    use dag::types::{ColType, Column, Incremental, TableInfo};
+pub fn incremental_table(name: &str, keyed: bool, append: bool) -> dag::model::TableInfo {
+    use dag::model::{ColType, Column, Incremental, TableInfo};
     let mut t = TableInfo::new(
         name,
         vec![

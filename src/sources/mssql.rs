@@ -25,7 +25,6 @@ use std::time::Duration;
 use arrow_array::{ArrayRef, RecordBatch};
 use futures::StreamExt;
 use percent_encoding::percent_decode_str;
-use serde::{Deserialize, Serialize};
 use tiberius::{Client, ColumnData, Config, EncryptionLevel, Query};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -33,30 +32,16 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
 use crate::config::{Encrypt, MssqlSettings, TableOverride};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fingerprint::Digest128;
-use crate::store::ChunkRange;
-use crate::types::{ColType, Column, TableInfo, decimal_text};
+use crate::model::ChunkRange;
+use crate::model::codec::decimal_text;
+use crate::model::fingerprint::Digest128;
+use crate::model::{ColType, Column, ColumnOrigin, TableInfo};
 
 use super::Piece;
-use super::builders::ColBuilder as Col;
-use super::sqlite::civil_from_days;
+use crate::model::builders::ColBuilder as Col;
+use crate::model::calendar::civil_from_days;
 
 type Conn = Client<Compat<TcpStream>>;
-
-/// How one column is read: the select-list item and the SQL Server type it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadSpec {
-    /// Select-list item, e.g. `CAST([PRICE] AS decimal(19,4)) AS [PRICE]`.
-    pub expr: String,
-    /// The column's SQL Server type as declared, e.g. `datetime2(7)`.
-    pub sql_type: String,
-    /// An identity column (values the server generates).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub identity: bool,
-    /// A computed column (read like any other, as its result type).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub computed: bool,
-}
 
 /// A table of the schema with the server's size estimates.
 #[derive(Debug, Clone)]
@@ -332,9 +317,9 @@ impl Mssql {
             match mapped {
                 Ok((ty, expr)) => {
                     columns.push(Column { name, ty, nullable });
-                    read.push(ReadSpec {
+                    read.push(ColumnOrigin {
                         expr,
-                        sql_type: decl.display(),
+                        declared: decl.display(),
                         identity,
                         computed,
                     });
@@ -370,7 +355,7 @@ impl Mssql {
             .map(|k| columns.iter().position(|c| &c.name == k))
             .collect();
         let (key, chunk_key) = match positions.as_deref() {
-            Some(&[i]) if is_int(columns[i].ty, &read[i].sql_type) => {
+            Some(&[i]) if is_int(columns[i].ty, &read[i].declared) => {
                 (Some(wanted[0].clone()), Vec::new())
             }
             Some([_, ..]) => (None, wanted),
@@ -393,7 +378,7 @@ impl Mssql {
             chunk_key,
             primary_key: pk,
             avg_row_bytes: stat.and_then(|s| s.avg_row_bytes).map(|b| b.ceil() as u64),
-            read,
+            origin: read,
             partition: None,
             incremental: None,
         })
@@ -507,8 +492,8 @@ impl Mssql {
         &self,
         info: &TableInfo,
         cursor: &str,
-    ) -> Result<Option<crate::types::CursorValue>> {
-        use crate::types::CursorValue as V;
+    ) -> Result<Option<crate::model::CursorValue>> {
+        use crate::model::CursorValue as V;
         let q = self.qualified(&info.name);
         let mut c = self.connect().await?;
         let sql = format!("SELECT MAX({}) AS m FROM {q}", quote(cursor));
@@ -564,8 +549,8 @@ impl Mssql {
                     .columns
                     .iter()
                     .position(|c| c.name == cursor)
-                    .and_then(|i| info.read.get(i))
-                    .map_or("of another type", |r| r.sql_type.as_str());
+                    .and_then(|i| info.origin.get(i))
+                    .map_or("of another type", |r| r.declared.as_str());
                 return Err(Error::config(format!(
                     "table {}: cursor column {cursor} is {ty}, not an integer, rowversion, date \
                      or datetime column",
@@ -577,7 +562,7 @@ impl Mssql {
 
     /// The statement and parameters that read one chunk.
     pub fn chunk_query(&self, info: &TableInfo, range: &ChunkRange) -> (String, Vec<Param>) {
-        let items: Vec<&str> = info.read.iter().map(|r| r.expr.as_str()).collect();
+        let items: Vec<&str> = info.origin.iter().map(|r| r.expr.as_str()).collect();
         let mut sql = format!(
             "SELECT {} FROM {}",
             items.join(", "),
@@ -609,8 +594,8 @@ impl Mssql {
                 .iter()
                 .map(|k| {
                     let i = info.columns.iter().position(|c| &c.name == k);
-                    i.and_then(|i| info.read.get(i))
-                        .map_or("nvarchar(max)".into(), |r| r.sql_type.clone())
+                    i.and_then(|i| info.origin.get(i))
+                        .map_or("nvarchar(max)".into(), |r| r.declared.clone())
                 })
                 .collect();
             for (bound, lower) in [(&range.lo_key, true), (&range.hi_key, false)] {
@@ -746,12 +731,12 @@ pub enum Param {
 /// Dates and times are sent as text cast to the column's own type, so the comparison happens
 /// at the column's precision.
 fn cursor_condition(info: &TableInfo, params: &mut Vec<Param>) -> Option<String> {
-    use crate::types::CursorValue as V;
+    use crate::model::CursorValue as V;
     let inc = info.incremental.as_ref()?;
     let i = info.columns.iter().position(|c| c.name == inc.cursor);
     let sql_type = i
-        .and_then(|i| info.read.get(i))
-        .map_or("datetime2(7)".to_string(), |r| r.sql_type.clone());
+        .and_then(|i| info.origin.get(i))
+        .map_or("datetime2(7)".to_string(), |r| r.declared.clone());
     let col = quote(&inc.cursor);
     let mut bind = |v: V| -> String {
         match v {
@@ -807,9 +792,9 @@ fn row_compare(keys: &[String], types: &[String], refs: &[usize], lower: bool) -
     expr
 }
 
-fn is_int(ty: ColType, sql_type: &str) -> bool {
+fn is_int(ty: ColType, declared: &str) -> bool {
     matches!(ty, ColType::Int32 | ColType::Int64)
-        && matches!(sql_type, "tinyint" | "smallint" | "int" | "bigint")
+        && matches!(declared, "tinyint" | "smallint" | "int" | "bigint")
 }
 
 /// A column's declared type as `sys.columns` describes it.
@@ -1381,7 +1366,7 @@ mod tests {
 
     #[test]
     fn cursor_ranges_compare_at_the_columns_own_type() {
-        use crate::types::{CursorValue as V, Incremental};
+        use crate::model::{CursorValue as V, Incremental};
         let mut info = TableInfo::new(
             "T",
             vec![
@@ -1399,11 +1384,11 @@ mod tests {
             None,
             0,
         );
-        info.read = ["bigint", "datetime2(3)"]
+        info.origin = ["bigint", "datetime2(3)"]
             .iter()
-            .map(|t| ReadSpec {
+            .map(|t| ColumnOrigin {
                 expr: String::new(),
-                sql_type: t.to_string(),
+                declared: t.to_string(),
                 identity: false,
                 computed: false,
             })

@@ -32,11 +32,11 @@ use super::csv::{self, CsvEncoder};
 use super::ddl::{self, DdlOptions, quote_ident as quote, quote_str as literal};
 use super::names;
 use super::stream_load::StreamLoadClient;
-use crate::columns::Cells;
 use crate::config::{LoadMode, StarRocksConfig, TableOverride};
 use crate::error::{Error, Result};
+use crate::model::TableInfo;
+use crate::model::cells::Cells;
 use crate::store::LoadRequestRecord;
-use crate::types::TableInfo;
 
 #[derive(Clone)]
 pub struct StarRocksTarget {

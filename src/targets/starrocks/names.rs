@@ -15,7 +15,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::types::TableInfo;
+use crate::model::TableInfo;
 
 /// Longest Stream Load label StarRocks accepts.
 pub const LABEL_MAX: usize = 128;
@@ -161,7 +161,7 @@ pub fn staging_table(table: &str, run: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ColType, Column};
+    use crate::model::{ColType, Column};
 
     fn valid_common(n: &str) -> bool {
         let b = n.as_bytes();

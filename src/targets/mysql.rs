@@ -42,11 +42,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::mysql_rows::{self, map_error, sql_literal};
-use crate::columns::Cells;
 use crate::config::MysqlTargetConfig;
 use crate::error::{Error, Result};
-use crate::fingerprint::Digest128;
-use crate::types::{ColType, TableInfo};
+use crate::model::cells::Cells;
+use crate::model::fingerprint::Digest128;
+use crate::model::{ColType, TableInfo};
 
 /// The ledger of loaded units, in the target database.
 const LEDGER: &str = "_dag_ledger";
@@ -1384,8 +1384,8 @@ fn is_stage_name(name: &str, table: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::Secret;
-    use crate::source::mssql::ReadSpec;
-    use crate::types::Column;
+    use crate::model::Column;
+    use crate::model::ColumnOrigin;
     use arrow_array::{
         ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
         Int32Array, Int64Array, LargeBinaryArray, StringArray, TimestampMicrosecondArray,
@@ -1415,14 +1415,14 @@ mod tests {
             None,
             0,
         );
-        t.read = (0..40).map(|_| spec("varchar(63)")).collect();
+        t.origin = (0..40).map(|_| spec("varchar(63)")).collect();
         t
     }
 
-    fn spec(sql_type: &str) -> ReadSpec {
-        ReadSpec {
+    fn spec(declared: &str) -> ColumnOrigin {
+        ColumnOrigin {
             expr: String::new(),
-            sql_type: sql_type.into(),
+            declared: declared.into(),
             identity: false,
             computed: false,
         }
@@ -1475,7 +1475,7 @@ mod tests {
             Some("id".into()),
             0,
         );
-        info.read = cols.iter().map(|c| spec(c.3)).collect();
+        info.origin = cols.iter().map(|c| spec(c.3)).collect();
         info.primary_key = vec!["id".into()];
         info
     }
@@ -1629,7 +1629,7 @@ mod tests {
 
         // Unknown source types: plain INT, unbounded text; a quote in a comment is doubled.
         let mut bare = every_type("B");
-        bare.read.clear();
+        bare.origin.clear();
         bare.primary_key.clear();
         let sql = t.create_table_sql(&bare, "B", "it's \\ here").unwrap();
         assert!(
@@ -1650,7 +1650,7 @@ mod tests {
             None,
             0,
         );
-        info.read = (0..66).map(|_| spec("nvarchar(255)")).collect();
+        info.origin = (0..66).map(|_| spec("nvarchar(255)")).collect();
         info.primary_key = vec!["c0".into()];
         info
     }
@@ -1702,11 +1702,11 @@ mod tests {
         assert!(sql.contains("`bin` VARBINARY(1021) NOT NULL"), "{sql}");
         assert!(sql.contains("PRIMARY KEY (`a`, `n`, `b`, `bin`)"), "{sql}");
         // A key too long for InnoDB, or with a nullable column, is left out.
-        k.read = vec![spec("nvarchar(800)"), spec(""), spec(""), spec("")];
+        k.origin = vec![spec("nvarchar(800)"), spec(""), spec(""), spec("")];
         k.primary_key = vec!["a".into()];
         let sql = t.create_table_sql(&k, "K", "c").unwrap();
         assert!(!sql.contains("PRIMARY KEY"), "{sql}");
-        k.read.clear();
+        k.origin.clear();
         k.columns[0].nullable = true;
         assert!(
             !t.create_table_sql(&k, "K", "c")
@@ -1859,7 +1859,7 @@ mod tests {
                     Some(253_402_300_799_999_999),
                     Some(5),
                 ])
-                .with_timezone(crate::types::UTC),
+                .with_timezone(crate::model::UTC),
             ),
             Arc::new(StringArray::from(vec![
                 Some(""),
@@ -2330,7 +2330,7 @@ mod tests {
             None,
             0,
         );
-        info.read = vec![spec("int"), spec("varchar(3)"), spec("float")];
+        info.origin = vec![spec("int"), spec("varchar(3)"), spec("float")];
         t.check().await.unwrap();
         let run = "20261124194000123_abcd";
         t.prepare(&info, run).await.unwrap();

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::config::TargetConfig;
 use crate::error::{Error, Result};
-use crate::types::TableInfo;
+use crate::model::TableInfo;
 
 #[derive(Debug, Clone)]
 pub enum Target {

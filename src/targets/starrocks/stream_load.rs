@@ -1209,7 +1209,10 @@ mod tests {
 
     fn expected_auth() -> String {
         let mut a = b"Basic ".to_vec();
-        crate::target::starrocks::csv::base64_into(format!("loader:{PASSWORD}").as_bytes(), &mut a);
+        crate::targets::starrocks::csv::base64_into(
+            format!("loader:{PASSWORD}").as_bytes(),
+            &mut a,
+        );
         String::from_utf8(a).unwrap()
     }
 

@@ -12,7 +12,7 @@ use arrow_array::builder::{
     Int32Builder, Int64Builder, LargeBinaryBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
 
-use crate::types::ColType;
+use crate::model::ColType;
 
 pub enum ColBuilder {
     Bool(BooleanBuilder),
@@ -43,7 +43,7 @@ impl ColBuilder {
             ColType::Date => ColBuilder::Date(Date32Builder::with_capacity(cap)),
             ColType::Timestamp => ColBuilder::Ts(TimestampMicrosecondBuilder::with_capacity(cap)),
             ColType::TimestampTz => ColBuilder::Ts(
-                TimestampMicrosecondBuilder::with_capacity(cap).with_timezone(crate::types::UTC),
+                TimestampMicrosecondBuilder::with_capacity(cap).with_timezone(crate::model::UTC),
             ),
             ColType::String => ColBuilder::Str(StringBuilder::with_capacity(cap, cap * 16)),
             ColType::Binary => ColBuilder::Bin(LargeBinaryBuilder::with_capacity(cap, cap * 16)),

@@ -21,7 +21,7 @@ use arrow_array::RecordBatch;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::columns::Cells;
+use crate::model::cells::Cells;
 
 /// Count and fingerprint of a set of rows; adding two gives the fingerprint of their union.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //!
 //! Source connectors describe columns with [`ColType`]; the lake writer, the target loader and the
 //! verifier all derive their own types from it here, so a column means the same thing at every hop.
-//! The canonical value form used by fingerprints lives in [`crate::fingerprint`].
+//! The canonical value form used by fingerprints lives in [`crate::model::fingerprint`].
 
 use std::sync::Arc;
 
@@ -93,7 +93,7 @@ impl ColType {
             ColType::Int64 => "BIGINT".into(),
             ColType::Float32 => "FLOAT4".into(),
             ColType::Float64 => "DOUBLE".into(),
-            // TEXT affinity keeps every digit (see `source::sqlite::decl_type`).
+            // TEXT affinity keeps every digit (the SQLite source declares such columns `TEXT DECIMAL(p,s)`).
             ColType::Decimal { precision, scale } => format!("TEXT DECIMAL({precision},{scale})"),
             ColType::Date => "DATE".into(),
             ColType::Timestamp => "DATETIME".into(),
@@ -104,19 +104,6 @@ impl ColType {
     }
 }
 
-/// Plain decimal notation of an unscaled value at `scale`: `decimal_text(-5, 4)` is `-0.0005`.
-pub fn decimal_text(v: i128, scale: i8) -> String {
-    let s = scale.max(0) as usize;
-    let digits = v.unsigned_abs().to_string();
-    let sign = if v < 0 { "-" } else { "" };
-    if s == 0 {
-        return format!("{sign}{digits}");
-    }
-    let padded = format!("{digits:0>width$}", width = s + 1);
-    let (int, frac) = padded.split_at(padded.len() - s);
-    format!("{sign}{int}.{frac}")
-}
-
 impl std::fmt::Display for ColType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -124,6 +111,24 @@ impl std::fmt::Display for ColType {
             other => write!(f, "{}", format!("{other:?}").to_lowercase()),
         }
     }
+}
+
+/// Where a column comes from in its source, as the source declared and reads it. Kept with the
+/// table so every later stage (target DDL sizes, casts, messages) sees the source's own words
+/// without asking the source again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnOrigin {
+    /// How the source selects the column, e.g. `CAST([PRICE] AS decimal(19,4)) AS [PRICE]`.
+    pub expr: String,
+    /// The column's type as the source declares it, e.g. `datetime2(7)`.
+    #[serde(rename = "sql_type")]
+    pub declared: String,
+    /// An identity column (values the server generates).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identity: bool,
+    /// A computed column (read like any other, as its result type).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub computed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,9 +157,9 @@ pub struct TableInfo {
     /// The source's own estimate of bytes per row, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_row_bytes: Option<u64>,
-    /// How each column is read from a SQL Server source (parallel to `columns`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub read: Vec<crate::source::mssql::ReadSpec>,
+    /// Where each column comes from (parallel to `columns`), when the source describes it.
+    #[serde(default, rename = "read", skip_serializing_if = "Vec::is_empty")]
+    pub origin: Vec<ColumnOrigin>,
     /// The column whose day partitions the lake table (`None`: unpartitioned). Decided once when
     /// the run plans the table (`lake::partition::decide`) and kept with the extract's schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,7 +227,7 @@ impl TableInfo {
             chunk_key: Vec::new(),
             primary_key: Vec::new(),
             avg_row_bytes: None,
-            read: Vec::new(),
+            origin: Vec::new(),
             partition: None,
             incremental: None,
         }
@@ -278,7 +283,7 @@ impl TableInfo {
 
     /// Column `i`'s type as the source declared it (`nvarchar(50)`, `tinyint`), when known.
     pub fn source_type(&self, i: usize) -> Option<&str> {
-        self.read.get(i).map(|r| r.sql_type.as_str())
+        self.origin.get(i).map(|r| r.declared.as_str())
     }
 
     /// Most characters (strings) or bytes (binaries) column `i` can hold, when the source declares

@@ -5,7 +5,6 @@
 //! streams a chunk as bounded Arrow batches through a channel of capacity one, so at most a few
 //! batches per chunk exist at any moment whatever the table's size.
 
-pub mod builders;
 pub mod demo;
 pub mod mssql;
 pub mod sqlite;
@@ -19,9 +18,9 @@ use tokio::sync::mpsc;
 
 use crate::config::{SourceConfig, TableOverride};
 use crate::error::{Error, Result};
-use crate::fingerprint::Digest128;
-use crate::store::ChunkRange;
-use crate::types::TableInfo;
+use crate::model::ChunkRange;
+use crate::model::TableInfo;
+use crate::model::fingerprint::Digest128;
 
 /// One batch of a chunk with what the reader learnt while producing it.
 #[derive(Debug)]
@@ -176,7 +175,7 @@ impl Source {
         &self,
         info: &TableInfo,
         cursor: &str,
-    ) -> Result<Option<crate::types::CursorValue>> {
+    ) -> Result<Option<crate::model::CursorValue>> {
         match self {
             Source::Sqlite { path, .. } => {
                 let (path, info, cursor) = (path.clone(), info.clone(), cursor.to_string());

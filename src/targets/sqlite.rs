@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use rusqlite::types::{ToSqlOutput, Value};
 
-use crate::columns::Cells;
 use crate::error::{Error, Result};
-use crate::fingerprint::Digest128;
-use crate::source::sqlite::{self as reader, quote};
-use crate::types::{TableInfo, decimal_text};
+use crate::model::TableInfo;
+use crate::model::cells::Cells;
+use crate::model::codec::{date_text, decimal_text, timestamp_text};
+use crate::model::fingerprint::Digest128;
+use crate::sqlite::{self as reader, quote};
 
 #[derive(Debug, Clone)]
 pub struct SqliteTarget {
@@ -369,121 +370,9 @@ fn cell<'a>(col: &Cells<'a>, row: usize) -> ToSqlOutput<'a> {
     }
 }
 
-fn date_text(days: i32) -> String {
-    chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
-}
-
-fn timestamp_text(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stored_text_forms_read_back_to_the_same_values() {
-        assert_eq!(decimal_text(-12_345_600, 4), "-1234.5600");
-        assert_eq!(decimal_text(5, 2), "0.05");
-        assert_eq!(decimal_text(700, 0), "700");
-        for (v, s) in [(-5i128, 2i8), (123456789012345678901234567890, 10), (0, 3)] {
-            assert_eq!(reader::parse_decimal(&decimal_text(v, s), 38, s), Some(v));
-        }
-        for d in [-719_162, -1, 0, 19_000, 2_932_896] {
-            assert_eq!(reader::parse_date(&date_text(d)), Some(d));
-        }
-        for t in [-1i64, 0, 1_500_000, 946_684_800_123_456] {
-            assert_eq!(reader::parse_timestamp(&timestamp_text(t)), Some(t));
-        }
-    }
-    use std::sync::Arc;
-
-    use arrow_array::{ArrayRef, Int64Array, StringArray};
-
-    use crate::types::{ColType, Column, Incremental};
-
-    fn table(name: &str, keyed: bool) -> TableInfo {
-        let mut t = TableInfo::new(
-            name,
-            vec![
-                Column {
-                    name: "ID".into(),
-                    ty: ColType::Int64,
-                    nullable: false,
-                },
-                Column {
-                    name: "NAME".into(),
-                    ty: ColType::String,
-                    nullable: true,
-                },
-            ],
-            keyed.then(|| "ID".to_string()),
-            0,
-        );
-        if keyed {
-            t.primary_key = vec!["ID".into()];
-        }
-        t.incremental = Some(Incremental {
-            cursor: "ID".into(),
-            low: None,
-            high: None,
-            append: false,
-        });
-        t
-    }
-
-    fn parquet(dir: &Path, file: &str, rows: &[(i64, &str)]) -> String {
-        let ids: ArrayRef = Arc::new(Int64Array::from(
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ));
-        let names: ArrayRef = Arc::new(StringArray::from(
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        ));
-        let batch = RecordBatch::try_from_iter([("ID", ids), ("NAME", names)]).unwrap();
-        let path = dir.join(file);
-        let mut w = parquet::arrow::ArrowWriter::try_new(
-            std::fs::File::create(&path).unwrap(),
-            batch.schema(),
-            None,
-        )
-        .unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
-        path.display().to_string()
-    }
-
-    fn rows(t: &SqliteTarget, table: &str) -> Vec<(i64, String)> {
-        let c = reader::open(&t.path, false).unwrap();
-        let mut st = c
-            .prepare(&format!(
-                "SELECT ID, NAME FROM {} ORDER BY ID, NAME",
-                quote(table)
-            ))
-            .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .unwrap()
-    }
-
-    fn owned(rows: &[(i64, &str)]) -> Vec<(i64, String)> {
-        rows.iter().map(|(i, n)| (*i, n.to_string())).collect()
-    }
-
-    /// A full load of run 1 as the load task does it.
-    fn full_load(t: &SqliteTarget, info: &TableInfo, run: &str, files: &[String]) {
-        let io = iceberg::io::FileIO::new_with_fs();
-        assert!(t.prepare(info, run).unwrap().is_empty());
-        for (i, f) in files.iter().enumerate() {
-            t.load_chunk(info, run, i as u32, std::slice::from_ref(f), &io, 2)
-                .unwrap();
-        }
-        t.publish(&info.name, run).unwrap();
-    }
 
     #[test]
     fn an_append_run_upserts_by_key_once_even_when_resumed() {
@@ -575,5 +464,90 @@ mod tests {
         assert!(e.message.contains("table T"), "{e}");
         assert!(e.message.contains("(ID)"), "{e}");
         assert!(e.message.contains("full refresh"), "{e}");
+    }
+
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
+
+    use crate::model::{ColType, Column, Incremental};
+
+    fn table(name: &str, keyed: bool) -> TableInfo {
+        let mut t = TableInfo::new(
+            name,
+            vec![
+                Column {
+                    name: "ID".into(),
+                    ty: ColType::Int64,
+                    nullable: false,
+                },
+                Column {
+                    name: "NAME".into(),
+                    ty: ColType::String,
+                    nullable: true,
+                },
+            ],
+            keyed.then(|| "ID".to_string()),
+            0,
+        );
+        if keyed {
+            t.primary_key = vec!["ID".into()];
+        }
+        t.incremental = Some(Incremental {
+            cursor: "ID".into(),
+            low: None,
+            high: None,
+            append: false,
+        });
+        t
+    }
+
+    fn parquet(dir: &Path, file: &str, rows: &[(i64, &str)]) -> String {
+        let ids: ArrayRef = Arc::new(Int64Array::from(
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ));
+        let names: ArrayRef = Arc::new(StringArray::from(
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ));
+        let batch = RecordBatch::try_from_iter([("ID", ids), ("NAME", names)]).unwrap();
+        let path = dir.join(file);
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        path.display().to_string()
+    }
+
+    fn rows(t: &SqliteTarget, table: &str) -> Vec<(i64, String)> {
+        let c = reader::open(&t.path, false).unwrap();
+        let mut st = c
+            .prepare(&format!(
+                "SELECT ID, NAME FROM {} ORDER BY ID, NAME",
+                quote(table)
+            ))
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+    }
+
+    fn owned(rows: &[(i64, &str)]) -> Vec<(i64, String)> {
+        rows.iter().map(|(i, n)| (*i, n.to_string())).collect()
+    }
+
+    /// A full load of run 1 as the load task does it.
+    fn full_load(t: &SqliteTarget, info: &TableInfo, run: &str, files: &[String]) {
+        let io = iceberg::io::FileIO::new_with_fs();
+        assert!(t.prepare(info, run).unwrap().is_empty());
+        for (i, f) in files.iter().enumerate() {
+            t.load_chunk(info, run, i as u32, std::slice::from_ref(f), &io, 2)
+                .unwrap();
+        }
+        t.publish(&info.name, run).unwrap();
     }
 }

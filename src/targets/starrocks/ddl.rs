@@ -10,7 +10,7 @@
 
 use crate::config::{Distribution, TableModel};
 use crate::error::{Error, Result};
-use crate::types::{ColType, TableInfo};
+use crate::model::{ColType, TableInfo};
 
 use super::names;
 
@@ -36,7 +36,7 @@ pub struct DdlOptions {
 }
 
 /// `name` as a backquoted identifier (backquotes inside doubled).
-pub use crate::target::quote_ident;
+pub use crate::targets::quote_ident;
 
 /// `s` as a single-quoted string literal, `\` and `'` escaped with `\`.
 pub fn quote_str(s: &str) -> String {
@@ -441,10 +441,10 @@ pub fn set_comment(db: &str, table: &str, comment: &str) -> String {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-    use crate::source::mssql::ReadSpec;
-    use crate::types::Column;
+    use crate::model::Column;
+    use crate::model::ColumnOrigin;
 
-    /// The [`ColType`] `map_type` in `source/mssql.rs` gives each SQL Server type.
+    /// The [`ColType`] `map_type` in `sources/mssql` gives each SQL Server type.
     fn mssql_type(sql: &str) -> ColType {
         let t = sql.to_ascii_lowercase();
         let base = t.split('(').next().unwrap().trim();
@@ -499,11 +499,11 @@ mod tests {
             None,
             0,
         );
-        info.read = cols
+        info.origin = cols
             .iter()
-            .map(|(n, t, _)| ReadSpec {
+            .map(|(n, t, _)| ColumnOrigin {
                 expr: format!("[{n}]"),
-                sql_type: t.to_string(),
+                declared: t.to_string(),
                 identity: false,
                 computed: false,
             })
@@ -740,7 +740,7 @@ mod tests {
             model_for(TableModel::Duplicate, &keyed),
             TableModel::Duplicate
         );
-        let inc = Some(crate::types::Incremental {
+        let inc = Some(crate::model::Incremental {
             cursor: "id".into(),
             low: None,
             high: None,

@@ -224,7 +224,7 @@ fn create_table_sql(table: &str, columns: &[ColumnDecl]) -> String {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-use super::sqlite::{civil_from_days, days_from_civil};
+use crate::model::calendar::{civil_from_days, days_from_civil};
 
 /// The smallest and largest dates of the supported range, and the fixed "today" of the sample.
 const MIN_DAY: i64 = days_from_civil(1, 1, 1);

@@ -47,9 +47,10 @@
 
 use std::fmt::Write as _;
 
-use crate::columns::Cells;
 use crate::error::{Error, Result};
-use crate::types::{TableInfo, decimal_text};
+use crate::model::TableInfo;
+use crate::model::cells::Cells;
+use crate::model::codec::decimal_text;
 
 use super::ddl::{self, MAX_VARCHAR_BYTES};
 use super::names;
@@ -357,8 +358,8 @@ mod tests {
 
     use super::*;
     use crate::error::ErrorKind;
-    use crate::source::mssql::ReadSpec;
-    use crate::types::{ColType, Column};
+    use crate::model::ColumnOrigin;
+    use crate::model::{ColType, Column};
 
     fn info(cols: &[(&str, ColType, Option<&str>)]) -> TableInfo {
         let mut t = TableInfo::new(
@@ -374,11 +375,11 @@ mod tests {
             0,
         );
         if cols.iter().any(|c| c.2.is_some()) {
-            t.read = cols
+            t.origin = cols
                 .iter()
-                .map(|(n, _, sql)| ReadSpec {
+                .map(|(n, _, sql)| ColumnOrigin {
                     expr: n.to_string(),
-                    sql_type: sql.unwrap_or("").to_string(),
+                    declared: sql.unwrap_or("").to_string(),
                     identity: false,
                     computed: false,
                 })

@@ -2,7 +2,7 @@
 //!
 //! The MySQL/MariaDB target and StarRocks (whose frontend speaks the MySQL protocol) both have to
 //! write Arrow values as SQL literals and read table contents back into Arrow for verification.
-//! Verification compares [`crate::fingerprint::Digest128`]s, so reading back must rebuild exactly
+//! Verification compares [`crate::model::fingerprint::Digest128`]s, so reading back must rebuild exactly
 //! the canonical values the lake holds (dates as days, timestamps as microseconds, floats bit for
 //! bit): this module is the one place that knows how each server spells them, in the binary
 //! protocol (typed values) and in the text protocol (every value as text).
@@ -14,11 +14,11 @@ use mysql_async::prelude::{Protocol, Queryable};
 use mysql_async::{QueryResult, Value};
 use tokio::sync::mpsc;
 
-use crate::columns::Cells;
 use crate::error::{Error, Result};
-use crate::source::builders::ColBuilder;
-use crate::source::sqlite as reader;
-use crate::types::{ColType, TableInfo, decimal_text};
+use crate::model::builders::ColBuilder;
+use crate::model::cells::Cells;
+use crate::model::codec::{self as reader, decimal_text};
+use crate::model::{ColType, TableInfo};
 
 /// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;

@@ -1,0 +1,306 @@
+//! SQLite as a source (the embedded demo).
+//!
+//! SQLite has storage classes, not column types, so a column's logical type comes from its
+//! declared type (see [`decl_type`]); values are read by the shared reader in [`crate::sqlite`],
+//! straight into Arrow builders, one bounded batch at a time.
+
+use crate::error::{Error, Result};
+use crate::model::codec::{parse_date, parse_timestamp};
+use crate::model::{ChunkRange, ColType, Column, TableInfo};
+pub use crate::sqlite::{open, quote, read};
+
+/// Maps a declared SQLite column type to a logical type.
+pub fn decl_type(decl: &str) -> Option<ColType> {
+    let d = decl.trim().to_ascii_uppercase();
+    let (base, args) = match d.find('(') {
+        Some(i) => (d[..i].trim(), Some(d[i + 1..].trim_end_matches(')'))),
+        None => (d.as_str(), None),
+    };
+    // `TEXT DECIMAL(p,s)` / `TEXT MONEY`: a decimal whose declared type gives the column TEXT
+    // affinity. With plain `DECIMAL(p,s)` SQLite converts '12345678901234567.1234' to a REAL
+    // and loses digits; with TEXT affinity the exact text is kept.
+    let base = match base.strip_prefix("TEXT ") {
+        Some(rest @ ("DECIMAL" | "NUMERIC" | "MONEY")) => rest,
+        _ => base,
+    };
+    Some(match base {
+        "BOOLEAN" | "BIT" | "BOOL" => ColType::Bool,
+        "INT" | "SMALLINT" | "TINYINT" | "MEDIUMINT" => ColType::Int32,
+        "INTEGER" | "BIGINT" => ColType::Int64,
+        "FLOAT4" => ColType::Float32,
+        "REAL" | "FLOAT" | "DOUBLE" | "DOUBLE PRECISION" => ColType::Float64,
+        "MONEY" => ColType::Decimal {
+            precision: 19,
+            scale: 4,
+        },
+        "DECIMAL" | "NUMERIC" => {
+            let mut it = args?.split(',').map(|s| s.trim().parse::<i64>());
+            let p = it.next()?.ok()?;
+            let s = it.next().unwrap_or(Ok(0)).ok()?;
+            if !(1..=38).contains(&p) || s < 0 || s > p {
+                return None;
+            }
+            ColType::Decimal {
+                precision: p as u8,
+                scale: s as i8,
+            }
+        }
+        "DATE" => ColType::Date,
+        "DATETIME" | "TIMESTAMP" => ColType::Timestamp,
+        "TIMESTAMPTZ" => ColType::TimestampTz,
+        "TEXT" | "VARCHAR" | "NVARCHAR" | "CHAR" | "NCHAR" | "CLOB" | "STRING" => ColType::String,
+        "BLOB" | "VARBINARY" | "BINARY" => ColType::Binary,
+        _ => return None,
+    })
+}
+
+/// Describes a table from the database's own catalog.
+pub fn describe(
+    c: &rusqlite::Connection,
+    table: &str,
+    key_override: Option<&str>,
+) -> Result<TableInfo> {
+    let mut st = c.prepare(&format!("PRAGMA table_info({})", quote(table)))?;
+    let mut columns = Vec::new();
+    let mut pk = Vec::new();
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, bool>(3)?,
+            r.get::<_, i64>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (name, decl, notnull, pk_pos) = row?;
+        let ty = decl_type(&decl).ok_or_else(|| {
+            Error::data(format!(
+                "table {table}, column {name}: unsupported declared type `{decl}`"
+            ))
+        })?;
+        if pk_pos > 0 {
+            pk.push((pk_pos, name.clone(), ty));
+        }
+        columns.push(Column {
+            name,
+            ty,
+            nullable: !notnull && pk_pos == 0,
+        });
+    }
+    if columns.is_empty() {
+        return Err(Error::data(format!(
+            "table {table} does not exist or has no columns"
+        )));
+    }
+    let key = match key_override {
+        Some(k) => {
+            let col = columns
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(k))
+                .ok_or_else(|| {
+                    Error::data(format!(
+                        "table {table}: chunk_key column `{k}` does not exist"
+                    ))
+                })?;
+            if !matches!(col.ty, ColType::Int32 | ColType::Int64) {
+                return Err(Error::data(format!(
+                    "table {table}: chunk_key column `{k}` is {}, not an integer",
+                    col.ty
+                )));
+            }
+            Some(col.name.clone())
+        }
+        None if pk.len() == 1 && matches!(pk[0].2, ColType::Int32 | ColType::Int64) => {
+            Some(pk[0].1.clone())
+        }
+        None => None,
+    };
+    let rows: i64 = c.query_row(&format!("SELECT COUNT(*) FROM {}", quote(table)), [], |r| {
+        r.get(0)
+    })?;
+    let mut info = TableInfo::new(table, columns, key, rows as u64);
+    pk.sort_by_key(|p| p.0);
+    info.primary_key = pk.into_iter().map(|p| p.1).collect();
+    Ok(info)
+}
+
+/// User tables, skipping SQLite's and ours.
+pub fn list_tables(c: &rusqlite::Connection) -> Result<Vec<String>> {
+    let mut st = c.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+         AND name NOT LIKE '\\_dag%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let names = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(names)
+}
+
+/// Splits a table into key ranges of about `chunk_rows` rows. The first and last ranges are open
+/// so that rows outside the bounds seen now are never missed.
+pub fn plan_chunks(
+    c: &rusqlite::Connection,
+    info: &TableInfo,
+    chunk_rows: u64,
+) -> Result<Vec<ChunkRange>> {
+    let Some(key) = &info.key else {
+        return Ok(vec![ChunkRange::whole()]);
+    };
+    let (min, max, count): (Option<i64>, Option<i64>, i64) = c.query_row(
+        &format!(
+            "SELECT MIN({k}), MAX({k}), COUNT(*) FROM {t}",
+            k = quote(key),
+            t = quote(&info.name)
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let (Some(min), Some(max)) = (min, max) else {
+        return Ok(vec![ChunkRange::whole()]);
+    };
+    Ok(ChunkRange::split_int(min, max, count as u64, chunk_rows))
+}
+
+/// The `WHERE` and `ORDER BY` selecting one chunk of `info`, in key order (the first chunk also
+/// takes rows whose key is NULL), limited to the cursor range of an incremental run.
+pub fn chunk_predicate_of(info: &TableInfo, r: &ChunkRange) -> String {
+    predicate(info.key.as_deref(), r, cursor_condition(info).as_deref())
+}
+
+fn predicate(key: Option<&str>, r: &ChunkRange, extra: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    let mut order = String::new();
+    if let Some(k) = key {
+        let k = quote(k);
+        let mut range = Vec::new();
+        if let Some(lo) = r.lo {
+            range.push(format!("{k} >= {lo}"));
+        }
+        if let Some(hi) = r.hi {
+            range.push(format!("{k} < {hi}"));
+        }
+        match (range.is_empty(), r.index == 0) {
+            (true, _) => {}
+            (false, true) => parts.push(format!("(({}) OR {k} IS NULL)", range.join(" AND "))),
+            (false, false) => parts.push(range.join(" AND ")),
+        }
+        // In key order, as the lake table's sort order says (free on an INTEGER PRIMARY KEY).
+        order = format!(" ORDER BY {k}");
+    }
+    if let Some(e) = extra {
+        parts.push(format!("({e})"));
+    }
+    if parts.is_empty() {
+        order
+    } else {
+        format!(" WHERE {}{order}", parts.join(" AND "))
+    }
+}
+
+/// A cursor value as SQLite holds it: an integer, or text as the demo writes dates and times.
+fn cursor_literal(v: crate::model::CursorValue) -> String {
+    use crate::model::CursorValue as V;
+    match v {
+        V::Int(n) => n.to_string(),
+        V::Date(_) => format!("'{v}'"),
+        V::Micros(us) => match chrono::DateTime::from_timestamp_micros(us) {
+            Some(t) => format!("'{}'", t.format("%Y-%m-%d %H:%M:%S%.6f")),
+            None => us.to_string(),
+        },
+    }
+}
+
+/// The cursor range of an incremental run (see `mssql::cursor_condition`).
+fn cursor_condition(info: &TableInfo) -> Option<String> {
+    let inc = info.incremental.as_ref()?;
+    let c = quote(&inc.cursor);
+    Some(match (inc.append, inc.low, inc.high) {
+        (true, Some(lo), Some(hi)) => format!(
+            "{c} > {} AND {c} <= {}",
+            cursor_literal(lo),
+            cursor_literal(hi)
+        ),
+        (true, None, Some(hi)) => format!("{c} <= {}", cursor_literal(hi)),
+        (true, _, None) => "0".to_string(),
+        (false, _, Some(hi)) => format!("{c} <= {} OR {c} IS NULL", cursor_literal(hi)),
+        (false, _, None) => format!("{c} IS NULL"),
+    })
+}
+
+/// The largest cursor value of `table` now (`None`: no row has one).
+pub fn cursor_max(
+    c: &rusqlite::Connection,
+    info: &TableInfo,
+    cursor: &str,
+) -> Result<Option<crate::model::CursorValue>> {
+    use crate::model::CursorValue as V;
+    let ty = info
+        .columns
+        .iter()
+        .find(|col| col.name == cursor)
+        .map(|col| col.ty);
+    let sql = format!("SELECT MAX({}) FROM {}", quote(cursor), quote(&info.name));
+    let v: rusqlite::types::Value = c.query_row(&sql, [], |r| r.get(0))?;
+    let bad = |what: &str| {
+        Error::config(format!(
+            "table {}: cursor column {cursor} holds {what}, not an integer, date or timestamp",
+            info.name
+        ))
+    };
+    use rusqlite::types::Value as S;
+    Ok(match (ty, v) {
+        (_, S::Null) => None,
+        (Some(ColType::Int32 | ColType::Int64), S::Integer(n)) => Some(V::Int(n)),
+        (Some(ColType::Date), S::Text(t)) => Some(V::Date(parse_date(&t).ok_or_else(|| bad(&t))?)),
+        (Some(ColType::Timestamp | ColType::TimestampTz), S::Text(t)) => {
+            Some(V::Micros(parse_timestamp(&t).ok_or_else(|| bad(&t))?))
+        }
+        (_, other) => return Err(bad(&format!("{other:?}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_key_space_with_open_ends() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+            .unwrap();
+        for i in 1..=1000 {
+            c.execute("INSERT INTO t VALUES (?1, 'x')", [i]).unwrap();
+        }
+        let info = describe(&c, "t", None).unwrap();
+        assert_eq!(info.key.as_deref(), Some("id"));
+        let plan = plan_chunks(&c, &info, 300).unwrap();
+        assert_eq!(plan.len(), 4);
+        assert_eq!(plan[0].lo, None);
+        assert_eq!(plan.last().unwrap().hi, None);
+        let mut total = 0;
+        for r in &plan {
+            let pred = chunk_predicate_of(&info, r);
+            read(&c, &info, &pred, 64, |b| {
+                total += b.num_rows();
+                Ok(true)
+            })
+            .unwrap();
+        }
+        assert_eq!(total, 1000);
+    }
+
+    #[test]
+    fn a_bad_value_names_table_column_key_and_value() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, amount TEXT DECIMAL(5,2));
+             INSERT INTO t VALUES (1, '1.50'), (2, '12345.6');",
+        )
+        .unwrap();
+        let info = describe(&c, "t", None).unwrap();
+        let err = read(&c, &info, "", 10, |_| Ok(true)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("table t, column amount, key 2"), "{msg}");
+        assert!(msg.contains("'12345.6'"), "{msg}");
+    }
+}
