@@ -45,7 +45,7 @@ fn main() -> ExitCode {
             return ExitCode::from(dag::exit::FAILED);
         }
     };
-    let code = rt.block_on(dag::app::main(cli));
+    let code = rt.block_on(dag::commands::main(cli));
     // After a stop, a task aborted while stuck in blocking code may still hold a thread; the
     // state no longer depends on it, so the process must not wait for it.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -43,6 +43,15 @@ impl Progress {
         }
     }
 
+    /// A warning the user must see whatever the output is: `warning: ...` on stderr, above any
+    /// bars.
+    pub fn warn(&self, msg: &str) {
+        match &self.multi {
+            Some(m) => m.suspend(|| eprintln!("warning: {msg}")),
+            None => eprintln!("warning: {msg}"),
+        }
+    }
+
     pub fn bar(&self, table: &str, total: u64) -> Bar {
         let bar = self.multi.as_ref().map(|m| {
             let b = m.add(ProgressBar::new(total.max(1)));

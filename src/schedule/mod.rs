@@ -7,8 +7,8 @@
 //! Why it is split the way it is: every decision (when is the next fire time, is it late, does
 //! the previous run still run, did the last one fail) is pure logic over a [`Clock`] and a
 //! [`Launcher`], so tests drive a whole night on a simulated clock in milliseconds with fake runs
-//! that last or fail on demand; only [`command`] touches the real clock, signals, the workflow
-//! directory and the real runs.
+//! that last or fail on demand; only the command layer (`commands::schedule`) touches the real
+//! clock, signals, the workflow directory and the real runs.
 //!
 //! ## Fire times in a time zone, across daylight-saving changes
 //! The schedule is read in local wall-clock time of the workflow's zone. Two local times need a
@@ -34,8 +34,7 @@
 //!   the failed run's unfinished tasks; `"restart"` (default) starts over.
 
 mod clock;
-pub mod command;
-mod engine;
+pub mod engine;
 pub mod state;
 
 #[cfg(test)]

@@ -13,12 +13,11 @@ use crate::error::Result;
 use crate::lake::ChunkWriter;
 use crate::model::fingerprint::Digest128;
 use crate::model::{ChunkRange, Stage};
-use crate::sched::Grant;
 use crate::store::ChunkRecord;
 
-use super::{Ctx, incremental};
+use super::{Allowance, Ctx, incremental};
 
-pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
+pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let mut rec = ctx.start(table, Stage::Extract, grant)?;
     let plan = ctx.plan(table)?;
     let run = &ctx.run_id;

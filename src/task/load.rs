@@ -16,14 +16,13 @@
 use crate::error::{Error, Result};
 use crate::model::Stage;
 use crate::model::TableInfo;
-use crate::sched::Grant;
 use crate::store::{TaskRecord, TaskStatus};
 use crate::targets::Target;
 use crate::targets::starrocks::{LoadJob, LoadSummary, StarRocksTarget};
 
-use super::Ctx;
+use super::{Allowance, Ctx};
 
-pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
+pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let mut rec = ctx.start(table, Stage::Load, grant)?;
     let run = ctx.run_id.clone();
     let Some(target) = ctx.target.clone() else {

@@ -2,8 +2,8 @@
 //!
 //! Each stage is one file with one entry point taking the shared [`Ctx`]. They share a life
 //! cycle, kept here: mark the task running (durably), do the work, record outputs and success
-//! (durably) before returning, so the scheduler starts successors only after that. The [`Runner`]
-//! impl maps scheduler callbacks (failure, retry, skip, interruption by a stop) onto task records.
+//! (durably) before returning, so the scheduler starts successors only after that. The stages
+//! know nothing of the executor: they get an [`Allowance`] (what their grant lets them hold).
 
 mod extract;
 pub mod incremental;
@@ -13,9 +13,6 @@ mod write_iceberg;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
-
-use futures::future::BoxFuture;
 
 use crate::error::{Error, Result};
 use crate::lake::Lake;
@@ -23,7 +20,6 @@ use crate::model::Stage;
 use crate::model::TableInfo;
 use crate::model::fingerprint::Digest128;
 use crate::progress::Progress;
-use crate::sched::{Grant, Runner};
 use crate::sources::Source;
 use crate::store::{Store, TaskRecord, TaskStatus, now};
 use crate::targets::Target;
@@ -67,44 +63,6 @@ impl Tuning {
             1
         }
     }
-
-    /// Bytes a task holds while streaming: batches in flight and the Parquet row group being
-    /// built, never more than the whole table would take.
-    pub fn estimate(&self, stage: Stage, info: &TableInfo) -> u64 {
-        const MIB: u64 = 1 << 20;
-        let w = info.row_width();
-        let whole = info.rows.max(1) * w;
-        let batch = (self.batch_rows as u64 * w).min(whole);
-        match stage {
-            Stage::Extract => {
-                let rg = (self.row_group_rows(info, 1.0) as u64 * w).min(whole);
-                // builders + one batch in the channel + one being encoded, plus the row group
-                let plain = 3 * batch + 2 * rg + self.lake_write_bytes + 8 * MIB;
-                if info.partition.is_none() {
-                    return plain;
-                }
-                // Partitioned: `open_partitions` writers each buffer a row group of their own
-                // (row_group_rows already divided the bytes among them, but its 1024-row floor
-                // can make the sum larger, so count each) plus about 1 MiB of page buffers and
-                // encoder state per writer for Parquet's per-column pages that a row group of
-                // a few thousand rows does not amortise. The writer gathers n row groups of
-                // rows before writing them grouped by day, and a flush holds them twice (the
-                // gathered batches and their concatenation, then that and its copy sorted by
-                // day) plus 8 bytes a row of day numbers and sort order: counted as three.
-                let n = self.writers(info) as u64;
-                let gathered = (n * rg).min(whole);
-                // Each open writer on S3 also fills a multipart part of its own.
-                3 * batch + 2 * n * rg + 3 * gathered + n * (MIB + self.lake_write_bytes) + 8 * MIB
-            }
-            Stage::WriteIceberg => 16 * MIB,
-            // Reading a data file holds a row group's column chunks besides the batches.
-            Stage::Load => {
-                let rg = (self.row_group_rows(info, 1.0) as u64 * w).min(whole);
-                2 * batch + rg + self.load_bytes + 8 * MIB
-            }
-            Stage::Verify => 4 * batch + 16 * MIB,
-        }
-    }
 }
 
 /// What one table needs during the run.
@@ -139,7 +97,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn record(&self, table: &str, stage: Stage) -> Result<TaskRecord> {
+    /// The task's record, or a new one.
+    pub fn record(&self, table: &str, stage: Stage) -> Result<TaskRecord> {
         Ok(self
             .store
             .task(&self.run_id, table, stage)?
@@ -147,13 +106,13 @@ impl Ctx {
     }
 
     /// Marks a task running, durably, and returns its record.
-    fn start(&self, table: &str, stage: Stage, grant: &Grant) -> Result<TaskRecord> {
+    fn start(&self, table: &str, stage: Stage, grant: &Allowance) -> Result<TaskRecord> {
         let mut rec = self.record(table, stage)?;
         rec.status = TaskStatus::Running;
         rec.attempts += 1;
         rec.started_at = Some(now());
         rec.ended_at = None;
-        rec.mem_estimate = grant.reservation.bytes();
+        rec.mem_estimate = grant.bytes;
         self.store.put_task(&rec)?;
         crate::fault::fail(table, stage.name(), grant.attempt)?;
         Ok(rec)
@@ -209,87 +168,25 @@ impl Ctx {
     }
 }
 
-pub async fn run_stage(ctx: Arc<Ctx>, table: String, stage: Stage, grant: Grant) -> Result<()> {
+/// What the executor granted a task for one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowance {
+    /// Bytes reserved for it from the memory budget (held by the executor while it runs).
+    pub bytes: u64,
+    /// 1.0 normally; below 1 when its estimate exceeded the whole budget and it runs alone:
+    /// it shrinks its buffers by this factor.
+    pub scale: f64,
+    pub attempt: u32,
+    /// Source connections it may read with at once.
+    pub slots: usize,
+}
+
+pub async fn run_stage(ctx: Arc<Ctx>, table: String, stage: Stage, grant: Allowance) -> Result<()> {
     let res = match stage {
         Stage::Extract => extract::run(&ctx, &table, &grant).await,
         Stage::WriteIceberg => write_iceberg::run(&ctx, &table, &grant).await,
         Stage::Load => load::run(&ctx, &table, &grant).await,
         Stage::Verify => verify::run(&ctx, &table, &grant).await,
     };
-    drop(grant);
     res.map_err(|e| e.context(format!("table {table}, task {stage}")))
-}
-
-pub struct TaskRunner {
-    pub ctx: Arc<Ctx>,
-    pub nodes: Vec<(String, Stage)>,
-}
-
-impl TaskRunner {
-    fn update(&self, idx: usize, f: impl FnOnce(&mut TaskRecord)) {
-        let (table, stage) = &self.nodes[idx];
-        match self.ctx.record(table, *stage) {
-            Ok(mut rec) => {
-                f(&mut rec);
-                if let Err(e) = self.ctx.store.put_task(&rec) {
-                    tracing::error!(table, task = %stage, "cannot record the task's state: {e}");
-                }
-            }
-            Err(e) => tracing::error!(table, task = %stage, "cannot read the task's state: {e}"),
-        }
-    }
-}
-
-impl Runner for TaskRunner {
-    fn run(&self, idx: usize, grant: Grant) -> BoxFuture<'static, Result<()>> {
-        let (table, stage) = self.nodes[idx].clone();
-        let ctx = Arc::clone(&self.ctx);
-        Box::pin(run_stage(ctx, table, stage, grant))
-    }
-
-    fn failed(&self, idx: usize, err: &Error, attempt: u32, retry_in: Option<Duration>) {
-        let (table, stage) = &self.nodes[idx];
-        match retry_in {
-            Some(d) => self.ctx.progress.line(&format!(
-                "{table}.{stage}: attempt {attempt} failed, retrying in {:.1}s: {err}",
-                d.as_secs_f64()
-            )),
-            None => self
-                .ctx
-                .progress
-                .line(&format!("{table}.{stage}: FAILED: {err}")),
-        }
-        self.update(idx, |r| {
-            r.status = if retry_in.is_some() {
-                TaskStatus::Pending
-            } else {
-                TaskStatus::Failed
-            };
-            r.ended_at = Some(now());
-            r.last_error = Some(err.to_string());
-        });
-    }
-
-    fn skipped(&self, idx: usize, cause: usize) {
-        let (ct, cs) = &self.nodes[cause];
-        let msg = format!("skipped because {ct}.{cs} did not succeed");
-        self.update(idx, |r| {
-            r.status = TaskStatus::Skipped;
-            r.last_error = Some(msg);
-        });
-    }
-
-    fn interrupted(&self, idx: usize, why: &str) {
-        let (table, stage) = &self.nodes[idx];
-        self.ctx.progress.line(&format!("{table}.{stage}: {why}"));
-        self.update(idx, |r| {
-            // A task aborted right after recording its success did finish: keep that, so the
-            // next run does not redo it.
-            if r.status != TaskStatus::Succeeded {
-                r.status = TaskStatus::Pending;
-                r.ended_at = Some(now());
-                r.last_error = Some(why.to_string());
-            }
-        });
-    }
 }

@@ -21,9 +21,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::Stage;
 use crate::model::TableInfo;
 use crate::model::fingerprint::{Digest128, for_each_row_hash};
-use crate::sched::Grant;
 
-use super::Ctx;
+use super::{Allowance, Ctx};
 
 /// Most keys a mismatch report lists.
 const SAMPLE_KEYS: usize = 10;
@@ -32,7 +31,7 @@ const BUCKETS: usize = 4096;
 /// Most rows per side held while looking for differing keys.
 const MAX_HELD_ROWS: usize = 200_000;
 
-pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
+pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let mut rec = ctx.start(table, Stage::Verify, grant)?;
     crate::fault::point(&format!("before_verify:{table}"));
     let (info, source) = ctx.extracted(table)?;

@@ -8,11 +8,10 @@ use std::collections::HashMap;
 use crate::error::Result;
 use crate::lake;
 use crate::model::Stage;
-use crate::sched::Grant;
 
-use super::Ctx;
+use super::{Allowance, Ctx};
 
-pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
+pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let mut rec = ctx.start(table, Stage::WriteIceberg, grant)?;
     let run = &ctx.run_id;
     let (info, digest) = ctx.extracted(table)?;

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::model::Stage;
 
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct TaskGraph {
     /// Tables in a dependency-respecting order.
     pub tables: Vec<String>,
     /// Tasks in execution order, with their dependencies as indexes into this list.
@@ -42,7 +42,7 @@ pub fn build(
     known: &[String],
     after: &BTreeMap<String, Vec<String>>,
     with_load: bool,
-) -> Result<Plan> {
+) -> Result<TaskGraph> {
     let mut g: DiGraph<String, ()> = DiGraph::new();
     let idx: HashMap<&str, NodeIndex> = selected
         .iter()
@@ -107,10 +107,10 @@ pub fn build(
         }
         last_of.insert(t.as_str(), tasks.len() - 1);
     }
-    Ok(Plan { tables, tasks })
+    Ok(TaskGraph { tables, tasks })
 }
 
-impl Plan {
+impl TaskGraph {
     /// Graphviz rendering of the task graph.
     pub fn dot(&self) -> String {
         let mut s = String::from("digraph dag {\n  rankdir=LR;\n  node [shape=box];\n");

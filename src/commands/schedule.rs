@@ -15,40 +15,30 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use futures::future::{FutureExt, LocalBoxFuture};
 
-use super::engine::{Fixed, WorkflowSource};
-use super::{Clock, Launcher, Scheduler, SimClock, SystemClock, Timing, utc};
-use crate::app;
-use crate::cli::{Cli, Command};
+use super::Context;
+use super::run::run_scheduled;
 use crate::config::{CatchUp, OnFailure, Overlap, Workflow};
 use crate::error::{Error, Result};
 use crate::exit::OK as EXIT_OK;
+use crate::schedule::engine::{Fixed, WorkflowSource};
+use crate::schedule::{Clock, Launcher, Scheduler, SimClock, SystemClock, Timing, utc};
 use crate::shutdown::Shutdown;
 
 /// How often the workflow directory is checked for changes.
 pub const POLL: Duration = Duration::from_secs(3);
 
-/// Runs workflows in this process through [`app::run_scheduled`], each on its own task so a run's
+/// Runs workflows in this process through [`run_scheduled`], each on its own task so a run's
 /// blocking moments never delay the loop. Under a simulated clock each run holds the clock: a
 /// real run takes no simulated time.
 pub struct RealLauncher {
-    cli: Arc<Cli>,
+    ctx: Arc<Context>,
     hold: Option<SimClock>,
 }
 
 impl RealLauncher {
-    pub fn new(cli: &Cli, hold: Option<SimClock>) -> RealLauncher {
-        // Runs only read the global options; the subcommand is not theirs to look at.
-        let cli = Cli {
-            state: cli.state.clone(),
-            workflows: cli.workflows.clone(),
-            verbose: cli.verbose,
-            command: Command::Schedule {
-                simulate_from: None,
-                simulate_until: None,
-            },
-        };
+    pub fn new(ctx: &Context, hold: Option<SimClock>) -> RealLauncher {
         RealLauncher {
-            cli: Arc::new(cli),
+            ctx: Arc::new(ctx.clone()),
             hold,
         }
     }
@@ -62,13 +52,11 @@ impl Launcher for RealLauncher {
         shutdown: &Shutdown,
     ) -> LocalBoxFuture<'_, Result<u8>> {
         let hold = self.hold.as_ref().map(SimClock::hold);
-        let cli = self.cli.clone();
+        let ctx = self.ctx.clone();
         let name = workflow.to_string();
         let shutdown = shutdown.clone();
         let task =
-            tokio::spawn(
-                async move { app::run_scheduled(&cli, &name, resume_failed, &shutdown).await },
-            );
+            tokio::spawn(async move { run_scheduled(&ctx, &name, resume_failed, &shutdown).await });
         let name = workflow.to_string();
         async move {
             let res = task.await.unwrap_or_else(|e| {
@@ -88,7 +76,7 @@ type Stamp = (Option<SystemTime>, u64);
 
 /// The workflow directory, watched for changes.
 pub struct DirSource<'c> {
-    cli: &'c Cli,
+    ctx: &'c Context,
     stamps: BTreeMap<PathBuf, Stamp>,
     /// The last version of each file that validated.
     good: BTreeMap<PathBuf, Workflow>,
@@ -97,18 +85,18 @@ pub struct DirSource<'c> {
 }
 
 impl<'c> DirSource<'c> {
-    pub fn new(cli: &'c Cli) -> Result<DirSource<'c>> {
-        if !cli.workflows.is_dir() {
+    pub fn new(ctx: &'c Context) -> Result<DirSource<'c>> {
+        if !ctx.workflows.is_dir() {
             return Err(Error::config(format!(
                 "workflow directory {} does not exist (--workflows DIR)",
-                cli.workflows.display()
+                ctx.workflows.display()
             )));
         }
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(DirSource {
-            cli,
+            ctx,
             stamps: BTreeMap::new(),
             good: BTreeMap::new(),
             hup,
@@ -117,7 +105,7 @@ impl<'c> DirSource<'c> {
     }
 
     fn scan(&self) -> BTreeMap<PathBuf, Stamp> {
-        workflow_files(&self.cli.workflows)
+        workflow_files(&self.ctx.workflows)
             .into_iter()
             .map(|p| {
                 let meta = std::fs::metadata(&p).ok();
@@ -137,7 +125,7 @@ impl<'c> DirSource<'c> {
             if self.stamps.get(path) == Some(stamp) {
                 continue;
             }
-            match app::load_workflow(self.cli, &path.to_string_lossy()) {
+            match self.ctx.load_workflow(&path.to_string_lossy()) {
                 Ok(wf) => {
                     self.good.insert(path.clone(), wf);
                 }
@@ -213,8 +201,8 @@ fn print_line(line: &str) {
 
 /// `dag schedule`: runs in the foreground until SIGINT/SIGTERM (or, on a simulated clock, until
 /// the end of the simulation), starting each scheduled workflow of the directory when due.
-pub async fn cmd_schedule(
-    cli: &Cli,
+pub async fn schedule(
+    ctx: &Context,
     simulate_from: Option<&str>,
     simulate_until: Option<&str>,
 ) -> Result<u8> {
@@ -222,8 +210,8 @@ pub async fn cmd_schedule(
     shutdown
         .listen_for_signals()
         .map_err(|e| Error::internal(format!("cannot listen for signals: {e}")))?;
-    let mut dir = DirSource::new(cli)?;
-    let mut sched = Scheduler::new(cli.state.clone(), Box::new(print_line));
+    let mut dir = DirSource::new(ctx)?;
+    let mut sched = Scheduler::new(ctx.state.clone(), Box::new(print_line));
     match (simulate_from, simulate_until) {
         (Some(from), Some(until)) => {
             let from = parse_time("--simulate-from", from)?;
@@ -236,7 +224,7 @@ pub async fn cmd_schedule(
                 )));
             }
             let clock = SimClock::new(from);
-            let launcher = RealLauncher::new(cli, Some(clock.clone()));
+            let launcher = RealLauncher::new(ctx, Some(clock.clone()));
             println!(
                 "{} simulating {} to {} (workflow files are read once)",
                 utc(from),
@@ -251,12 +239,12 @@ pub async fn cmd_schedule(
         }
         (None, None) => {
             let clock = SystemClock;
-            let launcher = RealLauncher::new(cli, None);
+            let launcher = RealLauncher::new(ctx, None);
             println!(
                 "{} scheduling the workflows of {} (state in {}); SIGHUP reads them again",
                 utc(clock.now()),
-                cli.workflows.display(),
-                cli.state.display()
+                ctx.workflows.display(),
+                ctx.state.display()
             );
             sched.set_workflows(dir.load(), clock.now());
             sched
@@ -275,8 +263,8 @@ pub async fn cmd_schedule(
 
 /// `dag next [WORKFLOW] [--count N]`: the next fire times of each scheduled workflow, in its
 /// zone and in UTC. `after` replaces the current time (for reproducible output).
-pub fn cmd_next(
-    cli: &Cli,
+pub fn next(
+    ctx: &Context,
     workflow: Option<&str>,
     count: usize,
     after: Option<&str>,
@@ -287,7 +275,7 @@ pub fn cmd_next(
     };
     let wfs = match workflow {
         Some(name) => {
-            let wf = app::load_workflow(cli, name)?;
+            let wf = ctx.load_workflow(name)?;
             if wf.schedule.is_none() {
                 return Err(Error::config(format!(
                     "{} has no schedule (add e.g. schedule = \"0 0 2 * * *\" for 02:00 every day)",
@@ -297,22 +285,22 @@ pub fn cmd_next(
             vec![wf]
         }
         None => {
-            if !cli.workflows.is_dir() {
+            if !ctx.workflows.is_dir() {
                 return Err(Error::config(format!(
                     "workflow directory {} does not exist (--workflows DIR)",
-                    cli.workflows.display()
+                    ctx.workflows.display()
                 )));
             }
             let mut out = Vec::new();
-            for p in workflow_files(&cli.workflows) {
-                match app::load_workflow(cli, &p.to_string_lossy()) {
+            for p in workflow_files(&ctx.workflows) {
+                match ctx.load_workflow(&p.to_string_lossy()) {
                     Ok(wf) if wf.schedule.is_some() => out.push(wf),
                     Ok(_) => {}
                     Err(e) => eprintln!("{}: skipped: {e}", p.display()),
                 }
             }
             if out.is_empty() {
-                println!("no workflow in {} has a schedule", cli.workflows.display());
+                println!("no workflow in {} has a schedule", ctx.workflows.display());
             }
             out
         }

@@ -1,0 +1,96 @@
+//! What each task may hold: the tuning a workflow's limits give, and each task's reservation
+//! (rows x columns x type width, capped by what streaming actually holds). The executor admits a
+//! task only when its reservation fits the budget; `dag plan` prints the same figures.
+
+use crate::config::Workflow;
+use crate::model::{Stage, TableInfo};
+use crate::task::Tuning;
+
+/// Bytes a task holds while streaming: batches in flight and the Parquet row group being
+/// built, never more than the whole table would take.
+pub fn task_bytes(tuning: &Tuning, stage: Stage, info: &TableInfo) -> u64 {
+    const MIB: u64 = 1 << 20;
+    let w = info.row_width();
+    let whole = info.rows.max(1) * w;
+    let batch = (tuning.batch_rows as u64 * w).min(whole);
+    match stage {
+        Stage::Extract => {
+            let rg = (tuning.row_group_rows(info, 1.0) as u64 * w).min(whole);
+            // builders + one batch in the channel + one being encoded, plus the row group
+            let plain = 3 * batch + 2 * rg + tuning.lake_write_bytes + 8 * MIB;
+            if info.partition.is_none() {
+                return plain;
+            }
+            // Partitioned: `open_partitions` writers each buffer a row group of their own
+            // (row_group_rows already divided the bytes among them, but its 1024-row floor
+            // can make the sum larger, so count each) plus about 1 MiB of page buffers and
+            // encoder state per writer for Parquet's per-column pages that a row group of
+            // a few thousand rows does not amortise. The writer gathers n row groups of
+            // rows before writing them grouped by day, and a flush holds them twice (the
+            // gathered batches and their concatenation, then that and its copy sorted by
+            // day) plus 8 bytes a row of day numbers and sort order: counted as three.
+            let n = tuning.writers(info) as u64;
+            let gathered = (n * rg).min(whole);
+            // Each open writer on S3 also fills a multipart part of its own.
+            3 * batch + 2 * n * rg + 3 * gathered + n * (MIB + tuning.lake_write_bytes) + 8 * MIB
+        }
+        Stage::WriteIceberg => 16 * MIB,
+        // Reading a data file holds a row group's column chunks besides the batches.
+        Stage::Load => {
+            let rg = (tuning.row_group_rows(info, 1.0) as u64 * w).min(whole);
+            2 * batch + rg + tuning.load_bytes + 8 * MIB
+        }
+        Stage::Verify => 4 * batch + 16 * MIB,
+    }
+}
+
+/// Connections an extract may read its chunks with: the table's `connections`, else the
+/// workflow's `limits.source_connections`, never more than the chunks it will have.
+pub fn extract_connections(wf: &Workflow, info: &TableInfo, chunk_rows: u64) -> usize {
+    let cap = wf.limits.source_connections.max(1);
+    let wanted = wf
+        .override_for(&info.name)
+        .and_then(|o| o.connections)
+        .unwrap_or(cap)
+        .min(cap);
+    wanted
+        .min(info.estimated_chunks(chunk_rows) as usize)
+        .max(1)
+}
+
+/// An extract's reservation covers every connection it reads with; under a tight budget it
+/// reads with fewer connections rather than shrink its buffers.
+pub fn extract_estimate(
+    tuning: &Tuning,
+    info: &TableInfo,
+    connections: usize,
+    budget: u64,
+) -> (u64, usize) {
+    let one = task_bytes(tuning, Stage::Extract, info);
+    let mut n = connections.max(1);
+    while n > 1 && one * n as u64 > budget {
+        n -= 1;
+    }
+    (one * n as u64, n)
+}
+
+/// The buffers and sizes a run of `wf` works with.
+pub fn tuning(wf: &Workflow) -> Tuning {
+    Tuning {
+        batch_rows: wf.limits.batch_rows,
+        row_group_bytes: crate::lake::ROW_GROUP_BYTES,
+        lake_write_bytes: if wf.lake.s3.is_some() { 10 << 20 } else { 0 },
+        default_chunk_rows: 250_000,
+        // A Stream Load holds up to three request bodies: one sent, one queued, one being built.
+        load_bytes: match &wf.target {
+            Some(crate::config::TargetConfig::StarRocks(s))
+                if s.load == crate::config::LoadMode::Stream =>
+            {
+                3 * s.request_bytes
+            }
+            Some(crate::config::TargetConfig::Mysql(m)) => 2 * m.insert_bytes,
+            _ => 0,
+        },
+        open_partitions: wf.lake.open_partitions,
+    }
+}
