@@ -9,8 +9,7 @@
 //! no loaded cells (only row counts), so a multi-million-row load measures the loader, not the
 //! double's memory.
 
-#[path = "../tests/support/starrocks/mod.rs"]
-mod starrocks;
+use dag_doubles::starrocks;
 
 use std::io::Write;
 

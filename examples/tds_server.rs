@@ -7,8 +7,7 @@
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` on stdout once it accepts connections; runs until killed.
 
-#[path = "../tests/support/tds/mod.rs"]
-mod tds;
+use dag_doubles::tds;
 
 use std::io::Write;
 
