@@ -21,5 +21,5 @@ mod starrocks_target;
 mod support;
 mod tds_crosscheck;
 
-// The test doubles (tests/doubles), under the names the tests use: `crate::tds`, `crate::starrocks`.
+// The test doubles (tests/doubles), under the names the tests use: crate::tds, crate::starrocks.
 pub use dag_doubles::{starrocks, tds};

@@ -45,7 +45,7 @@ pub struct ServerConfig {
     /// Answer queries mentioning `sys.dm_db_partition_stats` with ERROR 300 (VIEW DATABASE STATE
     /// permission denied), as a server does for a login without that permission.
     pub deny_dmv: bool,
-    /// Print each received statement as one line on stderr (the example's `--log`).
+    /// Print each received statement as one line on stderr (the `tds_server` binary's `--log`).
     pub log_stderr: bool,
 }
 
