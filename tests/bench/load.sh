@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-2000000}
 cargo build --release --quiet
-cargo build --release --quiet --example tds_server --example starrocks_server
+cargo build --release --quiet -p dag-doubles --bins
 DAG="$PWD/target/release/dag"
 WORK=$(mktemp -d)
 PIDS=()
@@ -20,11 +20,11 @@ wait_port() { # file -> port
   sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$1" | head -1
 }
 
-"$PWD/target/release/examples/tds_server" --port 0 --rows "$ROWS" --user dag --password bench \
+"$PWD/target/release/tds_server" --port 0 --rows "$ROWS" --user dag --password bench \
   >"$WORK/tds.out" 2>"$WORK/tds.err" &
 PIDS+=($!)
 TDS_PORT=$(wait_port "$WORK/tds.out")
-"$PWD/target/release/examples/starrocks_server" --count-only >"$WORK/sr.out" 2>"$WORK/sr.err" &
+"$PWD/target/release/starrocks_server" --count-only >"$WORK/sr.out" 2>"$WORK/sr.err" &
 PIDS+=($!)
 wait_port "$WORK/sr.out" >/dev/null
 SR_MYSQL=$(sed -n 's/.*mysql \(mysql:[^ ]*\).*/\1/p' "$WORK/sr.out")

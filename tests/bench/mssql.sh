@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-2000000}
 cargo build --release --quiet
-cargo build --release --quiet --example tds_server
+cargo build --release --quiet -p dag-doubles --bins
 DAG="$PWD/target/release/dag"
 WORK=$(mktemp -d)
-"$PWD/target/release/examples/tds_server" --port 0 --rows "$ROWS" --user dag --password bench \
+"$PWD/target/release/tds_server" --port 0 --rows "$ROWS" --user dag --password bench \
   >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT

@@ -21,7 +21,5 @@ mod starrocks_target;
 mod support;
 mod tds_crosscheck;
 
-#[path = "../support/starrocks/mod.rs"]
-pub mod starrocks;
-#[path = "../support/tds/mod.rs"]
-pub mod tds;
+// The test doubles (tests/doubles), under the names the tests use: crate::tds, crate::starrocks.
+pub use dag_doubles::{starrocks, tds};

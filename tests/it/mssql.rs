@@ -1,4 +1,4 @@
-//! The SQL Server source against the TDS test server (tests/support/tds), whose wire encoding
+//! The SQL Server source against the TDS test server (tests/doubles/src/tds), whose wire encoding
 //! pytds and tsql validate in `tds_crosscheck`. What reaches the lake is checked by pyiceberg and
 //! DuckDB against counts and fingerprints computed here from the server's own row values, with
 //! the canonical forms written out independently of the connector's Arrow code.

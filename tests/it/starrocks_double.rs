@@ -1,4 +1,4 @@
-//! Cross-checks the StarRocks test double (tests/support/starrocks) with clients we did not
+//! Cross-checks the StarRocks test double (tests/doubles/src/starrocks) with clients we did not
 //! write: curl driving Stream Load exactly as StarRocks documents it, the mariadb CLI and
 //! mysql_async on the MySQL port, and Python's csv module as an independent reader of the CSV
 //! dialect. If they all see what a StarRocks cluster would show them, loader tests against the

@@ -1,4 +1,4 @@
-//! The StarRocks target against the StarRocks test double (`tests/support/starrocks`, itself
+//! The StarRocks target against the StarRocks test double (`tests/doubles/src/starrocks`, itself
 //! checked with curl, the mariadb client and Python's csv module in `starrocks_double.rs`):
 //! Stream Load through the FE's 307 with authorization re-sent, deterministic labels, bodies
 //! within `request_bytes`, exactly-once when a response is lost, Publish Timeout, a failed

@@ -1,4 +1,4 @@
-//! Cross-checks the TDS test server (tests/support/tds) with clients we did not write: pytds
+//! Cross-checks the TDS test server (tests/doubles/src/tds) with clients we did not write: pytds
 //! (Debian python3-tds) and FreeTDS `tsql`. If they decode every value the server meant to
 //! send, the server's encoding can be trusted as a stand-in for SQL Server in connector tests.
 //! A raw-socket client checks packet framing (Attention) and measures generation throughput.

@@ -20,7 +20,6 @@ pub(crate) struct Session<'a> {
     pub conn: u64,
     pub log: &'a Mutex<Vec<LoggedQuery>>,
     pub faults: &'a Mutex<Vec<Fault>>,
-    pub scratch: Vec<u8>,
 }
 
 /// An error answered with an ERROR token.

@@ -33,8 +33,6 @@
 //! `store` (catalog and transactions), `types` (column types and value checks), `csv` (the
 //! Stream Load CSV dialect), `util` (SHA-1, base64, JSON writing, sockets).
 
-#![allow(dead_code, clippy::wrong_self_convention)]
-
 mod csv;
 mod http;
 mod mysql;

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use super::mysql::SERVER_VERSION;
-use super::store::{self, Column, Table, TableDef, TxnKind, quote_ident};
+use super::store::{self, Column, Table, TableDef, TxnKind};
 use super::types::{SrType, ValueError};
 use super::util;
 use super::{Cell, Fault, KeyModel, LabelState, Shared};
@@ -2154,11 +2154,6 @@ fn insert(shared: &Shared, s: &mut Session, p: &mut P) -> Result<Outcome, SqlErr
         affected: loaded,
         info: format!("{{'label':'{label}', 'status':'VISIBLE', 'txnId':'{txn_id}'}}"),
     })
-}
-
-/// Quotes an identifier for messages and DDL.
-pub fn quoted(s: &str) -> String {
-    quote_ident(s)
 }
 
 #[cfg(test)]

@@ -152,16 +152,6 @@ impl Out {
         self.u16(t.len() as u16)?;
         self.put(&t)
     }
-
-    /// Writes a string as UTF-16LE, returns nothing; the caller wrote the length.
-    fn utf16(&mut self, s: &str) -> io::Result<()> {
-        let mut sc = std::mem::take(&mut self.scratch);
-        sc.clear();
-        utf16_into(&mut sc, s);
-        let r = self.put(&sc);
-        self.scratch = sc;
-        r
-    }
 }
 
 /// Appends the UTF-16LE bytes of `s`.
@@ -252,7 +242,6 @@ pub(crate) struct Login {
     pub packet_size: u32,
     pub user: String,
     pub password: String,
-    pub database: String,
 }
 
 fn utf16_at(b: &[u8], off: usize, chars: usize) -> Option<String> {
@@ -275,7 +264,6 @@ pub(crate) fn parse_login7(b: &[u8]) -> Option<Login> {
         |i: usize| -> Option<(usize, usize)> { Some((u16_at(36 + 4 * i)?, u16_at(38 + 4 * i)?)) };
     let (uo, ul) = field(1)?;
     let (po, pl) = field(2)?;
-    let (dbo, dbl) = field(8)?;
     let user = utf16_at(b, uo, ul)?;
     let raw = b.get(po..po + pl * 2)?;
     let plain: Vec<u8> = raw
@@ -290,13 +278,11 @@ pub(crate) fn parse_login7(b: &[u8]) -> Option<Login> {
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
     let password = String::from_utf16_lossy(&units);
-    let database = utf16_at(b, dbo, dbl)?;
     Some(Login {
         tds_version,
         packet_size,
         user,
         password,
-        database,
     })
 }
 
@@ -852,7 +838,6 @@ pub(crate) struct Param {
     pub name: String,
     pub value: Value,
     pub scale: u8,
-    pub ty: Option<SqlType>,
 }
 
 /// A decoded RPC request.
@@ -934,23 +919,15 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
         let name = utf16_str(r.take(nl * 2)?);
         let _status = r.u8()?;
         let t = r.u8()?;
-        let (value, scale, ty) = match t {
+        let (value, scale) = match t {
             // fixed-length: INT1, BIT, INT2, INT4, FLT4, MONEY, DATETIME, FLT8, MONEY4, INT8
-            0x30 => (Value::Int(r.u8()? as i64), 0, Some(SqlType::TinyInt)),
-            0x32 => (Value::Bool(r.u8()? != 0), 0, Some(SqlType::Bit)),
-            0x34 => (
-                Value::Int(r.u16()? as i16 as i64),
-                0,
-                Some(SqlType::SmallInt),
-            ),
-            0x38 => (Value::Int(r.u32()? as i32 as i64), 0, Some(SqlType::Int)),
-            0x7F => (Value::Int(r.u64()? as i64), 0, Some(SqlType::BigInt)),
-            0x3B => (Value::F32(f32::from_bits(r.u32()?)), 0, Some(SqlType::Real)),
-            0x3E => (
-                Value::F64(f64::from_bits(r.u64()?)),
-                0,
-                Some(SqlType::Float),
-            ),
+            0x30 => (Value::Int(r.u8()? as i64), 0),
+            0x32 => (Value::Bool(r.u8()? != 0), 0),
+            0x34 => (Value::Int(r.u16()? as i16 as i64), 0),
+            0x38 => (Value::Int(r.u32()? as i32 as i64), 0),
+            0x7F => (Value::Int(r.u64()? as i64), 0),
+            0x3B => (Value::F32(f32::from_bits(r.u32()?)), 0),
+            0x3E => (Value::F64(f64::from_bits(r.u64()?)), 0),
             0x26 => {
                 let _l = r.u8()?;
                 let n = r.u8()? as usize;
@@ -962,7 +939,7 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                     4 => Value::Int(i32::from_le_bytes(v.try_into().ok()?) as i64),
                     _ => Value::Int(i64::from_le_bytes(v.try_into().ok()?)),
                 };
-                (val, 0, Some(SqlType::BigInt))
+                (val, 0)
             }
             0x68 => {
                 let _l = r.u8()?;
@@ -975,7 +952,6 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                         Value::Bool(v[0] != 0)
                     },
                     0,
-                    Some(SqlType::Bit),
                 )
             }
             0x6D => {
@@ -987,11 +963,11 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                     4 => Value::F32(f32::from_le_bytes(v.try_into().ok()?)),
                     _ => Value::F64(f64::from_le_bytes(v.try_into().ok()?)),
                 };
-                (val, 0, Some(SqlType::Float))
+                (val, 0)
             }
             0x6A | 0x6C => {
                 let _l = r.u8()?;
-                let p = r.u8()?;
+                let _precision = r.u8()?;
                 let s = r.u8()?;
                 let n = r.u8()? as usize;
                 let v = r.take(n)?;
@@ -1003,7 +979,7 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                     let mag = i128::from_le_bytes(m);
                     Value::Dec(if v[0] == 1 { mag } else { -mag })
                 };
-                (val, s, Some(SqlType::Decimal(p, s)))
+                (val, s)
             }
             0x6E => {
                 let _l = r.u8()?;
@@ -1018,7 +994,7 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                         Value::Money((hi << 32) | lo)
                     }
                 };
-                (val, 4, Some(SqlType::Money))
+                (val, 4)
             }
             0x6F => {
                 let _l = r.u8()?;
@@ -1035,7 +1011,7 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                         ticks300: u32::from_le_bytes(v[4..8].try_into().ok()?),
                     },
                 };
-                (val, 0, Some(SqlType::DateTime))
+                (val, 0)
             }
             0x28 => {
                 let n = r.u8()? as usize;
@@ -1047,7 +1023,6 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                         Value::Date(le_uint(v) as u32)
                     },
                     0,
-                    Some(SqlType::Date),
                 )
             }
             0x29..=0x2B => {
@@ -1072,12 +1047,7 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                         },
                     }
                 };
-                let ty = match t {
-                    0x29 => SqlType::Time(s),
-                    0x2A => SqlType::DateTime2(s),
-                    _ => SqlType::DateTimeOffset(s),
-                };
-                (val, 0, Some(ty))
+                (val, 0)
             }
             0x24 => {
                 let _l = r.u8()?;
@@ -1089,7 +1059,7 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                     let w: [u8; 16] = v.try_into().ok()?;
                     Value::Guid(guid_wire(&w))
                 };
-                (val, 0, Some(SqlType::UniqueIdentifier))
+                (val, 0)
             }
             0xE7 | 0xEF | 0xA7 | 0xAF => {
                 let max = r.u16()?;
@@ -1110,7 +1080,7 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                     Some(d) if wide => Value::Str(utf16_str(&d)),
                     Some(d) => Value::Str(d.iter().map(|&c| c as char).collect()),
                 };
-                (val, 0, Some(SqlType::NVarChar(None)))
+                (val, 0)
             }
             0xA5 | 0xAD => {
                 let max = r.u16()?;
@@ -1124,11 +1094,7 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                         Some(r.take(n as usize)?.to_vec())
                     }
                 };
-                (
-                    data.map_or(Value::Null, Value::Bytes),
-                    0,
-                    Some(SqlType::VarBinary(None)),
-                )
+                (data.map_or(Value::Null, Value::Bytes), 0)
             }
             0x63 | 0x23 | 0x22 => {
                 // NTEXT / TEXT / IMAGE parameters: u32 max, collation (text types), u32 len.
@@ -1147,25 +1113,15 @@ pub(crate) fn parse_rpc(b: &[u8]) -> Option<Rpc> {
                         _ => Value::Bytes(d.to_vec()),
                     }
                 };
-                (val, 0, None)
+                (val, 0)
             }
             _ => return None,
         };
-        params.push(Param {
-            name,
-            value,
-            scale,
-            ty,
-        });
+        params.push(Param { name, value, scale });
     }
     Some(Rpc {
         proc_id,
         proc_name,
         params,
     })
-}
-
-/// Writes a string as a B_VARCHAR directly to `out`.
-pub(crate) fn out_utf16(out: &mut Out, s: &str) -> io::Result<()> {
-    out.utf16(s)
 }

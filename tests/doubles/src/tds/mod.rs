@@ -15,15 +15,13 @@
 //! Submodules: `wire` (packets, tokens, type info and value encoding), `sql` (parsing and running
 //! the supported statements), `fixtures` (tables shared by tests and the benchmark).
 
-#![allow(dead_code)]
-
 pub mod fixtures;
 mod sql;
 mod wire;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -47,7 +45,7 @@ pub struct ServerConfig {
     /// Answer queries mentioning `sys.dm_db_partition_stats` with ERROR 300 (VIEW DATABASE STATE
     /// permission denied), as a server does for a login without that permission.
     pub deny_dmv: bool,
-    /// Print each received statement as one line on stderr (the example's `--log`).
+    /// Print each received statement as one line on stderr (the `tds_server` binary's `--log`).
     pub log_stderr: bool,
 }
 
@@ -724,7 +722,6 @@ fn serve(sh: Arc<Shared>, mut sock: TcpStream, conn: u64) -> io::Result<()> {
         conn,
         log: &sh.log,
         faults: &sh.faults,
-        scratch: Vec::new(),
     };
     loop {
         let msg = match inbox.pending.pop_front() {
@@ -767,9 +764,4 @@ fn serve(sh: Arc<Shared>, mut sock: TcpStream, conn: u64) -> io::Result<()> {
             return Ok(());
         }
     }
-}
-
-/// Flushes and writes through to the client (used by the example to print its port).
-pub fn flush_stdout() {
-    let _ = io::stdout().flush();
 }

@@ -1,18 +1,17 @@
-//! Runs the StarRocks test double (tests/support/starrocks) as its own process, for benchmarks
+//! Runs the StarRocks test double (`dag_doubles::starrocks`) as its own process, for benchmarks
 //! and manual checks with real clients (curl, the mariadb client).
 //!
 //! ```text
-//! cargo run --release --example starrocks_server -- [--count-only] [--log]
+//! cargo run --release -p dag-doubles --bin starrocks_server -- [--count-only] [--log]
 //! ```
 //! Prints `listening on 127.0.0.1:PORT mysql mysql://root:secret@127.0.0.1:PORT http
 //! http://127.0.0.1:PORT` once it accepts connections; runs until killed. `--count-only` keeps
 //! no loaded cells (only row counts), so a multi-million-row load measures the loader, not the
 //! double's memory.
 
-#[path = "../tests/support/starrocks/mod.rs"]
-mod starrocks;
-
 use std::io::Write;
+
+use dag_doubles::starrocks;
 
 fn main() {
     let mut cfg = starrocks::DoubleConfig::default();

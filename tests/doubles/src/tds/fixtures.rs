@@ -1,4 +1,4 @@
-//! Tables shared by the TDS tests and the benchmark server: `ALLTYPES` (one column per SQL
+//! Tables shared by the TDS tests and the `tds_server` binary: `ALLTYPES` (one column per SQL
 //! Server type, edge values), a wide 66-column table generated cheaply for throughput, and a
 //! table with a composite (nvarchar, int) key. All are deterministic in the row number.
 

@@ -1,16 +1,15 @@
-//! Runs the TDS test server (tests/support/tds) as its own process, for benchmarks and manual
+//! Runs the TDS test server (`dag_doubles::tds`) as its own process, for benchmarks and manual
 //! checks with real clients: serves `dbo.ALLTYPES`, `dbo.COMPOSITE` and the wide table
 //! `dbo.AGENTSVES` (`--rows N`, default 1,000,000).
 //!
 //! ```text
-//! cargo run --release --example tds_server -- --port 0 --rows 2000000 --log
+//! cargo run --release -p dag-doubles --bin tds_server -- --port 0 --rows 2000000 --log
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` on stdout once it accepts connections; runs until killed.
 
-#[path = "../tests/support/tds/mod.rs"]
-mod tds;
-
 use std::io::Write;
+
+use dag_doubles::tds;
 
 fn main() {
     let mut port: u16 = 0;
