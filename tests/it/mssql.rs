@@ -18,7 +18,7 @@ const DAYS_1900_TO_1970: i64 = 25_567;
 const US_PER_DAY: i64 = 86_400_000_000;
 
 /// The lake's canonical text of one value (see `src/fingerprint.rs` for the rules), derived from
-/// what the server holds and the type mapping in `shared/reference/type-mapping.md`.
+/// what the server holds and the type mapping in `docs/reference/type-mapping.md`.
 fn lake_text(v: &Value, ty: &SqlType) -> Option<Vec<u8>> {
     let text = |s: String| Some(s.into_bytes());
     match v {
