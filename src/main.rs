@@ -3,6 +3,7 @@
 //! SIGTERM: running tasks got `limits.stop_grace` to finish, the rest are pending and the next
 //! `dag run` resumes the run).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -33,6 +34,12 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal (and not with NO_COLOR set): a log written to a file or a
+        // pipe is plain text.
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_target(false)
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()

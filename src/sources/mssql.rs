@@ -1,6 +1,6 @@
 //! SQL Server source, through tiberius (TDS 7.3+).
 //!
-//! Why it looks the way it does (see `shared/reference/sqlserver.md` for the facts):
+//! Why it looks the way it does (see `docs/reference/sqlserver.md` for the facts):
 //! - Discovery uses `sys.*` views, which know identity and computed columns and primary keys;
 //!   row counts and average row sizes come from `sys.dm_db_partition_stats`, or from
 //!   `sys.partitions` when the login lacks VIEW DATABASE STATE. They feed the memory estimate.
@@ -877,7 +877,7 @@ impl SqlDecl {
     }
 }
 
-/// The mapping table (`shared/reference/type-mapping.md`): the logical type and how to select
+/// The mapping table (`docs/reference/type-mapping.md`): the logical type and how to select
 /// the column so tiberius decodes it exactly. `None`: not supported.
 fn map_type(d: &SqlDecl, col: &str) -> Option<(ColType, String)> {
     let plain = || col.to_string();

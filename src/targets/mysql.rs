@@ -786,7 +786,7 @@ impl MysqlTarget {
     }
 
     /// The `CREATE TABLE IF NOT EXISTS` statement for `table_name` in the target database, from
-    /// the type mapping (MySQL column of `type-mapping.md`).
+    /// the type mapping (MySQL column of `docs/reference/type-mapping.md`).
     ///
     /// Strings and binaries are VARCHAR/VARBINARY sized from the source's declared length while
     /// the row fits, else TEXT/BLOB types. Two limits decide (both measured on MariaDB 10.11):

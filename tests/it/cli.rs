@@ -217,3 +217,30 @@ fn bad_data_fails_only_its_table_with_table_column_and_value_named() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+#[test]
+fn logs_to_a_pipe_are_plain_text_without_colour_codes() {
+    let src = small_demo_source();
+    let env = Env::new();
+    env.workflow("w", &small_workflow(&src));
+    // stderr and stdout are pipes here, not terminals; progress is left to decide by itself.
+    let out = env
+        .command(&["run", "w", "--lake-only", "--tables", "COUNTRIES"], None)
+        .env_remove("DAG_PROGRESS")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run dag");
+    let r: Ran = out.clone().into();
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stderr
+            .contains(" INFO extract started table=\"COUNTRIES\" rows=249"),
+        "the log line is missing or coloured: {r:?}"
+    );
+    for (name, bytes) in [("stderr", &out.stderr), ("stdout", &out.stdout)] {
+        assert!(
+            !bytes.contains(&0x1b),
+            "{name} carries ANSI escape codes: {r:?}"
+        );
+    }
+}

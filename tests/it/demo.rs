@@ -32,7 +32,7 @@ fn the_demo_runs_end_to_end_and_independent_readers_agree_with_the_source() {
 
     let source = env.state().join("demo/worldzone.db");
     let target = env.state().join("demo/target.db");
-    let readers_ok = require(python_readers());
+    let readers_ok = require_for("the independent readers' checks", python_readers());
     if readers_ok {
         let report = env.check_lake(&source, "worldzone", Some(&target));
         assert!(report.contains("AGENTSVES source rows=9066"), "{report}");
@@ -65,7 +65,7 @@ fn the_python_checker_passes_its_own_known_answer_test() {
     if !require(python_readers()) {
         return;
     }
-    let out = std::process::Command::new("python3")
+    let out = python_command()
         .arg(repo().join("tests/readers/check_lake.py"))
         .arg("--self-test")
         .output()

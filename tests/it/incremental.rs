@@ -130,6 +130,7 @@ fn incremental_sql_server_to_mariadb_reads_only_past_the_watermark() {
     if !require(mariadb_up()) {
         return;
     }
+    let readers = require_for("the independent readers' checks", python_readers());
     let db = Db::new("incr");
     let env = Env::new();
     let v1 = serve(orders(1), 0);
@@ -202,7 +203,9 @@ fn incremental_sql_server_to_mariadb_reads_only_past_the_watermark() {
         db.0
     ));
     assert_eq!(got, rows_text(&v2_table));
-    lake_latest_equals(&env, &v2_table, "ID:UPDATED");
+    if readers {
+        lake_latest_equals(&env, &v2_table, "ID:UPDATED");
+    }
 
     // Run 3 without changes reads nothing and keeps the watermark.
     v2.clear_log();
@@ -250,6 +253,7 @@ fn sqlite_changes(path: &std::path::Path) {
 
 #[test]
 fn incremental_sigkill_between_load_and_watermark_neither_loses_nor_doubles() {
+    let readers = require_for("the independent readers' checks", python_readers());
     let env = Env::new();
     let src = env.path().join("src.db");
     let target = env.path().join("target.db");
@@ -285,31 +289,33 @@ fn incremental_sigkill_between_load_and_watermark_neither_loses_nor_doubles() {
         status.stdout.contains("2026-01-02T00:00:02.500000"),
         "{status:?}"
     );
-    env.lake_check("inc")
-        .arg("--source")
-        .arg(&src)
-        .arg("--target-db")
-        .arg(&target)
-        .arg("--latest-by")
-        .arg("ID:UPDATED_AT")
-        .run();
-    // The lake holds the 100 first versions and the 4 rows of the second run, once each.
-    let json = env.path().join("log.json");
-    let raw = env
-        .lake_check("inc")
-        .arg("--source")
-        .arg(&src)
-        .arg("--json")
-        .arg(&json)
-        .run_report();
-    assert_eq!(
-        raw.code,
-        Some(1),
-        "the log differs from the source: {raw:?}"
-    );
-    let report: Json = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(report["ORDERS"]["pyiceberg"]["rows"], 104, "{report}");
-    assert_eq!(report["ORDERS"]["duckdb"]["rows"], 104, "{report}");
+    if readers {
+        env.lake_check("inc")
+            .arg("--source")
+            .arg(&src)
+            .arg("--target-db")
+            .arg(&target)
+            .arg("--latest-by")
+            .arg("ID:UPDATED_AT")
+            .run();
+        // The lake holds the 100 first versions and the 4 rows of the second run, once each.
+        let json = env.path().join("log.json");
+        let raw = env
+            .lake_check("inc")
+            .arg("--source")
+            .arg(&src)
+            .arg("--json")
+            .arg(&json)
+            .run_report();
+        assert_eq!(
+            raw.code,
+            Some(1),
+            "the log differs from the source: {raw:?}"
+        );
+        let report: Json = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(report["ORDERS"]["pyiceberg"]["rows"], 104, "{report}");
+        assert_eq!(report["ORDERS"]["duckdb"]["rows"], 104, "{report}");
+    }
 
     // A full refresh (the cursor changed) replaces the log with the source's rows.
     let c = rusqlite::Connection::open(&src).unwrap();
@@ -330,7 +336,9 @@ fn incremental_sigkill_between_load_and_watermark_neither_loses_nor_doubles() {
             .contains("full refresh (the cursor changed"),
         "{extract}"
     );
-    env.check_lake(&src, "inc", Some(&target));
+    if readers {
+        env.check_lake(&src, "inc", Some(&target));
+    }
 }
 
 /// `dbo.ITEMS` with a rowversion cursor: version 2 updates every 10th row and adds 5, each
@@ -368,6 +376,7 @@ fn items(version: u32) -> Table {
 
 #[test]
 fn incremental_rowversion_cursor_reads_only_newer_row_versions() {
+    let readers = require_for("the independent readers' checks", python_readers());
     let env = Env::new();
     let v1 = serve(items(1), 0);
     let port = v1.port();
@@ -403,5 +412,7 @@ fn incremental_rowversion_cursor_reads_only_newer_row_versions() {
     assert_eq!(verify["status"], "succeeded", "{verify}");
     assert_eq!(verify["outputs"]["target"], verify["outputs"]["digest"]);
 
-    lake_latest_equals(&env, &items(2), "ID:RV");
+    if readers {
+        lake_latest_equals(&env, &items(2), "ID:RV");
+    }
 }

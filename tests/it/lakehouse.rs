@@ -78,17 +78,25 @@ fn from_load_never_contacts_the_source() {
     assert!(r.stderr.contains("from the lake"), "{r:?}");
 }
 
-/// A fresh database on the machine's PostgreSQL (trust auth), dropped on drop.
+/// A fresh database on the machine's PostgreSQL (trust auth), dropped on drop; a catalog that
+/// the readers open through psycopg2.
 pub(crate) struct PgDb {
     name: String,
 }
 
 impl PgDb {
+    /// `None` when PostgreSQL, `psql` or psycopg2 is missing, after saying so (see [`require`]).
     pub(crate) fn create() -> Option<PgDb> {
+        if !require(python_can(
+            "psycopg2, the readers' PostgreSQL driver",
+            "import psycopg2",
+        )) {
+            return None;
+        }
         let ok = Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-Atc", "SELECT 1"])
             .output()
-            .map_err(|e| format!("psql not runnable: {e}"))
+            .map_err(|e| format!("psql not runnable ({e}); apt-get install postgresql-client"))
             .and_then(|o| {
                 if o.status.success() {
                     Ok(())
@@ -232,7 +240,7 @@ fn readers_see_old_or_new_during_refreshes() {
     let first = count_distinct(&source, "TRANSACTIONS", "TXN_ID").0;
 
     let stop = env.path().join("stop");
-    let poller = Command::new("python3")
+    let poller = python_command()
         .arg(repo().join("tests/readers/poll_table.py"))
         .arg("--catalog")
         .arg(env.state().join("catalog.db"))
@@ -325,11 +333,11 @@ for name in ("AGENTSVES", "COUNTRIES"):
     out[name] = {"order": order, "props": t.properties}
 print(json.dumps(out))
 "#;
-    let o = Command::new("python3")
+    let o = python_command()
         .args(["-c", script])
         .arg(env.state())
         .output()
-        .expect("python3");
+        .expect("run the test Python");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let order = &v["AGENTSVES"]["order"];

@@ -19,12 +19,14 @@ pub(crate) fn mariadb_up() -> Result<(), String> {
     let out = Command::new("mariadb")
         .args(["-h127.0.0.1", "-P3306", "-uroot", "-N", "-e", "SELECT 1"])
         .output()
-        .map_err(|e| format!("the mariadb client is not runnable: {e}"))?;
+        .map_err(|e| {
+            format!("the mariadb client is not runnable ({e}); apt-get install mariadb-client")
+        })?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "MariaDB at 127.0.0.1:3306 is not reachable: {}",
+            "MariaDB at 127.0.0.1:3306 (user root, no password) is not reachable: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }

@@ -79,7 +79,7 @@ fn workflow(src: &Path, lake_extra: &str, tables: &str) -> String {
 /// pyiceberg's view of a table's partitioning (tests/readers/partitions.py).
 fn partitions(env: &Env, table: &str) -> Value {
     let state = env.state();
-    let out = std::process::Command::new("python3")
+    let out = python_command()
         .arg(repo().join("tests/readers/partitions.py"))
         .arg("--catalog")
         .arg(state.join("catalog.db"))

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -14,31 +14,20 @@ pub(crate) const KEY_ID: &str = "AKIDDAGTEST";
 /// Distinctive, so that a leak into output or state would be found.
 pub(crate) const SECRET: &str = "s3cr3t-that-must-never-be-shown";
 
-/// `moto_server`, the S3 server the tests start.
+/// moto's S3 server (`python -m moto.server`, from moto[server]), the S3 server the tests start.
 pub(crate) fn moto() -> Result<(), String> {
-    match Command::new("moto_server").arg("--help").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "moto_server --help failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )),
-        Err(e) => Err(format!(
-            "moto_server not runnable ({e}); pip install -r tests/readers/requirements.txt"
-        )),
-    }
+    python_can(
+        "moto's S3 server (moto[server])",
+        "import moto.server, flask",
+    )
 }
 
 /// DuckDB's httpfs extension, which reads the lake from S3 (beside the other readers).
 pub(crate) fn httpfs() -> Result<(), String> {
-    let out = Command::new("python3")
-        .args(["-c", "import duckdb_extension_httpfs"])
-        .output()
-        .map_err(|e| format!("python3 not runnable: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err("duckdb-extension-httpfs missing; pip install -r tests/readers/requirements.txt".into())
-    }
+    python_can(
+        "DuckDB's httpfs extension",
+        "import duckdb_extension_httpfs",
+    )
 }
 
 /// An in-memory S3 server on a free loopback port with one bucket; killed on drop.
@@ -55,21 +44,28 @@ impl S3Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = python_command()
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start moto_server");
+            .expect("start moto's S3 server");
         let s = S3Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok((status, _)) = s.http("GET", "/", "") {
-                assert_eq!(status, 200, "moto_server answers GET / with {status}");
+                assert_eq!(status, 200, "moto's S3 server answers GET / with {status}");
                 break;
             }
-            assert!(Instant::now() < deadline, "moto_server did not answer");
+            assert!(Instant::now() < deadline, "moto's S3 server did not answer");
             std::thread::sleep(Duration::from_millis(200));
         }
         let (status, body) = s.http("PUT", &format!("/{BUCKET}"), "").unwrap();
@@ -273,7 +269,8 @@ fn the_demo_on_s3_runs_replaces_and_reads_back() {
     }
     let status = dag_s3(&env, &["status", "w", "--json"], None);
     assert!(!status.stdout.contains(SECRET));
-    let readers = require(python_readers()) && require(httpfs());
+    let readers = require_for("the independent readers' checks", python_readers())
+        && require_for("the independent readers' checks", httpfs());
     if readers {
         let report = check_s3_lake(&env, &s3, &src);
         assert!(report.contains("AGENTSVES source rows=9066"), "{report}");
@@ -377,7 +374,9 @@ fn a_crash_on_s3_resumes_exactly_and_leaves_no_stray_files() {
         let (n, distinct) = count_distinct(&target, table, key);
         assert_eq!(n, distinct, "{table}: duplicate keys in the target");
     }
-    if require(python_readers()) && require(httpfs()) {
+    if require_for("the independent readers' checks", python_readers())
+        && require_for("the independent readers' checks", httpfs())
+    {
         check_s3_lake(&env, &s3, &src);
     }
 }

@@ -31,13 +31,7 @@ fn mariadb_ok() -> Result<(), String> {
 }
 
 fn python_ok() -> Result<(), String> {
-    match Command::new("python3")
-        .args(["-c", "import csv, json"])
-        .output()
-    {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => Err("python3 missing".into()),
-    }
+    support::python_can("Python's csv and json modules", "import csv, json")
 }
 
 struct Out {
@@ -629,7 +623,7 @@ fn csv_dialect_matches_pythons_csv_module() {
         with open(sys.argv[1], newline='') as f:\n\
         \x20   rows = list(csv.reader(f, delimiter=',', quotechar='\"', escapechar='\\\\', doublequote=False, strict=True))\n\
         print(json.dumps(rows))\n";
-    let py = run("python3", &["-c", script, &file]);
+    let py = run(&support::python().to_string_lossy(), &["-c", script, &file]);
     assert_eq!(py.code, Some(0), "{py:?}");
     let theirs: Vec<Vec<String>> = serde_json::from_str(&py.stdout).unwrap();
 

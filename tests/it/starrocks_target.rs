@@ -6,7 +6,6 @@
 //! changed in the target.
 
 use std::collections::HashSet;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -341,7 +340,7 @@ fn starrocks_lake_mode_lets_starrocks_read_the_lake() {
         if catalog != "lake" {
             return Err(format!("unknown catalog {catalog}"));
         }
-        let out = Command::new("python3")
+        let out = python_command()
             .arg(repo().join("tests/readers/dump_table.py"))
             .arg("--catalog")
             .arg(state.join("catalog.db"))

@@ -1,9 +1,15 @@
 //! Test harness: a scratch directory per test, the `dag` binary, the shared small demo source
 //! and the independent Python readers.
+//!
+//! A test that needs a tool or service which may be absent (a Python reader, a client, a
+//! server) checks it first with [`require`] (or [`require_for`] for one part of the test):
+//! without it the test prints why it skips, except under `CI=true`, where it fails with that
+//! reason. `tests/run` installs the tools.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 pub const DAG: &str = env!("CARGO_BIN_EXE_dag");
 
@@ -15,37 +21,99 @@ pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// Skips (returns false) with a printed reason, except under CI where a missing dependency fails.
+/// Whether the test may use what `ok` checked. Without it the test prints why it skips and
+/// returns false, except under CI, where a missing dependency fails the test.
 pub fn require(ok: Result<(), String>) -> bool {
     match ok {
         Ok(()) => true,
         Err(why) if under_ci() => panic!("required under CI: {why}"),
         Err(why) => {
-            eprintln!("SKIPPED: {why}");
+            skipped("SKIPPED", &why);
             false
         }
     }
 }
 
-/// pyiceberg, pyarrow and DuckDB with its iceberg extension, as `tests/readers/check_lake.py` needs.
-pub fn python_readers() -> Result<(), String> {
-    static OK: OnceLock<Result<(), String>> = OnceLock::new();
-    OK.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import pyiceberg, pyarrow, duckdb, duckdb_extension_iceberg, duckdb_extension_avro"])
-            .output()
-            .map_err(|e| format!("python3 not runnable: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "python readers missing (pip install \"pyiceberg[sql-sqlite,pyarrow]\" duckdb==1.5.5 \
-                 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5): {}",
-                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
-            ))
+/// [`require`] for one part of a test (`part`, e.g. "the independent readers' checks"): without
+/// it the test goes on without that part, after saying so; under CI it fails.
+pub fn require_for(part: &str, ok: Result<(), String>) -> bool {
+    match ok {
+        Ok(()) => true,
+        Err(why) if under_ci() => panic!("required under CI ({part}): {why}"),
+        Err(why) => {
+            skipped(&format!("SKIPPED {part} of"), &why);
+            false
         }
-    })
-    .clone()
+    }
+}
+
+/// Prints `<what> <test>: <why>` straight to stderr, past the test harness's capture of
+/// `eprintln!`, so every run shows what was skipped and why.
+pub fn skipped(what: &str, why: &str) {
+    use std::io::Write;
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "{what} {test}: {why}");
+}
+
+/// The Python the tests run their readers and clients with: `DAG_TEST_PYTHON` when set
+/// (`tests/run` sets it to the virtualenv it fills from `tests/readers/requirements.txt`,
+/// `target/test-venv`), else that virtualenv when it exists, else `python3` on the PATH.
+pub fn python() -> std::ffi::OsString {
+    if let Some(p) = std::env::var_os("DAG_TEST_PYTHON").filter(|p| !p.is_empty()) {
+        return p;
+    }
+    let venv = repo().join("target/test-venv/bin/python");
+    if venv.exists() {
+        venv.into_os_string()
+    } else {
+        "python3".into()
+    }
+}
+
+/// A command running [`python`].
+pub fn python_command() -> Command {
+    Command::new(python())
+}
+
+/// Whether [`python`] runs `statement` (imports, as a reader needs them); why not, naming `what`
+/// is missing and how to get it, when it does not. Each statement is tried once per process.
+pub fn python_can(what: &str, statement: &str) -> Result<(), String> {
+    static SEEN: Mutex<BTreeMap<String, Result<(), String>>> = Mutex::new(BTreeMap::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    seen.entry(statement.to_string())
+        .or_insert_with(|| {
+            let py = python();
+            let shown = py.to_string_lossy().into_owned();
+            let out = Command::new(&py)
+                .args(["-c", statement])
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| {
+                    format!("{what}: Python ({shown}) is not runnable ({e}); run tests/run")
+                })?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                let err = String::from_utf8_lossy(&out.stderr);
+                Err(format!(
+                    "{what} missing in {shown} ({}); tests/run installs it (or pip install -r \
+                     tests/readers/requirements.txt into the Python that DAG_TEST_PYTHON names)",
+                    err.lines().last().unwrap_or("").trim()
+                ))
+            }
+        })
+        .clone()
+}
+
+/// The independent readers: pyiceberg (its SQL catalog), pyarrow and DuckDB with its avro and
+/// iceberg extensions, as `tests/readers/check_lake.py` imports them.
+pub fn python_readers() -> Result<(), String> {
+    python_can(
+        "the python readers (pyiceberg, pyarrow, DuckDB)",
+        "import pyarrow, pyarrow.compute, duckdb, duckdb_extension_iceberg, duckdb_extension_avro; \
+         from pyiceberg.catalog.sql import SqlCatalog",
+    )
 }
 
 pub struct Env {
@@ -231,7 +299,7 @@ impl LakeCheck {
 
     /// Runs it and returns how it ended, agreeing or not.
     pub fn run_report(self) -> Ran {
-        Command::new("python3")
+        python_command()
             .arg(repo().join("tests/readers/check_lake.py"))
             .arg("--catalog")
             .arg(&self.catalog)

@@ -1,7 +1,8 @@
 //! Cross-checks the TDS test server (tests/doubles/src/tds) with clients we did not write: pytds
-//! (Debian python3-tds) and FreeTDS `tsql`. If they decode every value the server meant to
-//! send, the server's encoding can be trusted as a stand-in for SQL Server in connector tests.
-//! A raw-socket client checks packet framing (Attention) and measures generation throughput.
+//! (python-tds 1.11.0, the version Debian 12 ships) and FreeTDS `tsql`. If they decode every
+//! value the server meant to send, the server's encoding can be trusted as a stand-in for SQL
+//! Server in connector tests. A raw-socket client checks packet framing (Attention) and
+//! measures generation throughput.
 
 use crate::support;
 use crate::tds::fixtures::{self, BIG_NVARCHAR_CHARS, REGIONS};
@@ -12,34 +13,21 @@ use crate::tds::{
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const USER: &str = "sa";
 const PASSWORD: &str = "Secret123!";
 const DB: &str = "WorldZone";
-const PYTHON: &str = "/usr/bin/python3";
 
+/// pytds (PyPI python-tds, pinned in tests/readers/requirements.txt) in the test Python.
 fn pytds() -> Result<(), String> {
-    static OK: OnceLock<Result<(), String>> = OnceLock::new();
-    OK.get_or_init(|| {
-        let out = Command::new(PYTHON)
-            .args(["-c", "import pytds"])
-            .output()
-            .map_err(|e| format!("{PYTHON} not runnable: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err("pytds missing (apt-get install python3-tds)".into())
-        }
-    })
-    .clone()
+    support::python_can("pytds (python-tds)", "import pytds")
 }
 
 fn tsql() -> Result<(), String> {
     match Command::new("tsql").arg("-C").output() {
         Ok(o) if o.status.success() => Ok(()),
-        _ => Err("tsql missing (apt-get install freetds-bin)".into()),
+        _ => Err("tsql missing (apt-get install freetds-bin; tests/run installs it)".into()),
     }
 }
 
@@ -69,7 +57,7 @@ impl std::fmt::Debug for Out {
 }
 
 fn run_pytds(port: u16, password: &str, query: &str, extra: &[&str]) -> Out {
-    let o = Command::new(PYTHON)
+    let o = support::python_command()
         .arg(support::repo().join("tests/readers/tds_pytds.py"))
         .args([
             "--port",
@@ -618,7 +606,7 @@ fn tds_tsql_reads_every_type() {
 #[test]
 fn tds_wrong_password_fails_login_in_both_clients() {
     let srv = server(vec![fixtures::types_table()], None);
-    if support::require(pytds()) {
+    if support::require_for("pytds's check", pytds()) {
         let out = run_pytds(srv.port(), "wrong", "SELECT 1", &[]);
         assert_eq!(out.code, Some(4), "{out:?}");
         assert!(
@@ -626,7 +614,7 @@ fn tds_wrong_password_fails_login_in_both_clients() {
             "{out:?}"
         );
     }
-    if support::require(tsql()) {
+    if support::require_for("tsql's check", tsql()) {
         let out = run_tsql(srv.port(), "wrong", "SELECT 1");
         assert!(
             out.stderr.contains("Msg 18456") || out.stdout.contains("Msg 18456"),

@@ -1,7 +1,7 @@
-#!/usr/bin/python3
-"""Reads a query through pytds (Debian python3-tds), an independent TDS client, and prints each
-row as one JSON array of canonical strings, so tests can compare what the TDS test server sent
-with what it meant to send (see `canonical` in tests/doubles/src/tds/mod.rs).
+#!/usr/bin/env python3
+"""Reads a query through pytds (python-tds, pinned in requirements.txt), an independent TDS
+client, and prints each row as one JSON array of canonical strings, so tests can compare what the
+TDS test server sent with what it meant to send (see `canonical` in tests/doubles/src/tds/mod.rs).
 
 Canonical forms: NULL -> null; bool -> "true"/"false"; int -> decimal text; Decimal -> plain text
 at the column's scale; float -> repr; date -> YYYY-MM-DD; time -> HH:MM:SS.ffffff; datetime ->

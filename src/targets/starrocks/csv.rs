@@ -2,7 +2,7 @@
 //!
 //! Stream Load takes CSV or JSON, not Parquet, and JSON bodies are buffered whole by the BE (100
 //! MB cap), so bulk loads are CSV. The dialect follows what StarRocks' BE source does with a CSV
-//! field, which is also what our StarRocks test double implements (tests/support/starrocks/csv.rs
+//! field, which is also what our StarRocks test double implements (tests/doubles/src/starrocks/csv.rs
 //! and types.rs, from an independent reading of the same source):
 //!
 //! * `column_separator` `,` and `row_delimiter` `\n` (sent as `\x0A`, the hex form StarRocks'
@@ -37,7 +37,7 @@
 //!   naming the table, column and value, rather than being filtered or altered by StarRocks.
 //!
 //! **This deviates on purpose from the documented contract.** StarRocks' Stream Load docs, and
-//! after them this project's reference/starrocks.md and reference/type-mapping.md, say NULL is
+//! after them docs/reference/starrocks.md and docs/reference/type-mapping.md, say NULL is
 //! `\N` and VARBINARY is hex in CSV. Two independent readings of the BE source (ours, and the
 //! test double's) agree that with `escape` `\` the reader does what is described above, and the
 //! source is what runs, so we follow it. A StarRocks version whose reader differs (e.g. one that

@@ -2,7 +2,7 @@
 //!
 //! One place turns a [`TableInfo`] into `CREATE TABLE` and the few statements a full run needs
 //! (staging copy, swap, rename, drop, comment), applying StarRocks' own table rules
-//! (`shared/reference/starrocks.md`, DDL section) before StarRocks sees the statement: key columns
+//! (`docs/reference/starrocks.md`, DDL section) before StarRocks sees the statement: key columns
 //! first, no FLOAT/DOUBLE/VARBINARY keys, PRIMARY KEY types, NOT NULL and its 128-byte encoded
 //! limit, expression partitioning on one DATE/DATETIME column. A table StarRocks would refuse is
 //! refused here with the table and column named, and the golden tests pin the exact text so a

@@ -11,7 +11,7 @@
 //! keeps reading while it sends so an early answer stops the upload, and follows redirects by
 //! hand. Plain `http://` only: an `https://` address is a configuration error.
 //!
-//! Exactly-once rests on labels (see `shared/reference/starrocks.md`): a label is used by at most
+//! Exactly-once rests on labels (see `docs/reference/starrocks.md`): a label is used by at most
 //! one committed load per database, so every retry of a part re-sends the same label, and an
 //! unclear outcome (lost response, timeout, `Label Already Exists`) is settled by asking
 //! `GET /api/{db}/get_load_state?label=` before anything is sent again. [`StreamLoadClient::load`]
@@ -720,7 +720,7 @@ impl StreamLoadClient {
     }
 
     /// Loads `body` into `db`.`table` under `label`, exactly once, per the status table of
-    /// `shared/reference/starrocks.md`:
+    /// `docs/reference/starrocks.md`:
     ///
     /// * `Success` / `Publish Timeout`: done ([`LoadOutcome::Loaded`]); never loaded again.
     /// * `Label Already Exists`: the label's state is polled with backoff: VISIBLE or COMMITTED

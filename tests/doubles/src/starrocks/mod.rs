@@ -3,7 +3,7 @@
 //! catalog.
 //!
 //! No StarRocks can be installed on our machines, so the StarRocks loader is proven against
-//! this double. It follows `/work/shared/reference/starrocks.md`, and wherever that leaves a
+//! this double. It follows `docs/reference/starrocks.md`, and wherever that leaves a
 //! detail open it follows StarRocks' own sources (noted at each place). It is cross-checked
 //! with clients we did not write (curl, the mariadb CLI, Python's csv module, mysql_async: see
 //! tests/it/starrocks_double.rs), so a loader test that passes here exercises the same bytes a

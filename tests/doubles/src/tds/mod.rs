@@ -1,7 +1,7 @@
 //! A fake SQL Server that speaks the real TDS 7.4 wire protocol, for tests and benchmarks.
 //!
 //! No SQL Server can run on our machines, so the connector is tested against this server. Its
-//! encoding follows `/work/shared/reference/sqlserver.md` and is cross-checked by clients we did
+//! encoding follows `docs/reference/sqlserver.md` and is cross-checked by clients we did
 //! not write (pytds and FreeTDS `tsql`, see `tests/it/tds_crosscheck.rs`), so a test that passes
 //! here exercises the same bytes a real server would send.
 //!
