@@ -1145,7 +1145,7 @@ fn produce_into(
     cap: usize,
     tx: &mpsc::Sender<Result<Piece>>,
 ) -> Result<()> {
-    let reader = super::open_parquet(io, file, batch_rows, 0)?;
+    let reader = crate::lake::read::open_parquet(io, file, batch_rows, 0)?;
     let mut digest = Digest128::default();
     let mut row_text = String::new();
     for batch in reader {

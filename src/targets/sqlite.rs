@@ -152,7 +152,7 @@ impl SqliteTarget {
             let mut st = tx.prepare(insert)?;
             let mid_point = format!("mid_load:{}:{chunk}", info.name);
             for (fi, path) in files.iter().enumerate() {
-                let reader = super::open_parquet(io, path, batch_rows, 0)?;
+                let reader = crate::lake::read::open_parquet(io, path, batch_rows, 0)?;
                 for (bi, batch) in reader.enumerate() {
                     let batch = batch?;
                     insert_batch(&mut st, &batch)

@@ -775,7 +775,7 @@ fn encode_into(
         } else {
             0
         };
-        let reader = super::super::open_parquet(io, file, batch_rows, first_row as usize)?;
+        let reader = crate::lake::read::open_parquet(io, file, batch_rows, first_row as usize)?;
         let mut row_in_file = first_row;
         for batch in reader {
             let batch = batch?;
