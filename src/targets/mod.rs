@@ -9,7 +9,6 @@
 //! table or the new one, never half.
 
 pub mod mysql;
-pub mod mysql_rows;
 pub mod sqlite;
 pub mod starrocks;
 

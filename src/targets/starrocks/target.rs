@@ -671,7 +671,7 @@ impl StarRocksTarget {
             )
         });
         match sql {
-            Ok(sql) => super::super::mysql_rows::scan(
+            Ok(sql) => crate::targets::mysql::scan::scan(
                 self.pool.clone(),
                 sql,
                 info.clone(),
