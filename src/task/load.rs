@@ -56,7 +56,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
                     }
                     let done = t.prepare(&info, &run)?;
                     let loaded = each_unit(&files, &done, |unit, file| {
-                        t.load_chunk(&info, &run, unit, file, &io, batch_rows)
+                        t.load_unit(&info, &run, unit, file, &io, batch_rows)
                     })?;
                     crate::fault::point(&format!("before_publish:{}", info.name));
                     t.publish(&info.name, &run)?;
@@ -136,7 +136,7 @@ async fn load_append(
             tokio::task::spawn_blocking(move || -> Result<(u32, u32)> {
                 let done = t.prepare_append(&info, &run)?;
                 let loaded = each_unit(&files, &done, |unit, file| {
-                    t.load_chunk_append(&info, &run, unit, file, &io, batch_rows)
+                    t.load_unit_append(&info, &run, unit, file, &io, batch_rows)
                 })?;
                 crate::fault::point(&after);
                 Ok((loaded, units - loaded))
@@ -218,12 +218,12 @@ async fn stream_load(
 fn each_unit<T>(
     files: &[String],
     done: &std::collections::HashSet<u32>,
-    mut load: impl FnMut(u32, &[String]) -> Result<T>,
+    mut load: impl FnMut(u32, &str) -> Result<T>,
 ) -> Result<u32> {
     let mut loaded = 0;
     for (unit, file) in files.iter().enumerate() {
         if !done.contains(&(unit as u32)) {
-            load(unit as u32, std::slice::from_ref(file))?;
+            load(unit as u32, file)?;
             loaded += 1;
         }
     }

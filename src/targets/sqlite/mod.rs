@@ -38,6 +38,8 @@ impl SqliteTarget {
         }
         let c = reader::open(&self.path, true)?;
         c.pragma_update(None, "journal_mode", "WAL")?;
+        // The ledger's `chunk` column holds the unit's number (one data file each): the column
+        // keeps its name so targets written by earlier versions stay readable.
         c.execute_batch(
             "CREATE TABLE IF NOT EXISTS _dag_ledger (run_id TEXT NOT NULL, table_name TEXT NOT NULL, \
                chunk INTEGER NOT NULL, rows INTEGER NOT NULL, loaded_at TEXT NOT NULL, \
@@ -58,7 +60,7 @@ impl SqliteTarget {
         Ok(n > 0)
     }
 
-    /// Creates the run's staging table (if missing) and returns the chunks already loaded into it.
+    /// Creates the run's staging table (if missing) and returns the units already loaded into it.
     pub fn prepare(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
         let c = self.conn()?;
         c.execute_batch(&create_sql(info, &stage_name(&info.name, run)))?;
@@ -66,7 +68,7 @@ impl SqliteTarget {
     }
 
     /// For an incremental run that appends: creates the live table if it is missing (with the
-    /// key), checks that an existing one has the key to upsert by, and returns the chunks of
+    /// key), checks that an existing one has the key to upsert by, and returns the units of
     /// `run` already upserted into it.
     pub fn prepare_append(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
         let c = self.conn()?;
@@ -100,14 +102,14 @@ impl SqliteTarget {
         ledger_units(&c, info, run)
     }
 
-    /// Loads one chunk's data files into the staging table and records it in the ledger, in one
-    /// transaction. Returns the digest of the rows inserted.
-    pub fn load_chunk(
+    /// Loads one unit (one Parquet data file) into the staging table and records it in the
+    /// ledger, in one transaction. Returns the digest of the rows inserted.
+    pub fn load_unit(
         &self,
         info: &TableInfo,
         run: &str,
-        chunk: u32,
-        files: &[String],
+        unit: u32,
+        file: &str,
         io: &iceberg::io::FileIO,
         batch_rows: usize,
     ) -> Result<Digest128> {
@@ -116,22 +118,22 @@ impl SqliteTarget {
             quote(&stage_name(&info.name, run)),
             placeholders(info)
         );
-        self.load_into(info, run, chunk, files, io, batch_rows, &sql)
+        self.load_into(info, run, unit, file, io, batch_rows, &sql)
     }
 
-    /// Upserts one chunk's data files into the live table (by the source's key; a keyless table
-    /// gets plain inserts) and records the chunk in the ledger, in one transaction. Returns the
-    /// digest of the rows written.
-    pub fn load_chunk_append(
+    /// Upserts one unit (one Parquet data file) into the live table (by the source's key; a
+    /// keyless table gets plain inserts) and records the unit in the ledger, in one transaction.
+    /// Returns the digest of the rows written.
+    pub fn load_unit_append(
         &self,
         info: &TableInfo,
         run: &str,
-        chunk: u32,
-        files: &[String],
+        unit: u32,
+        file: &str,
         io: &iceberg::io::FileIO,
         batch_rows: usize,
     ) -> Result<Digest128> {
-        self.load_into(info, run, chunk, files, io, batch_rows, &upsert_sql(info))
+        self.load_into(info, run, unit, file, io, batch_rows, &upsert_sql(info))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -139,8 +141,8 @@ impl SqliteTarget {
         &self,
         info: &TableInfo,
         run: &str,
-        chunk: u32,
-        files: &[String],
+        unit: u32,
+        file: &str,
         io: &iceberg::io::FileIO,
         batch_rows: usize,
         insert: &str,
@@ -150,24 +152,22 @@ impl SqliteTarget {
         let mut digest = Digest128::default();
         {
             let mut st = tx.prepare(insert)?;
-            let mid_point = format!("mid_load:{}:{chunk}", info.name);
-            for (fi, path) in files.iter().enumerate() {
-                let reader = crate::lake::read::open_parquet(io, path, batch_rows, 0)?;
-                for (bi, batch) in reader.enumerate() {
-                    let batch = batch?;
-                    insert_batch(&mut st, &batch)
-                        .map_err(|e| e.context(format!("table {}", info.name)))?;
-                    digest.add_batch(&batch).map_err(Error::internal)?;
-                    if fi == 0 && bi == 0 {
-                        // Rows are in, the ledger row and the commit are not.
-                        crate::fault::point(&mid_point);
-                    }
+            let mid_point = format!("mid_load:{}:{unit}", info.name);
+            let reader = crate::lake::read::open_parquet(io, file, batch_rows, 0)?;
+            for (bi, batch) in reader.enumerate() {
+                let batch = batch?;
+                insert_batch(&mut st, &batch)
+                    .map_err(|e| e.context(format!("table {}", info.name)))?;
+                digest.add_batch(&batch).map_err(Error::internal)?;
+                if bi == 0 {
+                    // Rows are in, the ledger row and the commit are not.
+                    crate::fault::point(&mid_point);
                 }
             }
         }
         tx.execute(
             "INSERT INTO _dag_ledger (run_id, table_name, chunk, rows, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![run, info.name, chunk, digest.rows as i64, crate::store::now()],
+            rusqlite::params![run, info.name, unit, digest.rows as i64, crate::store::now()],
         )?;
         tx.commit()?;
         Ok(digest)

@@ -24,15 +24,12 @@ fn an_append_run_upserts_by_key_once_even_when_resumed() {
     let g0 = parquet(dir.path(), "b0.parquet", &[(2, "TWO"), (4, "four")]);
     let g1 = parquet(dir.path(), "b1.parquet", &[(5, "five")]);
     assert!(t.prepare_append(&info, "run2").unwrap().is_empty());
-    let d = t
-        .load_chunk_append(&info, "run2", 0, std::slice::from_ref(&g0), &io, 1)
-        .unwrap();
+    let d = t.load_unit_append(&info, "run2", 0, &g0, &io, 1).unwrap();
     assert_eq!(d.rows, 2);
     // A crash here; the resumed load finds unit 0 done and applies only unit 1.
     let done = t.prepare_append(&info, "run2").unwrap();
     assert_eq!(done, HashSet::from([0]));
-    t.load_chunk_append(&info, "run2", 1, std::slice::from_ref(&g1), &io, 1)
-        .unwrap();
+    t.load_unit_append(&info, "run2", 1, &g1, &io, 1).unwrap();
     let want = owned(&[
         (1, "one"),
         (2, "TWO"),
@@ -56,18 +53,13 @@ fn an_append_run_of_a_keyless_table_appends_each_unit_once() {
     // No live table yet: the append creates it.
     let f = parquet(dir.path(), "k.parquet", &[(1, "x"), (1, "x")]);
     assert!(t.prepare_append(&info, "run1").unwrap().is_empty());
-    t.load_chunk_append(&info, "run1", 0, std::slice::from_ref(&f), &io, 8)
-        .unwrap();
+    t.load_unit_append(&info, "run1", 0, &f, &io, 8).unwrap();
     assert_eq!(t.prepare_append(&info, "run1").unwrap(), HashSet::from([0]));
     // Applying a recorded unit again fails on its ledger row, and its rows roll back with it.
-    assert!(
-        t.load_chunk_append(&info, "run1", 0, std::slice::from_ref(&f), &io, 8)
-            .is_err()
-    );
+    assert!(t.load_unit_append(&info, "run1", 0, &f, &io, 8).is_err());
     assert_eq!(rows(&t, "K"), owned(&[(1, "x"); 2]));
     // The next run appends the same rows again: a keyless table keeps every row.
-    t.load_chunk_append(&info, "run2", 0, std::slice::from_ref(&f), &io, 8)
-        .unwrap();
+    t.load_unit_append(&info, "run2", 0, &f, &io, 8).unwrap();
     assert_eq!(rows(&t, "K"), owned(&[(1, "x"); 4]));
 }
 
@@ -171,8 +163,7 @@ fn full_load(t: &SqliteTarget, info: &TableInfo, run: &str, files: &[String]) {
     let io = iceberg::io::FileIO::new_with_fs();
     assert!(t.prepare(info, run).unwrap().is_empty());
     for (i, f) in files.iter().enumerate() {
-        t.load_chunk(info, run, i as u32, std::slice::from_ref(f), &io, 2)
-            .unwrap();
+        t.load_unit(info, run, i as u32, f, &io, 2).unwrap();
     }
     t.publish(&info.name, run).unwrap();
 }
