@@ -8,6 +8,7 @@
 //! A full run loads into a staging table that is swapped in at the end, so readers see the old
 //! table or the new one, never half.
 
+pub(crate) mod ledger;
 pub mod mysql;
 pub mod sqlite;
 pub mod starrocks;
@@ -16,7 +17,7 @@ use arrow_array::RecordBatch;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
-use crate::config::TargetConfig;
+use crate::config::{TableOverride, TargetConfig};
 use crate::error::{Error, Result};
 use crate::model::TableInfo;
 
@@ -74,6 +75,30 @@ impl Target {
             Target::StarRocks(t) => t.count(info).await,
         }
     }
+}
+
+/// What one table's load needs to know.
+pub struct LoadJob<'a> {
+    pub workflow: &'a str,
+    pub run: &'a str,
+    pub info: &'a TableInfo,
+    pub ov: Option<&'a TableOverride>,
+    /// The data files to load, sorted: the committed snapshot's (a full refresh), or those this
+    /// run wrote (an incremental run that appends).
+    pub files: &'a [String],
+    /// Reads the data files (local or object store).
+    pub io: &'a iceberg::io::FileIO,
+    pub batch_rows: usize,
+    /// The lake namespace, for `load = "lake"`.
+    pub lake_namespace: String,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadSummary {
+    /// Units (data files; StarRocks: requests or INSERT jobs) that loaded rows in this attempt.
+    pub loaded: u32,
+    /// Units found already loaded (recorded by an earlier attempt, or a label StarRocks knew).
+    pub found: u32,
 }
 
 /// A channel of batches as a stream.

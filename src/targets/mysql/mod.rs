@@ -51,6 +51,8 @@ use tokio::sync::mpsc;
 use crate::config::MysqlTargetConfig;
 use crate::error::{Error, Result};
 use crate::model::TableInfo;
+use crate::model::fingerprint::Digest128;
+use crate::targets::ledger::UnitLedger;
 use names::check_name;
 pub use names::{quote, stage_name};
 use rows::map_error;
@@ -316,5 +318,61 @@ impl MysqlTarget {
             .await
             .map_err(self.at_table(&info.name))?;
         Ok(n.unwrap_or(0))
+    }
+}
+
+/// The unit ledger's steps are the target's own (see the module docs).
+impl UnitLedger for MysqlTarget {
+    async fn check(&self) -> Result<()> {
+        MysqlTarget::check(self).await
+    }
+
+    async fn is_published(&self, info: &TableInfo, run: &str) -> Result<bool> {
+        MysqlTarget::is_published(self, info, run).await
+    }
+
+    /// Publishes again: idempotent, it finishes a cleanup a crash cut short after the swap.
+    async fn finish_publish(&self, info: &TableInfo, run: &str) -> Result<()> {
+        MysqlTarget::publish(self, info, run).await
+    }
+
+    async fn prepare(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+        MysqlTarget::prepare(self, info, run).await
+    }
+
+    async fn load_unit(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        unit: u32,
+        file: &str,
+        io: &iceberg::io::FileIO,
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        MysqlTarget::load_unit(self, info, run, unit, file, io, batch_rows).await
+    }
+
+    async fn publish(&self, info: &TableInfo, run: &str) -> Result<()> {
+        MysqlTarget::publish(self, info, run).await
+    }
+
+    async fn prepare_append(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+        MysqlTarget::prepare_append(self, info, run).await
+    }
+
+    async fn load_unit_append(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        unit: u32,
+        file: &str,
+        io: &iceberg::io::FileIO,
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        MysqlTarget::load_unit_append(self, info, run, unit, file, io, batch_rows).await
+    }
+
+    async fn finish_append(&self, info: &TableInfo, run: &str) -> Result<()> {
+        MysqlTarget::finish_append(self, info, run).await
     }
 }

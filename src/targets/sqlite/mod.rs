@@ -21,6 +21,7 @@ use crate::model::cells::Cells;
 use crate::model::codec::{date_text, decimal_text, timestamp_text};
 use crate::model::fingerprint::Digest128;
 use crate::sqlite::{self as reader, quote};
+use crate::targets::ledger::UnitLedger;
 
 #[derive(Debug, Clone)]
 pub struct SqliteTarget {
@@ -248,6 +249,80 @@ impl SqliteTarget {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The unit ledger's steps, each on the blocking pool: SQLite's calls block.
+impl UnitLedger for SqliteTarget {
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn is_published(&self, info: &TableInfo, run: &str) -> Result<bool> {
+        let (t, table, run) = (self.clone(), info.name.clone(), run.to_string());
+        blocking(move || t.is_published(&run, &table)).await
+    }
+
+    /// Nothing: a publish is one transaction, so there is nothing a crash could cut short.
+    async fn finish_publish(&self, _info: &TableInfo, _run: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn prepare(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
+        blocking(move || t.prepare(&info, &run)).await
+    }
+
+    async fn load_unit(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        unit: u32,
+        file: &str,
+        io: &iceberg::io::FileIO,
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
+        let (file, io) = (file.to_string(), io.clone());
+        blocking(move || t.load_unit(&info, &run, unit, &file, &io, batch_rows)).await
+    }
+
+    async fn publish(&self, info: &TableInfo, run: &str) -> Result<()> {
+        let (t, table, run) = (self.clone(), info.name.clone(), run.to_string());
+        blocking(move || t.publish(&table, &run)).await
+    }
+
+    async fn prepare_append(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
+        blocking(move || t.prepare_append(&info, &run)).await
+    }
+
+    async fn load_unit_append(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        unit: u32,
+        file: &str,
+        io: &iceberg::io::FileIO,
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
+        let (file, io) = (file.to_string(), io.clone());
+        blocking(move || t.load_unit_append(&info, &run, unit, &file, &io, batch_rows)).await
+    }
+
+    /// Nothing: an append leaves no staging table behind.
+    async fn finish_append(&self, _info: &TableInfo, _run: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs one step of a load on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    step: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(step)
+        .await
+        .map_err(|e| Error::internal(format!("load worker panicked: {e}")))?
 }
 
 /// `CREATE TABLE IF NOT EXISTS` of `table` with `info`'s columns. Tables of incremental workflow

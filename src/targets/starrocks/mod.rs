@@ -9,4 +9,5 @@ pub mod names;
 pub mod stream_load;
 mod target;
 
-pub use target::{LoadJob, LoadSummary, StarRocksTarget};
+pub use crate::targets::{LoadJob, LoadSummary};
+pub use target::StarRocksTarget;

@@ -37,6 +37,7 @@ use crate::config::{LoadMode, StarRocksConfig, TableOverride};
 use crate::error::{Error, Result};
 use crate::model::TableInfo;
 use crate::store::LoadRequestRecord;
+use crate::targets::{LoadJob, LoadSummary};
 
 #[derive(Clone)]
 pub struct StarRocksTarget {
@@ -54,30 +55,6 @@ impl std::fmt::Debug for StarRocksTarget {
             .field("database", &self.cfg.database)
             .finish_non_exhaustive()
     }
-}
-
-/// What one table's load needs to know.
-pub struct LoadJob<'a> {
-    pub workflow: &'a str,
-    pub run: &'a str,
-    pub info: &'a TableInfo,
-    pub ov: Option<&'a TableOverride>,
-    /// The data files to load, sorted: the committed snapshot's (a full refresh), or those this
-    /// run wrote (an incremental run that appends).
-    pub files: &'a [String],
-    /// Reads the data files (local or object store).
-    pub io: &'a iceberg::io::FileIO,
-    pub batch_rows: usize,
-    /// The lake namespace, for `load = "lake"`.
-    pub lake_namespace: String,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LoadSummary {
-    /// Requests (or INSERT jobs) that loaded rows in this attempt.
-    pub loaded: u32,
-    /// Requests found already loaded (recorded by an earlier attempt, or a label StarRocks knew).
-    pub found: u32,
 }
 
 fn comment(run: &str) -> String {
