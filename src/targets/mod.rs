@@ -1,52 +1,78 @@
 //! Targets: where tables go after the lake.
 //!
-//! A closed enum like the sources. The load reads the data files of the table's committed lake
-//! snapshot (never the source again), so a failed load is retried without re-extracting, and a
-//! load can run on its own later. Exactly-once rests on what each target can make atomic:
-//! SQLite and MySQL commit each data file's rows and its ledger row in one transaction;
-//! StarRocks dedups by deterministic Stream Load labels whose outcome the state store records.
-//! A full run loads into a staging table that is swapped in at the end, so readers see the old
-//! table or the new one, never half.
+//! A closed set like the sources: each target is a folder here implementing [`Kind`], and the
+//! registry below maps its `[target]` settings to it. The load reads the data files of the
+//! table's committed lake snapshot (never the source again), so a failed load is retried without
+//! re-extracting, and a load can run on its own later. Exactly-once rests on what each target
+//! can make atomic: SQLite and MySQL commit each data file's rows and its ledger row in one
+//! transaction (one loop for both, in [`ledger`]); StarRocks dedups by deterministic Stream Load
+//! labels whose outcome the state store records. A full run loads into a staging table that is
+//! swapped in at the end, so readers see the old table or the new one, never half.
 
 pub(crate) mod ledger;
 pub mod mysql;
 pub mod sqlite;
 pub mod starrocks;
 
+use std::fmt;
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
 use crate::config::{TableOverride, TargetConfig};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::TableInfo;
+use crate::store::LoadRequestRecord;
 
-#[derive(Debug, Clone)]
-pub enum Target {
-    Sqlite(sqlite::SqliteTarget),
-    Mysql(mysql::MysqlTarget),
-    StarRocks(Box<starrocks::StarRocksTarget>),
+/// The registry: every target, by its `[target]` settings. A new target adds its folder, its
+/// config variant and one line here.
+fn registry(cfg: &TargetConfig) -> Entry<'_> {
+    match cfg {
+        TargetConfig::Sqlite { path } => Entry::of::<sqlite::SqliteTarget>(path),
+        TargetConfig::Mysql(c) => Entry::of::<mysql::MysqlTarget>(c),
+        TargetConfig::StarRocks(c) => Entry::of::<starrocks::StarRocksTarget>(c),
+    }
 }
+
+/// The workflow's target, built from its `[target]` settings.
+#[derive(Debug, Clone)]
+pub struct Target(Arc<dyn Kind>);
 
 impl Target {
     pub fn build(cfg: &TargetConfig) -> Result<Target> {
-        match cfg {
-            TargetConfig::Sqlite { path } => {
-                Ok(Target::Sqlite(sqlite::SqliteTarget { path: path.clone() }))
-            }
-            TargetConfig::Mysql(m) => Ok(Target::Mysql(mysql::MysqlTarget::new(m)?)),
-            TargetConfig::StarRocks(s) => Ok(Target::StarRocks(Box::new(
-                starrocks::StarRocksTarget::new(s)?,
-            ))),
-        }
+        (registry(cfg).build)()
     }
 
+    /// Where the target is, for messages; never a password.
     pub fn describe_location(&self) -> String {
-        match self {
-            Target::Sqlite(t) => format!("sqlite {}", t.path.display()),
-            Target::Mysql(t) => t.describe_location(),
-            Target::StarRocks(t) => t.describe_location(),
-        }
+        self.0.describe_location()
+    }
+
+    /// What one unit of a load is, as the load's progress line counts them.
+    pub fn unit_name(&self) -> &'static str {
+        self.0.unit_name()
+    }
+
+    /// Plan-time checks of the tables a run that loads selected.
+    pub fn check_tables(&self, tables: &[String]) -> Result<()> {
+        self.0.check_tables(tables)
+    }
+
+    /// Loads one table's data files: a full refresh (staging table, swapped in at the end), or
+    /// (`append`) an incremental run's upserts into the live table. `requests` is the task's
+    /// record of the load's requests, for a target whose exactly-once rests on the state store
+    /// (StarRocks); `record` writes it durably, and is called before each step.
+    pub async fn load(
+        &self,
+        job: LoadJob<'_>,
+        append: bool,
+        requests: &mut Vec<LoadRequestRecord>,
+        record: &mut RecordRequests<'_>,
+    ) -> Result<LoadSummary> {
+        self.0.load(job, append, requests, record).await
     }
 
     /// The published table read back as record batches typed like `info`.
@@ -55,26 +81,19 @@ impl Target {
         info: &TableInfo,
         batch_rows: usize,
     ) -> BoxStream<'static, Result<RecordBatch>> {
-        match self {
-            Target::Sqlite(t) => receiver_stream(t.scan(info, batch_rows)),
-            Target::Mysql(t) => receiver_stream(t.scan(info, batch_rows)),
-            Target::StarRocks(t) => receiver_stream(t.scan(info, batch_rows)),
-        }
+        self.0.scan(info, batch_rows)
     }
 
     /// Rows in the published table.
     pub async fn count(&self, info: &TableInfo) -> Result<u64> {
-        match self {
-            Target::Sqlite(t) => {
-                let (t, info) = (t.clone(), info.clone());
-                tokio::task::spawn_blocking(move || t.count(&info))
-                    .await
-                    .map_err(|e| Error::internal(format!("count worker panicked: {e}")))?
-            }
-            Target::Mysql(t) => t.count(info).await,
-            Target::StarRocks(t) => t.count(info).await,
-        }
+        self.0.count(info).await
     }
+}
+
+/// Bytes the target's load holds besides batches (request bodies, INSERT statements), from the
+/// settings alone: planning sizes load tasks before any target is built.
+pub fn load_buffer_bytes(cfg: &TargetConfig) -> u64 {
+    registry(cfg).load_buffer_bytes
 }
 
 /// What one table's load needs to know.
@@ -99,6 +118,67 @@ pub struct LoadSummary {
     pub loaded: u32,
     /// Units found already loaded (recorded by an earlier attempt, or a label StarRocks knew).
     pub found: u32,
+}
+
+/// Writes the task's record of a load's requests durably.
+pub type RecordRequests<'r> = dyn FnMut(&[LoadRequestRecord]) -> Result<()> + Send + 'r;
+
+/// What every target does; [`Target`] holds one.
+pub trait Kind: fmt::Debug + Send + Sync + 'static {
+    /// Where the target is, for messages; never a password.
+    fn describe_location(&self) -> String;
+
+    /// What one unit of a load is, plural: "data file(s)", "request(s)".
+    fn unit_name(&self) -> &'static str;
+
+    /// Plan-time checks of the selected tables (names the target cannot hold apart, say).
+    fn check_tables(&self, _tables: &[String]) -> Result<()> {
+        Ok(())
+    }
+
+    /// See [`Target::load`].
+    fn load<'a>(
+        &'a self,
+        job: LoadJob<'a>,
+        append: bool,
+        requests: &'a mut Vec<LoadRequestRecord>,
+        record: &'a mut RecordRequests<'_>,
+    ) -> BoxFuture<'a, Result<LoadSummary>>;
+
+    /// See [`Target::scan`].
+    fn scan(&self, info: &TableInfo, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>>;
+
+    /// See [`Target::count`].
+    fn count<'a>(&'a self, info: &'a TableInfo) -> BoxFuture<'a, Result<u64>>;
+}
+
+/// How a target is made from its `[target]` settings, for the registry.
+pub trait FromConfig: Kind + Sized {
+    /// Its settings (the payload of its `TargetConfig` variant).
+    type Config: ?Sized;
+
+    /// Reads the settings; no I/O.
+    fn from_config(cfg: &Self::Config) -> Result<Self>;
+
+    /// See [`load_buffer_bytes`].
+    fn load_buffer_bytes(_cfg: &Self::Config) -> u64 {
+        0
+    }
+}
+
+/// One target of the registry, its settings in hand.
+struct Entry<'a> {
+    build: Box<dyn FnOnce() -> Result<Target> + 'a>,
+    load_buffer_bytes: u64,
+}
+
+impl<'a> Entry<'a> {
+    fn of<K: FromConfig>(cfg: &'a K::Config) -> Entry<'a> {
+        Entry {
+            build: Box::new(move || Ok(Target(Arc::new(K::from_config(cfg)?)))),
+            load_buffer_bytes: K::load_buffer_bytes(cfg),
+        }
+    }
 }
 
 /// A channel of batches as a stream.

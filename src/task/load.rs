@@ -2,11 +2,11 @@
 //!
 //! The rows come from the data files of the snapshot this run's write_iceberg committed (read
 //! back from the lake, never from the source), in sorted path order so every attempt sees the
-//! same sequence. Each target makes its own unit of work atomic and idempotent:
+//! same sequence. Each target makes its own unit of work atomic and idempotent (see `targets`):
 //! - SQLite and MySQL: one data file per transaction, together with its ledger row; units already
 //!   in the ledger are skipped; the staging table is swapped in at the end.
 //! - StarRocks: Stream Load requests cut by bytes, each with a deterministic label recorded in
-//!   the task's outputs before it is sent and after it ends (see `target::starrocks`).
+//!   the task's outputs before it is sent and after it ends (see `targets::starrocks`).
 //!
 //! An incremental run that appends (`Incremental::append`) loads only the data files its own
 //! extract wrote (the chunk records' paths, sorted), straight into the live table: upserts by
@@ -16,9 +16,8 @@
 use crate::error::{Error, Result};
 use crate::model::Stage;
 use crate::sched::Grant;
-use crate::store::{TaskRecord, TaskStatus};
-use crate::targets::starrocks::StarRocksTarget;
-use crate::targets::{LoadJob, LoadSummary, Target, ledger};
+use crate::store::{LoadRequestRecord, TaskStatus};
+use crate::targets::LoadJob;
 
 use super::Ctx;
 
@@ -40,7 +39,6 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
             .and_then(|r| r.outputs.snapshot_id);
         ctx.lake.snapshot_files(table, snapshot).await?
     };
-    let batch_rows = ctx.tuning.batch_rows(grant.scale);
     let job = LoadJob {
         workflow: &ctx.workflow,
         run: &ctx.run_id,
@@ -48,57 +46,28 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Grant) -> Result<()> {
         ov: ctx.plan(&info.name)?.ov.as_ref(),
         files: &files,
         io: ctx.lake.file_io(),
-        batch_rows,
+        batch_rows: ctx.tuning.batch_rows(grant.scale),
         lake_namespace: ctx.lake.namespace(),
     };
-    let summary = match &target {
-        Target::Sqlite(t) => ledger::load(t, &job, append).await?,
-        Target::Mysql(t) => ledger::load(t, &job, append).await?,
-        Target::StarRocks(t) => {
-            let summary = stream_load(ctx, &mut rec, t, job, append).await?;
-            if append {
-                crate::fault::point(&format!("after_upsert:{table}"));
-            }
-            summary
-        }
+    // The request ledger (StarRocks) is written to the task's record before each step, so a
+    // resumed load trusts exactly that list.
+    let mut requests = rec.outputs.requests.clone();
+    let base = rec.clone();
+    let mut record = |reqs: &[LoadRequestRecord]| {
+        let mut r = base.clone();
+        r.outputs.requests = reqs.to_vec();
+        ctx.store.put_task(&r)
     };
+    let summary = target.load(job, append, &mut requests, &mut record).await?;
+    rec.outputs.requests = requests;
     let (loaded, already) = (summary.loaded, summary.found);
     rec.outputs.chunks_loaded = Some(loaded);
     rec.outputs.chunks_already_loaded = Some(already);
     rec.outputs.digest = Some(digest);
     rec.outputs.data_files = Some(files.len());
-    let unit = match target {
-        Target::StarRocks(_) => "request(s)",
-        _ => "data file(s)",
-    };
+    let unit = target.unit_name();
     ctx.progress.line(&format!(
         "{table}.load: {loaded} {unit} loaded, {already} already there"
     ));
     ctx.succeed(rec)
-}
-
-/// Stream Load of `files` into StarRocks: a full refresh's staging table and swap, or
-/// (`append`) an incremental run's upserts into the live table. The request ledger is written
-/// to the task's record before each step, so a resumed load trusts exactly that list.
-async fn stream_load(
-    ctx: &Ctx,
-    rec: &mut TaskRecord,
-    t: &StarRocksTarget,
-    job: LoadJob<'_>,
-    append: bool,
-) -> Result<LoadSummary> {
-    let mut requests = rec.outputs.requests.clone();
-    let base = rec.clone();
-    let record = |reqs: &[crate::store::LoadRequestRecord]| {
-        let mut r = base.clone();
-        r.outputs.requests = reqs.to_vec();
-        ctx.store.put_task(&r)
-    };
-    let summary = if append {
-        t.load_append(job, &mut requests, record).await?
-    } else {
-        t.load(job, &mut requests, record).await?
-    };
-    rec.outputs.requests = requests;
-    Ok(summary)
 }

@@ -44,6 +44,8 @@ use std::fmt;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 use tokio::sync::mpsc;
@@ -52,7 +54,9 @@ use crate::config::MysqlTargetConfig;
 use crate::error::{Error, Result};
 use crate::model::TableInfo;
 use crate::model::fingerprint::Digest128;
-use crate::targets::ledger::UnitLedger;
+use crate::store::LoadRequestRecord;
+use crate::targets::ledger::{self, UnitLedger};
+use crate::targets::{FromConfig, Kind, LoadJob, LoadSummary, RecordRequests, receiver_stream};
 use names::check_name;
 pub use names::{quote, stage_name};
 use rows::map_error;
@@ -318,6 +322,47 @@ impl MysqlTarget {
             .await
             .map_err(self.at_table(&info.name))?;
         Ok(n.unwrap_or(0))
+    }
+}
+
+impl Kind for MysqlTarget {
+    fn describe_location(&self) -> String {
+        MysqlTarget::describe_location(self)
+    }
+
+    fn unit_name(&self) -> &'static str {
+        "data file(s)"
+    }
+
+    fn load<'a>(
+        &'a self,
+        job: LoadJob<'a>,
+        append: bool,
+        _requests: &'a mut Vec<LoadRequestRecord>,
+        _record: &'a mut RecordRequests<'_>,
+    ) -> BoxFuture<'a, Result<LoadSummary>> {
+        Box::pin(async move { ledger::load(self, &job, append).await })
+    }
+
+    fn scan(&self, info: &TableInfo, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>> {
+        receiver_stream(MysqlTarget::scan(self, info, batch_rows))
+    }
+
+    fn count<'a>(&'a self, info: &'a TableInfo) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(MysqlTarget::count(self, info))
+    }
+}
+
+impl FromConfig for MysqlTarget {
+    type Config = MysqlTargetConfig;
+
+    fn from_config(cfg: &MysqlTargetConfig) -> Result<Self> {
+        MysqlTarget::new(cfg)
+    }
+
+    /// Two INSERT statements of at most `insert_bytes`.
+    fn load_buffer_bytes(cfg: &MysqlTargetConfig) -> u64 {
+        2 * cfg.insert_bytes
     }
 }
 

@@ -13,6 +13,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use rusqlite::types::{ToSqlOutput, Value};
 
 use crate::error::{Error, Result};
@@ -21,7 +23,9 @@ use crate::model::cells::Cells;
 use crate::model::codec::{date_text, decimal_text, timestamp_text};
 use crate::model::fingerprint::Digest128;
 use crate::sqlite::{self as reader, quote};
-use crate::targets::ledger::UnitLedger;
+use crate::store::LoadRequestRecord;
+use crate::targets::ledger::{self, UnitLedger};
+use crate::targets::{FromConfig, Kind, LoadJob, LoadSummary, RecordRequests, receiver_stream};
 
 #[derive(Debug, Clone)]
 pub struct SqliteTarget {
@@ -248,6 +252,49 @@ impl SqliteTarget {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl Kind for SqliteTarget {
+    fn describe_location(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    fn unit_name(&self) -> &'static str {
+        "data file(s)"
+    }
+
+    fn load<'a>(
+        &'a self,
+        job: LoadJob<'a>,
+        append: bool,
+        _requests: &'a mut Vec<LoadRequestRecord>,
+        _record: &'a mut RecordRequests<'_>,
+    ) -> BoxFuture<'a, Result<LoadSummary>> {
+        Box::pin(async move { ledger::load(self, &job, append).await })
+    }
+
+    fn scan(&self, info: &TableInfo, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>> {
+        receiver_stream(SqliteTarget::scan(self, info, batch_rows))
+    }
+
+    fn count<'a>(&'a self, info: &'a TableInfo) -> BoxFuture<'a, Result<u64>> {
+        let (t, info) = (self.clone(), info.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || t.count(&info))
+                .await
+                .map_err(|e| Error::internal(format!("count worker panicked: {e}")))?
+        })
+    }
+}
+
+impl FromConfig for SqliteTarget {
+    type Config = Path;
+
+    fn from_config(path: &Path) -> Result<Self> {
+        Ok(SqliteTarget {
+            path: path.to_path_buf(),
+        })
     }
 }
 

@@ -27,6 +27,8 @@ mod requests;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc;
 
@@ -37,7 +39,7 @@ use crate::config::{LoadMode, StarRocksConfig, TableOverride};
 use crate::error::{Error, Result};
 use crate::model::TableInfo;
 use crate::store::LoadRequestRecord;
-use crate::targets::{LoadJob, LoadSummary};
+use crate::targets::{FromConfig, Kind, LoadJob, LoadSummary, RecordRequests, receiver_stream};
 
 #[derive(Clone)]
 pub struct StarRocksTarget {
@@ -54,6 +56,65 @@ impl std::fmt::Debug for StarRocksTarget {
             .field("at", &self.shown)
             .field("database", &self.cfg.database)
             .finish_non_exhaustive()
+    }
+}
+
+impl Kind for StarRocksTarget {
+    fn describe_location(&self) -> String {
+        StarRocksTarget::describe_location(self)
+    }
+
+    fn unit_name(&self) -> &'static str {
+        "request(s)"
+    }
+
+    /// Two source tables must not land in one StarRocks table.
+    fn check_tables(&self, tables: &[String]) -> Result<()> {
+        names::table_names(tables).map(drop)
+    }
+
+    fn load<'a>(
+        &'a self,
+        job: LoadJob<'a>,
+        append: bool,
+        requests: &'a mut Vec<LoadRequestRecord>,
+        record: &'a mut RecordRequests<'_>,
+    ) -> BoxFuture<'a, Result<LoadSummary>> {
+        Box::pin(async move {
+            if !append {
+                return StarRocksTarget::load(self, job, requests, record).await;
+            }
+            let info = job.info;
+            let summary = self.load_append(job, requests, record).await?;
+            crate::fault::point(&format!("after_upsert:{}", info.name));
+            Ok(summary)
+        })
+    }
+
+    fn scan(&self, info: &TableInfo, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>> {
+        receiver_stream(StarRocksTarget::scan(self, info, batch_rows))
+    }
+
+    fn count<'a>(&'a self, info: &'a TableInfo) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(StarRocksTarget::count(self, info))
+    }
+}
+
+impl FromConfig for StarRocksTarget {
+    type Config = StarRocksConfig;
+
+    fn from_config(cfg: &StarRocksConfig) -> Result<Self> {
+        StarRocksTarget::new(cfg)
+    }
+
+    /// A Stream Load holds up to three request bodies: one sent, one queued, one being built.
+    /// `load = "lake"` sends none.
+    fn load_buffer_bytes(cfg: &StarRocksConfig) -> u64 {
+        if cfg.load == LoadMode::Stream {
+            3 * cfg.request_bytes
+        } else {
+            0
+        }
     }
 }
 
