@@ -15,6 +15,7 @@
 //! alike and everything here works on location strings.
 
 pub mod partition;
+pub mod read;
 pub mod schema;
 pub mod storage;
 pub mod writer;

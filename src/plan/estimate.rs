@@ -81,16 +81,10 @@ pub fn tuning(wf: &Workflow) -> Tuning {
         row_group_bytes: crate::lake::ROW_GROUP_BYTES,
         lake_write_bytes: if wf.lake.s3.is_some() { 10 << 20 } else { 0 },
         default_chunk_rows: 250_000,
-        // A Stream Load holds up to three request bodies: one sent, one queued, one being built.
-        load_bytes: match &wf.target {
-            Some(crate::config::TargetConfig::StarRocks(s))
-                if s.load == crate::config::LoadMode::Stream =>
-            {
-                3 * s.request_bytes
-            }
-            Some(crate::config::TargetConfig::Mysql(m)) => 2 * m.insert_bytes,
-            _ => 0,
-        },
+        load_bytes: wf
+            .target
+            .as_ref()
+            .map_or(0, crate::targets::load_buffer_bytes),
         open_partitions: wf.lake.open_partitions,
     }
 }

@@ -224,9 +224,8 @@ pub async fn run(
             } else {
                 select::select_tables(&comps.source, wf, only).await?
             };
-            if with_load && matches!(comps.target, Some(Target::StarRocks(_))) {
-                // Two source tables must not land in one StarRocks table.
-                crate::targets::starrocks::names::table_names(&selected)?;
+            if with_load && let Some(t) = &comps.target {
+                t.check_tables(&selected)?;
             }
             let graph =
                 plan::graph::build(&selected, &all, &select::after_map(wf, &all), with_load)?;

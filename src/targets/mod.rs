@@ -1,58 +1,78 @@
 //! Targets: where tables go after the lake.
 //!
-//! A closed enum like the sources. The load reads the data files of the table's committed lake
-//! snapshot (never the source again), so a failed load is retried without re-extracting, and a
-//! load can run on its own later. Exactly-once rests on what each target can make atomic:
-//! SQLite and MySQL commit each data file's rows and its ledger row in one transaction;
-//! StarRocks dedups by deterministic Stream Load labels whose outcome the state store records.
-//! A full run loads into a staging table that is swapped in at the end, so readers see the old
-//! table or the new one, never half.
+//! A closed set like the sources: each target is a folder here implementing [`Kind`], and the
+//! registry below maps its `[target]` settings to it. The load reads the data files of the
+//! table's committed lake snapshot (never the source again), so a failed load is retried without
+//! re-extracting, and a load can run on its own later. Exactly-once rests on what each target
+//! can make atomic: SQLite and MySQL commit each data file's rows and its ledger row in one
+//! transaction (one loop for both, in [`ledger`]); StarRocks dedups by deterministic Stream Load
+//! labels whose outcome the state store records. A full run loads into a staging table that is
+//! swapped in at the end, so readers see the old table or the new one, never half.
 
+pub(crate) mod ledger;
 pub mod mysql;
-pub mod mysql_rows;
 pub mod sqlite;
 pub mod starrocks;
 
+use std::fmt;
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use iceberg::arrow::ArrowFileReader;
-use iceberg::io::FileIO;
-use parquet::arrow::ParquetRecordBatchStreamBuilder;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use tokio::sync::mpsc;
 
-use crate::config::TargetConfig;
-use crate::error::{Error, Result};
+use crate::config::{TableOverride, TargetConfig};
+use crate::error::Result;
 use crate::model::TableInfo;
+use crate::store::LoadRequestRecord;
 
-#[derive(Debug, Clone)]
-pub enum Target {
-    Sqlite(sqlite::SqliteTarget),
-    Mysql(mysql::MysqlTarget),
-    StarRocks(Box<starrocks::StarRocksTarget>),
+/// The registry: every target, by its `[target]` settings. A new target adds its folder, its
+/// config variant and one line here.
+fn registry(cfg: &TargetConfig) -> Entry<'_> {
+    match cfg {
+        TargetConfig::Sqlite { path } => Entry::of::<sqlite::SqliteTarget>(path),
+        TargetConfig::Mysql(c) => Entry::of::<mysql::MysqlTarget>(c),
+        TargetConfig::StarRocks(c) => Entry::of::<starrocks::StarRocksTarget>(c),
+    }
 }
+
+/// The workflow's target, built from its `[target]` settings.
+#[derive(Debug, Clone)]
+pub struct Target(Arc<dyn Kind>);
 
 impl Target {
     pub fn build(cfg: &TargetConfig) -> Result<Target> {
-        match cfg {
-            TargetConfig::Sqlite { path } => {
-                Ok(Target::Sqlite(sqlite::SqliteTarget { path: path.clone() }))
-            }
-            TargetConfig::Mysql(m) => Ok(Target::Mysql(mysql::MysqlTarget::new(m)?)),
-            TargetConfig::StarRocks(s) => Ok(Target::StarRocks(Box::new(
-                starrocks::StarRocksTarget::new(s)?,
-            ))),
-        }
+        (registry(cfg).build)()
     }
 
+    /// Where the target is, for messages; never a password.
     pub fn describe_location(&self) -> String {
-        match self {
-            Target::Sqlite(t) => format!("sqlite {}", t.path.display()),
-            Target::Mysql(t) => t.describe_location(),
-            Target::StarRocks(t) => t.describe_location(),
-        }
+        self.0.describe_location()
+    }
+
+    /// What one unit of a load is, as the load's progress line counts them.
+    pub fn unit_name(&self) -> &'static str {
+        self.0.unit_name()
+    }
+
+    /// Plan-time checks of the tables a run that loads selected.
+    pub fn check_tables(&self, tables: &[String]) -> Result<()> {
+        self.0.check_tables(tables)
+    }
+
+    /// Loads one table's data files: a full refresh (staging table, swapped in at the end), or
+    /// (`append`) an incremental run's upserts into the live table. `requests` is the task's
+    /// record of the load's requests, for a target whose exactly-once rests on the state store
+    /// (StarRocks); `record` writes it durably, and is called before each step.
+    pub async fn load(
+        &self,
+        job: LoadJob<'_>,
+        append: bool,
+        requests: &mut Vec<LoadRequestRecord>,
+        record: &mut RecordRequests<'_>,
+    ) -> Result<LoadSummary> {
+        self.0.load(job, append, requests, record).await
     }
 
     /// The published table read back as record batches typed like `info`.
@@ -61,24 +81,102 @@ impl Target {
         info: &TableInfo,
         batch_rows: usize,
     ) -> BoxStream<'static, Result<RecordBatch>> {
-        match self {
-            Target::Sqlite(t) => receiver_stream(t.scan(info, batch_rows)),
-            Target::Mysql(t) => receiver_stream(t.scan(info, batch_rows)),
-            Target::StarRocks(t) => receiver_stream(t.scan(info, batch_rows)),
-        }
+        self.0.scan(info, batch_rows)
     }
 
     /// Rows in the published table.
     pub async fn count(&self, info: &TableInfo) -> Result<u64> {
-        match self {
-            Target::Sqlite(t) => {
-                let (t, info) = (t.clone(), info.clone());
-                tokio::task::spawn_blocking(move || t.count(&info))
-                    .await
-                    .map_err(|e| Error::internal(format!("count worker panicked: {e}")))?
-            }
-            Target::Mysql(t) => t.count(info).await,
-            Target::StarRocks(t) => t.count(info).await,
+        self.0.count(info).await
+    }
+}
+
+/// Bytes the target's load holds besides batches (request bodies, INSERT statements), from the
+/// settings alone: planning sizes load tasks before any target is built.
+pub fn load_buffer_bytes(cfg: &TargetConfig) -> u64 {
+    registry(cfg).load_buffer_bytes
+}
+
+/// What one table's load needs to know.
+pub struct LoadJob<'a> {
+    pub workflow: &'a str,
+    pub run: &'a str,
+    pub info: &'a TableInfo,
+    pub ov: Option<&'a TableOverride>,
+    /// The data files to load, sorted: the committed snapshot's (a full refresh), or those this
+    /// run wrote (an incremental run that appends).
+    pub files: &'a [String],
+    /// Reads the data files (local or object store).
+    pub io: &'a iceberg::io::FileIO,
+    pub batch_rows: usize,
+    /// The lake namespace, for `load = "lake"`.
+    pub lake_namespace: String,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadSummary {
+    /// Units (data files; StarRocks: requests or INSERT jobs) that loaded rows in this attempt.
+    pub loaded: u32,
+    /// Units found already loaded (recorded by an earlier attempt, or a label StarRocks knew).
+    pub found: u32,
+}
+
+/// Writes the task's record of a load's requests durably.
+pub type RecordRequests<'r> = dyn FnMut(&[LoadRequestRecord]) -> Result<()> + Send + 'r;
+
+/// What every target does; [`Target`] holds one.
+pub trait Kind: fmt::Debug + Send + Sync + 'static {
+    /// Where the target is, for messages; never a password.
+    fn describe_location(&self) -> String;
+
+    /// What one unit of a load is, plural: "data file(s)", "request(s)".
+    fn unit_name(&self) -> &'static str;
+
+    /// Plan-time checks of the selected tables (names the target cannot hold apart, say).
+    fn check_tables(&self, _tables: &[String]) -> Result<()> {
+        Ok(())
+    }
+
+    /// See [`Target::load`].
+    fn load<'a>(
+        &'a self,
+        job: LoadJob<'a>,
+        append: bool,
+        requests: &'a mut Vec<LoadRequestRecord>,
+        record: &'a mut RecordRequests<'_>,
+    ) -> BoxFuture<'a, Result<LoadSummary>>;
+
+    /// See [`Target::scan`].
+    fn scan(&self, info: &TableInfo, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>>;
+
+    /// See [`Target::count`].
+    fn count<'a>(&'a self, info: &'a TableInfo) -> BoxFuture<'a, Result<u64>>;
+}
+
+/// How a target is made from its `[target]` settings, for the registry.
+pub trait FromConfig: Kind + Sized {
+    /// Its settings (the payload of its `TargetConfig` variant).
+    type Config: ?Sized;
+
+    /// Reads the settings; no I/O.
+    fn from_config(cfg: &Self::Config) -> Result<Self>;
+
+    /// See [`load_buffer_bytes`].
+    fn load_buffer_bytes(_cfg: &Self::Config) -> u64 {
+        0
+    }
+}
+
+/// One target of the registry, its settings in hand.
+struct Entry<'a> {
+    build: Box<dyn FnOnce() -> Result<Target> + 'a>,
+    load_buffer_bytes: u64,
+}
+
+impl<'a> Entry<'a> {
+    fn of<K: FromConfig>(cfg: &'a K::Config) -> Entry<'a> {
+        Entry {
+            build: Box::new(move || Ok(Target(Arc::new(K::from_config(cfg)?)))),
+            load_buffer_bytes: K::load_buffer_bytes(cfg),
         }
     }
 }
@@ -96,81 +194,4 @@ pub fn receiver_stream(
 /// names.
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
-}
-
-/// Local path of a data file location (`file:///x` or `/x`).
-pub fn local_path(location: &str) -> &str {
-    location.strip_prefix("file://").unwrap_or(location)
-}
-
-/// Whether a location names a local file (a plain path or `file://`), not an object store.
-fn is_local(location: &str) -> bool {
-    location.starts_with("file://") || !location.contains("://")
-}
-
-/// The record batches of one Parquet data file, read on a blocking thread.
-///
-/// Local files are read with the synchronous reader, as always. Object-store files (`s3://`) are
-/// read through the lake's `FileIO` with iceberg's `ArrowFileReader`, which fetches the footer
-/// and then only the byte ranges of the row group being decoded, so a file is never held in
-/// memory whole; the async stream is driven from the blocking thread with the runtime handle.
-pub enum ParquetBatches {
-    Local(ParquetRecordBatchReader),
-    Remote {
-        rt: tokio::runtime::Handle,
-        stream: ParquetRecordBatchStream<ArrowFileReader>,
-    },
-}
-
-impl Iterator for ParquetBatches {
-    type Item = Result<RecordBatch>;
-
-    fn next(&mut self) -> Option<Result<RecordBatch>> {
-        match self {
-            ParquetBatches::Local(r) => r.next().map(|b| b.map_err(Error::from)),
-            ParquetBatches::Remote { rt, stream } => {
-                rt.block_on(stream.next()).map(|b| b.map_err(Error::from))
-            }
-        }
-    }
-}
-
-/// Opens one Parquet data file for reading in batches of `batch_rows`, skipping its first
-/// `offset` rows. Call it on a blocking thread (`spawn_blocking`) of the runtime: object-store
-/// files are fetched through `io` on that runtime.
-pub fn open_parquet(
-    io: &FileIO,
-    location: &str,
-    batch_rows: usize,
-    offset: usize,
-) -> Result<ParquetBatches> {
-    if is_local(location) {
-        let path = local_path(location);
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::internal(format!("cannot open data file {path}: {e}")))?;
-        let mut b =
-            ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(batch_rows.max(1));
-        if offset > 0 {
-            b = b.with_offset(offset);
-        }
-        return Ok(ParquetBatches::Local(b.build()?));
-    }
-    let rt = tokio::runtime::Handle::try_current().map_err(|e| {
-        Error::internal(format!(
-            "reading data file {location} outside the runtime: {e}"
-        ))
-    })?;
-    let opened = rt.block_on(async {
-        let input = io.new_input(location)?;
-        let reader = ArrowFileReader::new(input.metadata().await?, input.reader().await?);
-        let mut b = ParquetRecordBatchStreamBuilder::new(reader)
-            .await?
-            .with_batch_size(batch_rows.max(1));
-        if offset > 0 {
-            b = b.with_offset(offset);
-        }
-        Ok::<_, Error>(b.build()?)
-    });
-    let stream = opened.map_err(|e| e.context(format!("cannot open data file {location}")))?;
-    Ok(ParquetBatches::Remote { rt, stream })
 }

@@ -242,7 +242,7 @@ async fn appended_rows(
         let mut d = Digest128::default();
         let mut keys = HashSet::new();
         for f in &files {
-            for b in crate::targets::open_parquet(&io, f, batch_rows, 0)? {
+            for b in crate::lake::read::open_parquet(&io, f, batch_rows, 0)? {
                 let b = b?;
                 d.add_batch(&b).map_err(Error::internal)?;
                 if !key.is_empty() {

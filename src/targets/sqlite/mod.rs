@@ -13,6 +13,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use rusqlite::types::{ToSqlOutput, Value};
 
 use crate::error::{Error, Result};
@@ -21,6 +23,9 @@ use crate::model::cells::Cells;
 use crate::model::codec::{date_text, decimal_text, timestamp_text};
 use crate::model::fingerprint::Digest128;
 use crate::sqlite::{self as reader, quote};
+use crate::store::LoadRequestRecord;
+use crate::targets::ledger::{self, UnitLedger};
+use crate::targets::{FromConfig, Kind, LoadJob, LoadSummary, RecordRequests, receiver_stream};
 
 #[derive(Debug, Clone)]
 pub struct SqliteTarget {
@@ -38,6 +43,8 @@ impl SqliteTarget {
         }
         let c = reader::open(&self.path, true)?;
         c.pragma_update(None, "journal_mode", "WAL")?;
+        // The ledger's `chunk` column holds the unit's number (one data file each): the column
+        // keeps its name so targets written by earlier versions stay readable.
         c.execute_batch(
             "CREATE TABLE IF NOT EXISTS _dag_ledger (run_id TEXT NOT NULL, table_name TEXT NOT NULL, \
                chunk INTEGER NOT NULL, rows INTEGER NOT NULL, loaded_at TEXT NOT NULL, \
@@ -58,7 +65,7 @@ impl SqliteTarget {
         Ok(n > 0)
     }
 
-    /// Creates the run's staging table (if missing) and returns the chunks already loaded into it.
+    /// Creates the run's staging table (if missing) and returns the units already loaded into it.
     pub fn prepare(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
         let c = self.conn()?;
         c.execute_batch(&create_sql(info, &stage_name(&info.name, run)))?;
@@ -66,7 +73,7 @@ impl SqliteTarget {
     }
 
     /// For an incremental run that appends: creates the live table if it is missing (with the
-    /// key), checks that an existing one has the key to upsert by, and returns the chunks of
+    /// key), checks that an existing one has the key to upsert by, and returns the units of
     /// `run` already upserted into it.
     pub fn prepare_append(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
         let c = self.conn()?;
@@ -100,14 +107,14 @@ impl SqliteTarget {
         ledger_units(&c, info, run)
     }
 
-    /// Loads one chunk's data files into the staging table and records it in the ledger, in one
-    /// transaction. Returns the digest of the rows inserted.
-    pub fn load_chunk(
+    /// Loads one unit (one Parquet data file) into the staging table and records it in the
+    /// ledger, in one transaction. Returns the digest of the rows inserted.
+    pub fn load_unit(
         &self,
         info: &TableInfo,
         run: &str,
-        chunk: u32,
-        files: &[String],
+        unit: u32,
+        file: &str,
         io: &iceberg::io::FileIO,
         batch_rows: usize,
     ) -> Result<Digest128> {
@@ -116,22 +123,22 @@ impl SqliteTarget {
             quote(&stage_name(&info.name, run)),
             placeholders(info)
         );
-        self.load_into(info, run, chunk, files, io, batch_rows, &sql)
+        self.load_into(info, run, unit, file, io, batch_rows, &sql)
     }
 
-    /// Upserts one chunk's data files into the live table (by the source's key; a keyless table
-    /// gets plain inserts) and records the chunk in the ledger, in one transaction. Returns the
-    /// digest of the rows written.
-    pub fn load_chunk_append(
+    /// Upserts one unit (one Parquet data file) into the live table (by the source's key; a
+    /// keyless table gets plain inserts) and records the unit in the ledger, in one transaction.
+    /// Returns the digest of the rows written.
+    pub fn load_unit_append(
         &self,
         info: &TableInfo,
         run: &str,
-        chunk: u32,
-        files: &[String],
+        unit: u32,
+        file: &str,
         io: &iceberg::io::FileIO,
         batch_rows: usize,
     ) -> Result<Digest128> {
-        self.load_into(info, run, chunk, files, io, batch_rows, &upsert_sql(info))
+        self.load_into(info, run, unit, file, io, batch_rows, &upsert_sql(info))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -139,8 +146,8 @@ impl SqliteTarget {
         &self,
         info: &TableInfo,
         run: &str,
-        chunk: u32,
-        files: &[String],
+        unit: u32,
+        file: &str,
         io: &iceberg::io::FileIO,
         batch_rows: usize,
         insert: &str,
@@ -150,24 +157,22 @@ impl SqliteTarget {
         let mut digest = Digest128::default();
         {
             let mut st = tx.prepare(insert)?;
-            let mid_point = format!("mid_load:{}:{chunk}", info.name);
-            for (fi, path) in files.iter().enumerate() {
-                let reader = super::open_parquet(io, path, batch_rows, 0)?;
-                for (bi, batch) in reader.enumerate() {
-                    let batch = batch?;
-                    insert_batch(&mut st, &batch)
-                        .map_err(|e| e.context(format!("table {}", info.name)))?;
-                    digest.add_batch(&batch).map_err(Error::internal)?;
-                    if fi == 0 && bi == 0 {
-                        // Rows are in, the ledger row and the commit are not.
-                        crate::fault::point(&mid_point);
-                    }
+            let mid_point = format!("mid_load:{}:{unit}", info.name);
+            let reader = crate::lake::read::open_parquet(io, file, batch_rows, 0)?;
+            for (bi, batch) in reader.enumerate() {
+                let batch = batch?;
+                insert_batch(&mut st, &batch)
+                    .map_err(|e| e.context(format!("table {}", info.name)))?;
+                digest.add_batch(&batch).map_err(Error::internal)?;
+                if bi == 0 {
+                    // Rows are in, the ledger row and the commit are not.
+                    crate::fault::point(&mid_point);
                 }
             }
         }
         tx.execute(
             "INSERT INTO _dag_ledger (run_id, table_name, chunk, rows, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![run, info.name, chunk, digest.rows as i64, crate::store::now()],
+            rusqlite::params![run, info.name, unit, digest.rows as i64, crate::store::now()],
         )?;
         tx.commit()?;
         Ok(digest)
@@ -248,6 +253,123 @@ impl SqliteTarget {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+impl Kind for SqliteTarget {
+    fn describe_location(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    fn unit_name(&self) -> &'static str {
+        "data file(s)"
+    }
+
+    fn load<'a>(
+        &'a self,
+        job: LoadJob<'a>,
+        append: bool,
+        _requests: &'a mut Vec<LoadRequestRecord>,
+        _record: &'a mut RecordRequests<'_>,
+    ) -> BoxFuture<'a, Result<LoadSummary>> {
+        Box::pin(async move { ledger::load(self, &job, append).await })
+    }
+
+    fn scan(&self, info: &TableInfo, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>> {
+        receiver_stream(SqliteTarget::scan(self, info, batch_rows))
+    }
+
+    fn count<'a>(&'a self, info: &'a TableInfo) -> BoxFuture<'a, Result<u64>> {
+        let (t, info) = (self.clone(), info.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || t.count(&info))
+                .await
+                .map_err(|e| Error::internal(format!("count worker panicked: {e}")))?
+        })
+    }
+}
+
+impl FromConfig for SqliteTarget {
+    type Config = Path;
+
+    fn from_config(path: &Path) -> Result<Self> {
+        Ok(SqliteTarget {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// The unit ledger's steps, each on the blocking pool: SQLite's calls block.
+impl UnitLedger for SqliteTarget {
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn is_published(&self, info: &TableInfo, run: &str) -> Result<bool> {
+        let (t, table, run) = (self.clone(), info.name.clone(), run.to_string());
+        blocking(move || t.is_published(&run, &table)).await
+    }
+
+    /// Nothing: a publish is one transaction, so there is nothing a crash could cut short.
+    async fn finish_publish(&self, _info: &TableInfo, _run: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn prepare(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
+        blocking(move || t.prepare(&info, &run)).await
+    }
+
+    async fn load_unit(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        unit: u32,
+        file: &str,
+        io: &iceberg::io::FileIO,
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
+        let (file, io) = (file.to_string(), io.clone());
+        blocking(move || t.load_unit(&info, &run, unit, &file, &io, batch_rows)).await
+    }
+
+    async fn publish(&self, info: &TableInfo, run: &str) -> Result<()> {
+        let (t, table, run) = (self.clone(), info.name.clone(), run.to_string());
+        blocking(move || t.publish(&table, &run)).await
+    }
+
+    async fn prepare_append(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
+        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
+        blocking(move || t.prepare_append(&info, &run)).await
+    }
+
+    async fn load_unit_append(
+        &self,
+        info: &TableInfo,
+        run: &str,
+        unit: u32,
+        file: &str,
+        io: &iceberg::io::FileIO,
+        batch_rows: usize,
+    ) -> Result<Digest128> {
+        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
+        let (file, io) = (file.to_string(), io.clone());
+        blocking(move || t.load_unit_append(&info, &run, unit, &file, &io, batch_rows)).await
+    }
+
+    /// Nothing: an append leaves no staging table behind.
+    async fn finish_append(&self, _info: &TableInfo, _run: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs one step of a load on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    step: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(step)
+        .await
+        .map_err(|e| Error::internal(format!("load worker panicked: {e}")))?
 }
 
 /// `CREATE TABLE IF NOT EXISTS` of `table` with `info`'s columns. Tables of incremental workflow
@@ -371,183 +493,4 @@ fn cell<'a>(col: &Cells<'a>, row: usize) -> ToSqlOutput<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_append_run_upserts_by_key_once_even_when_resumed() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = SqliteTarget {
-            path: dir.path().join("target.db"),
-        };
-        let io = iceberg::io::FileIO::new_with_fs();
-        let mut info = table("T", true);
-        let f0 = parquet(
-            dir.path(),
-            "a.parquet",
-            &[(1, "one"), (2, "two"), (3, "three")],
-        );
-        full_load(&t, &info, "run1", &[f0]);
-        assert_eq!(
-            rows(&t, "T"),
-            owned(&[(1, "one"), (2, "two"), (3, "three")])
-        );
-
-        // Run 2 moves an updated row 2 and new rows 4, 5 in two files.
-        info.incremental.as_mut().unwrap().append = true;
-        let g0 = parquet(dir.path(), "b0.parquet", &[(2, "TWO"), (4, "four")]);
-        let g1 = parquet(dir.path(), "b1.parquet", &[(5, "five")]);
-        assert!(t.prepare_append(&info, "run2").unwrap().is_empty());
-        let d = t
-            .load_chunk_append(&info, "run2", 0, std::slice::from_ref(&g0), &io, 1)
-            .unwrap();
-        assert_eq!(d.rows, 2);
-        // A crash here; the resumed load finds unit 0 done and applies only unit 1.
-        let done = t.prepare_append(&info, "run2").unwrap();
-        assert_eq!(done, HashSet::from([0]));
-        t.load_chunk_append(&info, "run2", 1, std::slice::from_ref(&g1), &io, 1)
-            .unwrap();
-        let want = owned(&[
-            (1, "one"),
-            (2, "TWO"),
-            (3, "three"),
-            (4, "four"),
-            (5, "five"),
-        ]);
-        assert_eq!(rows(&t, "T"), want);
-        assert_eq!(t.count(&info).unwrap(), 5);
-    }
-
-    #[test]
-    fn an_append_run_of_a_keyless_table_appends_each_unit_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = SqliteTarget {
-            path: dir.path().join("target.db"),
-        };
-        let io = iceberg::io::FileIO::new_with_fs();
-        let mut info = table("K", false);
-        info.incremental.as_mut().unwrap().append = true;
-        // No live table yet: the append creates it.
-        let f = parquet(dir.path(), "k.parquet", &[(1, "x"), (1, "x")]);
-        assert!(t.prepare_append(&info, "run1").unwrap().is_empty());
-        t.load_chunk_append(&info, "run1", 0, std::slice::from_ref(&f), &io, 8)
-            .unwrap();
-        assert_eq!(t.prepare_append(&info, "run1").unwrap(), HashSet::from([0]));
-        // Applying a recorded unit again fails on its ledger row, and its rows roll back with it.
-        assert!(
-            t.load_chunk_append(&info, "run1", 0, std::slice::from_ref(&f), &io, 8)
-                .is_err()
-        );
-        assert_eq!(rows(&t, "K"), owned(&[(1, "x"); 2]));
-        // The next run appends the same rows again: a keyless table keeps every row.
-        t.load_chunk_append(&info, "run2", 0, std::slice::from_ref(&f), &io, 8)
-            .unwrap();
-        assert_eq!(rows(&t, "K"), owned(&[(1, "x"); 4]));
-    }
-
-    #[test]
-    fn an_append_into_a_table_without_the_key_is_refused_with_the_fix() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = SqliteTarget {
-            path: dir.path().join("target.db"),
-        };
-        let mut info = table("T", true);
-        // Made by a full run before the table was incremental: no key.
-        let plain = TableInfo {
-            incremental: None,
-            ..info.clone()
-        };
-        let f = parquet(dir.path(), "a.parquet", &[(1, "one")]);
-        full_load(&t, &plain, "run1", &[f]);
-        info.incremental.as_mut().unwrap().append = true;
-        let e = t.prepare_append(&info, "run2").unwrap_err();
-        assert!(e.message.contains("table T"), "{e}");
-        assert!(e.message.contains("(ID)"), "{e}");
-        assert!(e.message.contains("full refresh"), "{e}");
-    }
-
-    use std::sync::Arc;
-
-    use arrow_array::{ArrayRef, Int64Array, StringArray};
-
-    use crate::model::{ColType, Column, Incremental};
-
-    fn table(name: &str, keyed: bool) -> TableInfo {
-        let mut t = TableInfo::new(
-            name,
-            vec![
-                Column {
-                    name: "ID".into(),
-                    ty: ColType::Int64,
-                    nullable: false,
-                },
-                Column {
-                    name: "NAME".into(),
-                    ty: ColType::String,
-                    nullable: true,
-                },
-            ],
-            keyed.then(|| "ID".to_string()),
-            0,
-        );
-        if keyed {
-            t.primary_key = vec!["ID".into()];
-        }
-        t.incremental = Some(Incremental {
-            cursor: "ID".into(),
-            low: None,
-            high: None,
-            append: false,
-        });
-        t
-    }
-
-    fn parquet(dir: &Path, file: &str, rows: &[(i64, &str)]) -> String {
-        let ids: ArrayRef = Arc::new(Int64Array::from(
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ));
-        let names: ArrayRef = Arc::new(StringArray::from(
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        ));
-        let batch = RecordBatch::try_from_iter([("ID", ids), ("NAME", names)]).unwrap();
-        let path = dir.join(file);
-        let mut w = parquet::arrow::ArrowWriter::try_new(
-            std::fs::File::create(&path).unwrap(),
-            batch.schema(),
-            None,
-        )
-        .unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
-        path.display().to_string()
-    }
-
-    fn rows(t: &SqliteTarget, table: &str) -> Vec<(i64, String)> {
-        let c = reader::open(&t.path, false).unwrap();
-        let mut st = c
-            .prepare(&format!(
-                "SELECT ID, NAME FROM {} ORDER BY ID, NAME",
-                quote(table)
-            ))
-            .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .unwrap()
-    }
-
-    fn owned(rows: &[(i64, &str)]) -> Vec<(i64, String)> {
-        rows.iter().map(|(i, n)| (*i, n.to_string())).collect()
-    }
-
-    /// A full load of run 1 as the load task does it.
-    fn full_load(t: &SqliteTarget, info: &TableInfo, run: &str, files: &[String]) {
-        let io = iceberg::io::FileIO::new_with_fs();
-        assert!(t.prepare(info, run).unwrap().is_empty());
-        for (i, f) in files.iter().enumerate() {
-            t.load_chunk(info, run, i as u32, std::slice::from_ref(f), &io, 2)
-                .unwrap();
-        }
-        t.publish(&info.name, run).unwrap();
-    }
-}
+mod tests;

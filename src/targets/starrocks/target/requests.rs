@@ -1,0 +1,428 @@
+//! The request ledger of a Stream Load: the rows cut into CSV bodies of at most `request_bytes`,
+//! each request recorded as pending (label, first and next position) in the task's record before
+//! it is sent and with its outcome after, so a resumed load re-sends exactly the pending rows
+//! under the same label and trusts what is recorded. `load = "lake"` keeps the same ledger for
+//! its one INSERT.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use tokio::sync::mpsc;
+
+use super::{LoadJob, LoadSummary, StarRocksTarget, literal, my_err, quote};
+use crate::error::{Error, Result};
+use crate::model::TableInfo;
+use crate::model::cells::Cells;
+use crate::store::LoadRequestRecord;
+use crate::targets::starrocks::csv::{self, CsvEncoder};
+use crate::targets::starrocks::names;
+use crate::targets::starrocks::stream_load::StreamLoadClient;
+
+const PENDING: &str = "pending";
+const LOADED: &str = "loaded";
+const FOUND: &str = "found";
+/// Loaded (or found) but only COMMITTED (Publish Timeout): the rows become visible shortly, and
+/// the staging table is not swapped in before they are.
+const COMMITTED: &str = "committed";
+
+/// A position in the snapshot's rows: data file index and row within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Pos {
+    file: u32,
+    row: u64,
+}
+
+/// One request's body with the rows it carries.
+struct Body {
+    from: Pos,
+    to: Pos,
+    rows: u64,
+    bytes: Vec<u8>,
+}
+
+impl StarRocksTarget {
+    /// Stream Load of the job's rows into `stage` (the staging table, or the live table of an
+    /// incremental run) as CSV requests of at most `request_bytes`.
+    pub(super) async fn stream(
+        &self,
+        job: &LoadJob<'_>,
+        stage: &str,
+        requests: &mut Vec<LoadRequestRecord>,
+        record: &mut impl FnMut(&[LoadRequestRecord]) -> Result<()>,
+    ) -> Result<LoadSummary> {
+        let http = self.http.as_ref().ok_or_else(|| {
+            Error::config("target.http_url is needed for Stream Load (load = \"stream\")")
+        })?;
+        let info = job.info;
+        let mut headers: Vec<(String, String)> = csv::headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        headers.push(("columns".into(), csv::columns_header(info)?));
+        headers.push(("max_filter_ratio".into(), self.cfg.max_filter_ratio.clone()));
+        // Without strict mode StarRocks stores a value it cannot convert (a string too long for
+        // its VARCHAR, say) as NULL instead of filtering the row: silent loss.
+        headers.push(("strict_mode".into(), "true".into()));
+        headers.push(("timeout".into(), self.cfg.timeout_secs.to_string()));
+        let mut summary = LoadSummary {
+            found: requests.iter().filter(|r| r.outcome != PENDING).count() as u32,
+            ..LoadSummary::default()
+        };
+        // A request recorded as pending is re-sent with exactly its rows and label.
+        if let Some(last) = requests.last().filter(|r| r.outcome == PENDING).cloned() {
+            let from = Pos {
+                file: last.file,
+                row: last.row,
+            };
+            let to = Pos {
+                file: last.next_file,
+                row: last.next_row,
+            };
+            let mut rx = encode(job, from, Some(to), u64::MAX);
+            let body = rx
+                .recv()
+                .await
+                .ok_or_else(|| Error::internal("the encoder stopped early"))??;
+            let n = requests.len() - 1;
+            let outcome = self
+                .send(
+                    http,
+                    job,
+                    stage,
+                    &headers,
+                    &last.label,
+                    body.bytes,
+                    n as u32,
+                )
+                .await?;
+            requests[n].outcome = outcome.to_string();
+            record(requests)?;
+            count(&mut summary, outcome);
+        }
+        let start = requests.last().map_or(Pos { file: 0, row: 0 }, |r| Pos {
+            file: r.next_file,
+            row: r.next_row,
+        });
+        let mut rx = encode(job, start, None, self.cfg.request_bytes);
+        while let Some(body) = rx.recv().await {
+            let body = body?;
+            let n = requests.len() as u32;
+            let label = names::label(job.workflow, job.run, &info.name, n);
+            requests.push(LoadRequestRecord {
+                label: label.clone(),
+                file: body.from.file,
+                row: body.from.row,
+                next_file: body.to.file,
+                next_row: body.to.row,
+                rows: body.rows,
+                bytes: body.bytes.len() as u64,
+                outcome: PENDING.to_string(),
+            });
+            record(requests)?;
+            let outcome = self
+                .send(http, job, stage, &headers, &label, body.bytes, n)
+                .await?;
+            requests[n as usize].outcome = outcome.to_string();
+            record(requests)?;
+            count(&mut summary, outcome);
+        }
+        self.wait_visible(http, requests).await?;
+        Ok(summary)
+    }
+
+    /// Waits until every request that ended COMMITTED (Publish Timeout) is VISIBLE, so the table
+    /// swapped in (and verified) holds all its rows.
+    async fn wait_visible(
+        &self,
+        http: &StreamLoadClient,
+        requests: &[LoadRequestRecord],
+    ) -> Result<()> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.cfg.timeout_secs.max(60));
+        for r in requests.iter().filter(|r| r.outcome == COMMITTED) {
+            let mut wait = Duration::from_millis(100);
+            loop {
+                use crate::targets::starrocks::stream_load::LabelState as S;
+                match http.label_state(&self.cfg.database, &r.label).await? {
+                    S::Visible => break,
+                    S::Aborted | S::Unknown => {
+                        return Err(Error::unavailable(format!(
+                            "Stream Load {} was committed but StarRocks now reports it {:?}",
+                            r.label,
+                            http.label_state(&self.cfg.database, &r.label).await?
+                        )));
+                    }
+                    _ if tokio::time::Instant::now() > deadline => {
+                        return Err(Error::unavailable(format!(
+                            "Stream Load {} is committed but not yet visible; retry later",
+                            r.label
+                        )));
+                    }
+                    _ => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        http: &StreamLoadClient,
+        job: &LoadJob<'_>,
+        stage: &str,
+        headers: &[(String, String)],
+        label: &str,
+        body: Vec<u8>,
+        n: u32,
+    ) -> Result<&'static str> {
+        crate::fault::point(&format!("before_load_request:{}:{n}", job.info.name));
+        let outcome = http
+            .load(&self.cfg.database, stage, label, headers, &body, 3)
+            .await
+            .map_err(|e| e.context(format!("Stream Load request {n} (label {label})")))?;
+        crate::fault::point(&format!("after_load_request:{}:{n}", job.info.name));
+        Ok(match (outcome.visible(), outcome.loaded_now()) {
+            (false, _) => COMMITTED,
+            (true, true) => LOADED,
+            (true, false) => FOUND,
+        })
+    }
+
+    /// `INSERT INTO stage WITH LABEL ... SELECT ... FROM <catalog>.<ns>.<table>`: StarRocks reads
+    /// the lake itself. The label makes a repeated INSERT after an unclear outcome harmless.
+    pub(super) async fn insert_from_lake(
+        &self,
+        job: &LoadJob<'_>,
+        stage: &str,
+        requests: &mut Vec<LoadRequestRecord>,
+        record: &mut impl FnMut(&[LoadRequestRecord]) -> Result<()>,
+    ) -> Result<LoadSummary> {
+        if requests.iter().any(|r| r.outcome != PENDING) {
+            return Ok(LoadSummary {
+                loaded: 0,
+                found: 1,
+            });
+        }
+        let catalog =
+            self.cfg.lake_catalog.as_deref().ok_or_else(|| {
+                Error::config("target.lake_catalog is needed for load = \"lake\"")
+            })?;
+        let info = job.info;
+        let label = names::label(job.workflow, job.run, &info.name, 0);
+        if requests.is_empty() {
+            requests.push(LoadRequestRecord {
+                label: label.clone(),
+                file: 0,
+                row: 0,
+                next_file: job.files.len() as u32,
+                next_row: 0,
+                rows: info.rows,
+                bytes: 0,
+                outcome: PENDING.to_string(),
+            });
+            record(requests)?;
+        }
+        let cols = names::column_names(info)?;
+        let sql = format!(
+            "INSERT INTO {}.{} WITH LABEL {} ({}) SELECT {} FROM {}.{}.{}",
+            quote(&self.cfg.database),
+            quote(stage),
+            quote(&label),
+            cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+            info.columns
+                .iter()
+                .map(|c| quote(&c.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            quote(catalog),
+            quote(&job.lake_namespace),
+            quote(&info.name)
+        );
+        let mut c = self.conn().await?;
+        let first = self.exec(&mut c, &sql).await;
+        drop(c);
+        let outcome = match first {
+            Ok(()) => LOADED,
+            Err(e) => {
+                // Lost answer or a label already used: StarRocks knows what happened.
+                match self.insert_state(&label).await? {
+                    Some((state, _)) if state == "FINISHED" => FOUND,
+                    Some((state, msg)) if state == "CANCELLED" => {
+                        return Err(Error::data(format!(
+                            "INSERT from the lake (label {label}) was cancelled: {msg}"
+                        )));
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
+        crate::fault::point(&format!("after_load_request:{}:0", info.name));
+        requests[0].outcome = outcome.to_string();
+        record(requests)?;
+        Ok(LoadSummary {
+            loaded: u32::from(outcome == LOADED),
+            found: u32::from(outcome == FOUND),
+        })
+    }
+
+    /// State and error message of the load job with `label`, waiting while it runs.
+    async fn insert_state(&self, label: &str) -> Result<Option<(String, String)>> {
+        let sql = format!(
+            "SELECT STATE, ERROR_MSG FROM information_schema.loads WHERE DB_NAME = {} AND LABEL = {}",
+            literal(&self.cfg.database),
+            literal(label)
+        );
+        let mut wait = Duration::from_millis(200);
+        for _ in 0..60 {
+            let mut c = self.conn().await?;
+            let rows: Vec<(String, Option<String>)> = c
+                .query(&sql)
+                .await
+                .map_err(|e| my_err("reading the load state", e))?;
+            match rows.into_iter().next() {
+                None => return Ok(None),
+                Some((state, msg)) if state == "FINISHED" || state == "CANCELLED" => {
+                    return Ok(Some((state, msg.unwrap_or_default())));
+                }
+                Some(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        Err(Error::unavailable(format!(
+            "load job {label} did not finish while we waited"
+        )))
+    }
+}
+
+fn count(s: &mut LoadSummary, outcome: &str) {
+    if outcome == LOADED || outcome == COMMITTED {
+        s.loaded += 1;
+    } else {
+        s.found += 1;
+    }
+}
+
+/// Encodes the rows from `from` (up to `until`, or the end) into CSV bodies of at most
+/// `max_bytes`, on the blocking pool. One body waits in the channel while the previous one is
+/// sent, so at most three bodies exist at once.
+fn encode(
+    job: &LoadJob<'_>,
+    from: Pos,
+    until: Option<Pos>,
+    max_bytes: u64,
+) -> mpsc::Receiver<Result<Body>> {
+    let (tx, rx) = mpsc::channel(1);
+    let files = job.files.to_vec();
+    let io = job.io.clone();
+    let info = job.info.clone();
+    let batch_rows = job.batch_rows;
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = encode_into(&files, &io, &info, from, until, max_bytes, batch_rows, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    rx
+}
+
+#[allow(clippy::too_many_arguments)]
+fn encode_into(
+    files: &[String],
+    io: &iceberg::io::FileIO,
+    info: &TableInfo,
+    from: Pos,
+    until: Option<Pos>,
+    max_bytes: u64,
+    batch_rows: usize,
+    tx: &mpsc::Sender<Result<Body>>,
+) -> Result<()> {
+    let max = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    let mut enc = CsvEncoder::new(info);
+    let mut body = Body {
+        from,
+        to: from,
+        rows: 0,
+        bytes: Vec::new(),
+    };
+    let mut line = Vec::with_capacity(1024);
+    for (fi, file) in files.iter().enumerate().skip(from.file as usize) {
+        let first_row = if fi == from.file as usize {
+            from.row
+        } else {
+            0
+        };
+        let reader = crate::lake::read::open_parquet(io, file, batch_rows, first_row as usize)?;
+        let mut row_in_file = first_row;
+        for batch in reader {
+            let batch = batch?;
+            let cols: Vec<Cells<'_>> = batch
+                .columns()
+                .iter()
+                .map(Cells::new)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(Error::internal)?;
+            for r in 0..batch.num_rows() {
+                let here = Pos {
+                    file: fi as u32,
+                    row: row_in_file,
+                };
+                if until.is_some_and(|u| here >= u) {
+                    return finish(body, tx);
+                }
+                line.clear();
+                enc.encode_row(&cols, r, &mut line)?;
+                if line.len() > max {
+                    return Err(Error::data(format!(
+                        "table {}: row {} of data file {} takes {} bytes as CSV, more than \
+                         target.request_bytes ({max}); raise request_bytes",
+                        info.name,
+                        row_in_file,
+                        file,
+                        line.len()
+                    )));
+                }
+                if body.bytes.len() + line.len() > max && body.rows > 0 {
+                    let next = Body {
+                        from: here,
+                        to: here,
+                        rows: 0,
+                        bytes: Vec::with_capacity(body.bytes.capacity()),
+                    };
+                    let full = std::mem::replace(&mut body, next);
+                    if tx.blocking_send(Ok(full)).is_err() {
+                        return Ok(());
+                    }
+                }
+                body.bytes.extend_from_slice(&line);
+                body.rows += 1;
+                row_in_file += 1;
+                body.to = Pos {
+                    file: fi as u32,
+                    row: row_in_file,
+                };
+            }
+        }
+        // The next file starts at its row 0: positions at a file's end move there, so that a
+        // request that ends exactly at a file boundary and the next one agree.
+        body.to = Pos {
+            file: fi as u32 + 1,
+            row: 0,
+        };
+        if body.rows == 0 {
+            body.from = body.to;
+        }
+    }
+    finish(body, tx)
+}
+
+fn finish(body: Body, tx: &mpsc::Sender<Result<Body>>) -> Result<()> {
+    if body.rows > 0 {
+        let _ = tx.blocking_send(Ok(body));
+    }
+    Ok(())
+}
