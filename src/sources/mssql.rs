@@ -19,7 +19,8 @@
 //! millisecond rendering of its 1/300 s ticks (.000/.003/.007), and datetimeoffset keeps the
 //! instant (UTC) but not the original offset.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -42,6 +43,77 @@ use crate::model::builders::ColBuilder as Col;
 use crate::model::calendar::civil_from_days;
 
 type Conn = Client<Compat<TcpStream>>;
+
+/// A SQL Server schema as a source: the client, and the size estimates of the last listing.
+#[derive(Debug, Clone)]
+pub struct MssqlSource {
+    conn: Box<Mssql>,
+    /// Size estimates from the last listing, so describing a table needs no second one.
+    stats: Arc<Mutex<HashMap<String, TableStat>>>,
+}
+
+impl MssqlSource {
+    pub fn new(settings: &MssqlSettings) -> Result<MssqlSource> {
+        Ok(MssqlSource {
+            conn: Box::new(Mssql::new(settings)?),
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn describe_location(&self) -> String {
+        format!("SQL Server {}", self.conn.location())
+    }
+
+    /// Nothing to prepare: the server is there or the first query says why not.
+    pub async fn prepare(&self) -> Result<()> {
+        Ok(())
+    }
+
+    pub async fn tables(&self) -> Result<Vec<String>> {
+        let list = self.conn.tables().await?;
+        let names = list.iter().map(|t| t.name.clone()).collect();
+        let mut cache = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        cache.clear();
+        cache.extend(list.into_iter().map(|t| (t.name.to_lowercase(), t)));
+        Ok(names)
+    }
+
+    pub async fn describe(&self, table: &str, ov: Option<&TableOverride>) -> Result<TableInfo> {
+        let stat = self
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&table.to_lowercase())
+            .cloned();
+        self.conn.describe(table, ov, stat.as_ref()).await
+    }
+
+    pub async fn plan_chunks(&self, info: &TableInfo, chunk_rows: u64) -> Result<Vec<ChunkRange>> {
+        self.conn.plan_chunks(info, chunk_rows).await
+    }
+
+    pub async fn cursor_max(
+        &self,
+        info: &TableInfo,
+        cursor: &str,
+    ) -> Result<Option<crate::model::CursorValue>> {
+        self.conn.cursor_max(info, cursor).await
+    }
+
+    pub async fn count(&self, table: &str) -> Result<u64> {
+        self.conn.count(table).await
+    }
+
+    pub fn stream_chunk(
+        &self,
+        info: &TableInfo,
+        range: ChunkRange,
+        batch_rows: usize,
+    ) -> mpsc::Receiver<Result<Piece>> {
+        self.conn
+            .stream_chunk(info, range, batch_rows, super::BATCH_BYTES)
+    }
+}
 
 /// A table of the schema with the server's size estimates.
 #[derive(Debug, Clone)]

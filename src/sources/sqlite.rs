@@ -4,10 +4,142 @@
 //! declared type (see [`decl_type`]); values are read by the shared reader in [`crate::sqlite`],
 //! straight into Arrow builders, one bounded batch at a time.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+
+use super::{Piece, blocking};
+use crate::config::TableOverride;
 use crate::error::{Error, Result};
 use crate::model::codec::{parse_date, parse_timestamp};
+use crate::model::fingerprint::Digest128;
 use crate::model::{ChunkRange, ColType, Column, TableInfo};
-pub use crate::sqlite::{open, quote, read};
+use crate::sqlite::{open, quote, read};
+
+/// A SQLite database file, possibly the generated demo.
+#[derive(Debug, Clone)]
+pub struct SqliteSource {
+    path: PathBuf,
+    /// Rows of the demo's big table, when the database is the generated demo.
+    demo: Option<u64>,
+}
+
+impl SqliteSource {
+    pub fn new(path: &Path, demo: Option<u64>) -> SqliteSource {
+        SqliteSource {
+            path: path.to_path_buf(),
+            demo,
+        }
+    }
+
+    pub fn describe_location(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    /// Creates the embedded demo database if it is configured and missing.
+    pub async fn prepare(&self) -> Result<()> {
+        match self.demo {
+            Some(rows) => {
+                let path = self.path.clone();
+                blocking(move || {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    let made = super::demo::ensure(&path, rows)
+                        .map_err(|e| Error::internal(e.to_string()))?;
+                    if made {
+                        tracing::info!(path = %path.display(), "created the demo source database");
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            None => {
+                if self.path.exists() {
+                    Ok(())
+                } else {
+                    Err(Error::config(format!(
+                        "source.path: SQLite database {} does not exist",
+                        self.path.display()
+                    )))
+                }
+            }
+        }
+    }
+
+    pub async fn tables(&self) -> Result<Vec<String>> {
+        let path = self.path.clone();
+        blocking(move || list_tables(&open(&path, false)?)).await
+    }
+
+    pub async fn describe(&self, table: &str, ov: Option<&TableOverride>) -> Result<TableInfo> {
+        let key = ov.and_then(|o| o.chunk_key.clone());
+        let (path, table) = (self.path.clone(), table.to_string());
+        blocking(move || describe(&open(&path, false)?, &table, key.as_deref())).await
+    }
+
+    pub async fn plan_chunks(&self, info: &TableInfo, chunk_rows: u64) -> Result<Vec<ChunkRange>> {
+        let (path, info) = (self.path.clone(), info.clone());
+        blocking(move || plan_chunks(&open(&path, false)?, &info, chunk_rows)).await
+    }
+
+    pub async fn cursor_max(
+        &self,
+        info: &TableInfo,
+        cursor: &str,
+    ) -> Result<Option<crate::model::CursorValue>> {
+        let (path, info, cursor) = (self.path.clone(), info.clone(), cursor.to_string());
+        blocking(move || cursor_max(&open(&path, false)?, &info, &cursor)).await
+    }
+
+    pub async fn count(&self, table: &str) -> Result<u64> {
+        let (path, table) = (self.path.clone(), table.to_string());
+        blocking(move || {
+            let c = open(&path, false)?;
+            let n: i64 = c.query_row(
+                &format!("SELECT COUNT(*) FROM {}", quote(&table)),
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    /// Reads on the blocking pool, one batch at a time into the channel of capacity one.
+    pub fn stream_chunk(
+        &self,
+        info: &TableInfo,
+        range: ChunkRange,
+        batch_rows: usize,
+    ) -> mpsc::Receiver<Result<Piece>> {
+        let (tx, rx) = mpsc::channel(1);
+        let (path, info) = (self.path.clone(), info.clone());
+        tokio::task::spawn_blocking(move || {
+            let res = (|| {
+                let c = open(&path, false)?;
+                let pred = chunk_predicate_of(&info, &range);
+                // Fingerprinting here keeps the hashing on the reader's thread, beside the
+                // writer's Parquet encoding rather than in front of it.
+                read(&c, &info, &pred, batch_rows, |b| {
+                    let mut d = Digest128::default();
+                    d.add_batch(&b).map_err(Error::internal)?;
+                    let piece = Piece {
+                        batch: b,
+                        digest: d,
+                        lossy: BTreeMap::new(),
+                    };
+                    Ok(tx.blocking_send(Ok(piece)).is_ok())
+                })
+            })();
+            if let Err(e) = res {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        rx
+    }
+}
 
 /// Maps a declared SQLite column type to a logical type.
 pub fn decl_type(decl: &str) -> Option<ColType> {
