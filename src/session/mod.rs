@@ -93,7 +93,7 @@ struct Components {
 async fn open_components(state: &Path, wf: &Workflow, start: Start) -> Result<Components> {
     let source = Source::build(&wf.source)?;
     let target = match (&wf.target, start) {
-        (Some(t), Start::Full | Start::FromLake) => Some(Target::build(t)?),
+        (Some(t), Start::Full | Start::FromLake) => Some(crate::targets::build(t)?),
         _ => None,
     };
     if start != Start::FromLake {

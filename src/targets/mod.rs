@@ -41,11 +41,12 @@ fn registry(cfg: &TargetConfig) -> Entry<'_> {
 #[derive(Debug, Clone)]
 pub struct Target(Arc<dyn Kind>);
 
-impl Target {
-    pub fn build(cfg: &TargetConfig) -> Result<Target> {
-        (registry(cfg).build)()
-    }
+/// The workflow's target, built from its `[target]` settings by the registry.
+pub fn build(cfg: &TargetConfig) -> Result<Target> {
+    (registry(cfg).build)()
+}
 
+impl Target {
     /// Where the target is, for messages; never a password.
     pub fn describe_location(&self) -> String {
         self.0.describe_location()
