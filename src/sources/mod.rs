@@ -11,7 +11,6 @@
 //! streams a chunk as bounded Arrow batches through a channel of capacity one, so at most a few
 //! batches per chunk exist at any moment whatever the table's size.
 
-pub mod demo;
 pub mod mssql;
 pub mod sqlite;
 

@@ -46,7 +46,7 @@ impl SqliteSource {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir)?;
                     }
-                    let made = super::demo::ensure(&path, rows)
+                    let made = crate::demo::ensure(&path, rows)
                         .map_err(|e| Error::internal(e.to_string()))?;
                     if made {
                         tracing::info!(path = %path.display(), "created the demo source database");

@@ -322,7 +322,7 @@ pub fn small_demo_source() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dag-it-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("worldzone-small.db");
-        dag::sources::demo::ensure(&db, 30_000).expect("generate the small demo");
+        dag::demo::ensure(&db, 30_000).expect("generate the small demo");
         db
     })
     .clone()
