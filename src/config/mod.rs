@@ -11,7 +11,8 @@
 //! ([`toml::de::DeTable`]), `${ENV_VAR}` references in string values are expanded
 //! (see [`load`]), and the tree is validated key by key (`validate.rs`).
 //! Checks that need the database (do the named tables exist? is a `partition`
-//! column a date?) or the whole table graph (cycles among `after`) happen elsewhere.
+//! column a date?) happen elsewhere. Cycles among `after` are found by [`order`],
+//! for validation here and again by the planner over the tables a run selects.
 //!
 //! Day partitioning of lake tables: `[lake] partition = "auto" | "off"` (default
 //! off), `partition_min_rows` (default 1000: only tables with more rows are
@@ -26,6 +27,7 @@
 //! from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`) and `path_style` (default false).
 
 mod interpolate;
+pub mod order;
 mod validate;
 
 #[cfg(test)]

@@ -380,6 +380,22 @@ fn table_overrides_cannot_wait_for_themselves_or_repeat() {
 }
 
 #[test]
+fn an_order_cycle_is_reported_at_the_table_declared_first() {
+    let text = format!(
+        "{MINIMAL}\n[table.Zeta]\nafter = [\"alpha\"]\n\n[table.Alpha]\nafter = [\"Mid\"]\n\n[table.Mid]\nafter = [\"zeta\"]\n"
+    );
+    // Tables are named as first written in name order (`Alpha`, its `Mid`, then `Mid`'s `zeta`),
+    // and the cycle starts at the table declared first in the file.
+    assert_eq!(
+        parse_err(&text),
+        vec![
+            "workflows/demo.toml:9:8: table.Zeta.after: the declared table order has a cycle: \
+             zeta -> Alpha -> Mid -> zeta",
+        ]
+    );
+}
+
+#[test]
 fn syntax_errors_have_their_own_locations() {
     let errors = parse_err("[source]\nkind = \"sqlite\npath = 1\n\n[lake]\nnamespace = \n");
     assert_eq!(

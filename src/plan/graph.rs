@@ -1,4 +1,5 @@
-//! Planning: tables become task chains, declared orders link them, petgraph checks for cycles.
+//! Planning: tables become task chains, declared orders link them, and an order that cannot be
+//! followed is refused with its cycles (found by `config::order`, as validation finds them).
 //!
 //! Each table becomes `extract -> write_iceberg -> load -> verify` (no load in lake-only mode or
 //! without a target). `after = [...]` in a table's overrides makes its first task wait for the
@@ -6,9 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use petgraph::algo::{kosaraju_scc, toposort};
+use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use crate::config::order;
 use crate::error::{Error, Result};
 use crate::model::Stage;
 
@@ -68,15 +70,19 @@ pub fn build(
     let order = match toposort(&g, None) {
         Ok(o) => o,
         Err(_) => {
-            let cycles: Vec<String> = kosaraju_scc(&g)
-                .into_iter()
-                .filter(|c| c.len() > 1 || g.contains_edge(c[0], c[0]))
-                .map(|mut c| {
-                    c.reverse();
-                    let mut names: Vec<&str> = c.iter().map(|n| g[*n].as_str()).collect();
-                    names.push(names[0]);
-                    names.join(" -> ")
+            // The cycles among the selected tables, named as validation names them.
+            let selected_after: BTreeMap<String, Vec<String>> = after
+                .iter()
+                .filter(|(t, _)| idx.contains_key(t.as_str()))
+                .map(|(t, deps)| {
+                    let deps = deps.iter().filter(|d| idx.contains_key(d.as_str()));
+                    (t.clone(), deps.cloned().collect())
                 })
+                .collect();
+            let rank = |t: &str| selected.iter().position(|s| s == t);
+            let cycles: Vec<String> = order::cycles(&selected_after, rank)
+                .iter()
+                .map(|c| order::describe(c))
                 .collect();
             return Err(Error::config(format!(
                 "the declared table order has a cycle: {}",
@@ -170,6 +176,11 @@ mod tests {
         for t in ["A", "B", "C"] {
             assert!(err.contains(t), "{err}");
         }
+        // In waiting order, from the first selected table: A waits for C, C for B, B for A.
+        assert!(
+            err.contains("the declared table order has a cycle: A -> C -> B -> A"),
+            "{err}"
+        );
         let after = BTreeMap::from([("A".to_string(), names(&["NOPE"]))]);
         let err = build(&sel, &sel, &after, true).unwrap_err().to_string();
         assert!(err.contains("NOPE"), "{err}");

@@ -9,6 +9,7 @@ use toml::de::DeValue;
 use super::keys::{OVERRIDE_KEYS, TABLES_KEYS};
 use super::text::type_name;
 use super::{Located, Need, Section, Validator};
+use crate::config::order;
 use crate::config::{Mode, PartitionSetting, TableOverride, TableSelection, compile_glob};
 
 impl Validator<'_> {
@@ -138,44 +139,24 @@ impl Validator<'_> {
         overrides: &BTreeMap<String, TableOverride>,
         located: &BTreeMap<String, (usize, String)>,
     ) {
-        use petgraph::graph::DiGraph;
-        let mut g: DiGraph<String, ()> = DiGraph::new();
-        let mut idx = BTreeMap::new();
-        let mut node = |g: &mut DiGraph<String, ()>, name: &str| {
-            *idx.entry(name.to_lowercase())
-                .or_insert_with(|| g.add_node(name.to_string()))
-        };
-        for (table, o) in overrides {
-            let b = node(&mut g, table);
-            for dep in &o.after {
-                let a = node(&mut g, dep);
-                g.add_edge(a, b, ());
-            }
-        }
-        for scc in petgraph::algo::kosaraju_scc(&g) {
-            if scc.len() < 2 {
+        let after: BTreeMap<String, Vec<String>> = overrides
+            .iter()
+            .map(|(table, o)| (table.clone(), o.after.clone()))
+            .collect();
+        // Start at the table declared first (a stable message).
+        let declared = |t: &str| located.get(&t.to_lowercase()).map_or(usize::MAX, |l| l.0);
+        for cycle in order::cycles(&after, declared) {
+            if cycle.len() < 2 {
                 continue; // self-waits are reported per key above
             }
-            // Start at the table declared first (a stable message), then follow "waits for"
-            // edges (incoming ones: an edge runs from the awaited table to the waiting one)
-            // along a shortest way back to it.
-            let start = *scc
-                .iter()
-                .min_by_key(|n| {
-                    located
-                        .get(&g[**n].to_lowercase())
-                        .map_or(usize::MAX, |l| l.0)
-                })
-                .expect("non-empty component");
-            let names = shortest_cycle(&g, start, &scc);
-            let first = names[0].to_lowercase();
+            let first = cycle[0].to_lowercase();
             let (at, key) = located
                 .get(&first)
                 .cloned()
                 .unwrap_or((0, "table".to_string()));
             let message = format!(
                 "the declared table order has a cycle: {}",
-                names.join(" -> ")
+                order::describe(&cycle)
             );
             self.report(at, &key, message);
         }
@@ -266,41 +247,4 @@ impl Validator<'_> {
         };
         Some(Located { value, at: mode.at })
     }
-}
-
-/// The tables on a shortest cycle from `start` back to itself, following "waits for" edges
-/// inside the strongly connected component `scc`; `start` is repeated at the end.
-fn shortest_cycle<'g>(
-    g: &'g petgraph::graph::DiGraph<String, ()>,
-    start: petgraph::graph::NodeIndex,
-    scc: &[petgraph::graph::NodeIndex],
-) -> Vec<&'g str> {
-    use petgraph::Direction::Incoming;
-    let mut prev = std::collections::HashMap::new();
-    let mut queue = std::collections::VecDeque::from([start]);
-    'search: while let Some(n) = queue.pop_front() {
-        for m in g.neighbors_directed(n, Incoming) {
-            if !scc.contains(&m) || prev.contains_key(&m) {
-                continue;
-            }
-            prev.insert(m, n);
-            if m == start {
-                break 'search;
-            }
-            queue.push_back(m);
-        }
-    }
-    // Walk back from start's predecessor to start, then reverse into waiting order.
-    let mut path = vec![start];
-    let mut cur = start;
-    while let Some(&p) = prev.get(&cur) {
-        if p == start {
-            break;
-        }
-        path.push(p);
-        cur = p;
-    }
-    path.push(start);
-    path.reverse();
-    path.into_iter().map(|n| g[n].as_str()).collect()
 }

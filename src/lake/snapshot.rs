@@ -1,0 +1,148 @@
+//! Reading the published tables back: the files of the current snapshot for a load, what the
+//! snapshot says about its extract (`--from load`), its rows and fingerprint for verify, and how
+//! the source's columns differ from the lake's.
+
+use futures::TryStreamExt;
+use iceberg::Catalog;
+
+use super::{FINGERPRINT_PROP, Lake, LakeExtract, ROWS_PROP, RUN_ID_PROP, TABLE_INFO_PROP, schema};
+use crate::error::{Error, Result};
+use crate::model::TableInfo;
+use crate::model::fingerprint::Digest128;
+
+impl Lake {
+    /// The data files of the table's current snapshot, sorted by path, after checking that the
+    /// snapshot is `expected` (the one this run committed): a load must move exactly what the
+    /// run published, so a table replaced in between is an error, not a silent mix.
+    pub async fn snapshot_files(&self, table: &str, expected: Option<i64>) -> Result<Vec<String>> {
+        let t = self.load_table(table).await?;
+        let current = t.metadata().current_snapshot_id();
+        if let Some(want) = expected
+            && current != Some(want)
+        {
+            return Err(Error::state(format!(
+                "lake table {table} is at snapshot {current:?}, not {want} that this run \
+                 committed: another run replaced it; start a new run"
+            )));
+        }
+        if current.is_none() {
+            return Ok(Vec::new());
+        }
+        let tasks: Vec<_> = t
+            .scan()
+            .select_all()
+            .build()?
+            .plan_files()
+            .await?
+            .try_collect()
+            .await?;
+        let mut files: Vec<String> = tasks.into_iter().map(|t| t.data_file_path).collect();
+        files.sort();
+        files.dedup();
+        Ok(files)
+    }
+
+    /// How the source's columns differ from the published lake table's (nothing when the table
+    /// was never published).
+    pub async fn schema_diff(&self, info: &TableInfo) -> Result<schema::SchemaDiff> {
+        let ident = self.ident(&info.name);
+        if !self.catalog.table_exists(&ident).await? {
+            return Ok(schema::SchemaDiff::default());
+        }
+        let t = self.catalog.load_table(&ident).await?;
+        Ok(schema::diff(t.metadata().current_schema(), info))
+    }
+
+    /// The extract behind the table's current snapshot, from the properties `write_iceberg`
+    /// put in its summary: enough to load and verify a target without the source.
+    pub async fn published_extract(&self, table: &str) -> Result<LakeExtract> {
+        let t = self.load_table(table).await.map_err(|e| {
+            Error::config(format!(
+                "lake table {}.{table} cannot be read ({e}): run the workflow without --from \
+                 first",
+                self.namespace()
+            ))
+        })?;
+        let snap = t.metadata().current_snapshot().ok_or_else(|| {
+            Error::config(format!(
+                "lake table {}.{table} has no snapshot: run the workflow without --from first",
+                self.namespace()
+            ))
+        })?;
+        let props = &snap.summary().additional_properties;
+        let missing = |key: &str| {
+            Error::config(format!(
+                "lake table {}.{table}: its current snapshot {} has no `{key}` (written by \
+                 another tool or an older dag): run the workflow without --from first",
+                self.namespace(),
+                snap.snapshot_id()
+            ))
+        };
+        let info: TableInfo = serde_json::from_str(
+            props
+                .get(TABLE_INFO_PROP)
+                .ok_or_else(|| missing(TABLE_INFO_PROP))?,
+        )
+        .map_err(|e| Error::state(format!("lake table {table}: bad {TABLE_INFO_PROP}: {e}")))?;
+        let rows = props
+            .get(ROWS_PROP)
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| missing(ROWS_PROP))?;
+        let fingerprint = props
+            .get(FINGERPRINT_PROP)
+            .ok_or_else(|| missing(FINGERPRINT_PROP))?;
+        let digest = Digest128::from_parts(rows, fingerprint).ok_or_else(|| {
+            Error::state(format!(
+                "lake table {table}: bad {FINGERPRINT_PROP} {fingerprint:?}"
+            ))
+        })?;
+        Ok(LakeExtract {
+            info,
+            digest,
+            snapshot_id: snap.snapshot_id(),
+            run: props.get(RUN_ID_PROP).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Rows in the table's current snapshot, from its summary (no data read).
+    pub async fn snapshot_rows(&self, table: &str) -> Result<u64> {
+        let t = self.load_table(table).await?;
+        Ok(t.metadata()
+            .current_snapshot()
+            .and_then(|s| {
+                s.summary()
+                    .additional_properties
+                    .get("total-records")
+                    .cloned()
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The table's current snapshot as a stream of record batches.
+    pub async fn batches(
+        &self,
+        table: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<arrow_array::RecordBatch>>> {
+        let t = self.load_table(table).await?;
+        if t.metadata().current_snapshot().is_none() {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let stream = t.scan().select_all().build()?.to_arrow().await?;
+        Ok(Box::pin(stream.map_err(Error::from)))
+    }
+
+    /// Count and fingerprint of the table's current snapshot, read back through Iceberg.
+    pub async fn digest(&self, table: &str) -> Result<Digest128> {
+        let t = self.load_table(table).await?;
+        let mut d = Digest128::default();
+        if t.metadata().current_snapshot().is_none() {
+            return Ok(d);
+        }
+        let mut stream = t.scan().select_all().build()?.to_arrow().await?;
+        while let Some(batch) = stream.try_next().await? {
+            d.add_batch(&batch).map_err(Error::internal)?;
+        }
+        Ok(d)
+    }
+}
