@@ -12,12 +12,20 @@
 use std::collections::HashSet;
 use std::future::Future;
 
-use iceberg::io::FileIO;
-
 use super::{LoadJob, LoadSummary};
 use crate::error::Result;
 use crate::model::TableInfo;
 use crate::model::fingerprint::Digest128;
+
+/// Where a unit's rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dest {
+    /// The run's staging table (a full refresh).
+    Stage,
+    /// The live table, by upsert by the primary key; plain inserts for a keyless table (an
+    /// incremental run that appends).
+    Live,
+}
 
 /// The steps of a target with a unit ledger in its own database. Each is safe to repeat after a
 /// crash anywhere before it; [`load`] runs them in order.
@@ -46,16 +54,14 @@ pub(crate) trait UnitLedger: Sync {
         run: &str,
     ) -> impl Future<Output = Result<HashSet<u32>>> + Send;
 
-    /// Loads one unit into the staging table with its ledger row, in one transaction; returns
-    /// the digest of its rows.
+    /// Loads one unit into `dest` with its ledger row, in one transaction; returns the digest of
+    /// its rows. A unit already in the ledger is not applied again.
     fn load_unit(
         &self,
-        info: &TableInfo,
-        run: &str,
+        dest: Dest,
+        job: &LoadJob<'_>,
         unit: u32,
         file: &str,
-        io: &FileIO,
-        batch_rows: usize,
     ) -> impl Future<Output = Result<Digest128>> + Send;
 
     /// Swaps the staging table in as the table. Idempotent.
@@ -68,18 +74,6 @@ pub(crate) trait UnitLedger: Sync {
         info: &TableInfo,
         run: &str,
     ) -> impl Future<Output = Result<HashSet<u32>>> + Send;
-
-    /// Upserts one unit into the live table (plain inserts for a keyless table) with its ledger
-    /// row, in one transaction; returns the digest of its rows.
-    fn load_unit_append(
-        &self,
-        info: &TableInfo,
-        run: &str,
-        unit: u32,
-        file: &str,
-        io: &FileIO,
-        batch_rows: usize,
-    ) -> impl Future<Output = Result<Digest128>> + Send;
 
     /// Ends an incremental run's load (what earlier runs left of the table goes). Idempotent.
     fn finish_append(&self, info: &TableInfo, run: &str)
@@ -99,12 +93,7 @@ pub(crate) async fn load<T: UnitLedger>(
     t.check().await?;
     if append {
         let done = t.prepare_append(info, run).await?;
-        let mut loaded = 0;
-        for (unit, file) in pending(job.files, &done) {
-            t.load_unit_append(info, run, unit, file, job.io, job.batch_rows)
-                .await?;
-            loaded += 1;
-        }
+        let loaded = load_units(t, job, Dest::Live, &done).await?;
         crate::fault::point(&format!("after_upsert:{}", info.name));
         t.finish_append(info, run).await?;
         return Ok(LoadSummary {
@@ -121,12 +110,7 @@ pub(crate) async fn load<T: UnitLedger>(
         });
     }
     let done = t.prepare(info, run).await?;
-    let mut loaded = 0;
-    for (unit, file) in pending(job.files, &done) {
-        t.load_unit(info, run, unit, file, job.io, job.batch_rows)
-            .await?;
-        loaded += 1;
-    }
+    let loaded = load_units(t, job, Dest::Stage, &done).await?;
     crate::fault::point(&format!("before_publish:{}", info.name));
     t.publish(info, run).await?;
     Ok(LoadSummary {
@@ -135,14 +119,141 @@ pub(crate) async fn load<T: UnitLedger>(
     })
 }
 
-/// Each data file (a unit, numbered by its place in `files`) that `done` does not hold, in order.
-fn pending<'a>(
-    files: &'a [String],
-    done: &'a HashSet<u32>,
-) -> impl Iterator<Item = (u32, &'a str)> + 'a {
-    files
-        .iter()
-        .enumerate()
-        .map(|(unit, file)| (unit as u32, file.as_str()))
-        .filter(|(unit, _)| !done.contains(unit))
+/// Loads into `dest`, in order, each data file (a unit, numbered by its place in `job.files`)
+/// that `done` does not hold; returns how many it loaded.
+async fn load_units<T: UnitLedger>(
+    t: &T,
+    job: &LoadJob<'_>,
+    dest: Dest,
+    done: &HashSet<u32>,
+) -> Result<u32> {
+    let mut loaded = 0;
+    for (unit, file) in job.files.iter().enumerate() {
+        let unit = unit as u32;
+        if !done.contains(&unit) {
+            t.load_unit(dest, job, unit, file).await?;
+            loaded += 1;
+        }
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A ledger in memory that records the steps it is asked for.
+    #[derive(Default)]
+    struct Fake {
+        published: bool,
+        done: HashSet<u32>,
+        steps: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        fn step(&self, s: String) {
+            self.steps.lock().unwrap().push(s);
+        }
+        fn steps(&self) -> Vec<String> {
+            self.steps.lock().unwrap().clone()
+        }
+    }
+
+    impl UnitLedger for Fake {
+        async fn check(&self) -> Result<()> {
+            self.step("check".into());
+            Ok(())
+        }
+        async fn is_published(&self, _: &TableInfo, _: &str) -> Result<bool> {
+            Ok(self.published)
+        }
+        async fn finish_publish(&self, _: &TableInfo, _: &str) -> Result<()> {
+            self.step("finish_publish".into());
+            Ok(())
+        }
+        async fn prepare(&self, _: &TableInfo, _: &str) -> Result<HashSet<u32>> {
+            self.step("prepare".into());
+            Ok(self.done.clone())
+        }
+        async fn load_unit(
+            &self,
+            dest: Dest,
+            _: &LoadJob<'_>,
+            unit: u32,
+            file: &str,
+        ) -> Result<Digest128> {
+            self.step(format!("{dest:?} {unit} {file}"));
+            Ok(Digest128::default())
+        }
+        async fn publish(&self, _: &TableInfo, _: &str) -> Result<()> {
+            self.step("publish".into());
+            Ok(())
+        }
+        async fn prepare_append(&self, _: &TableInfo, _: &str) -> Result<HashSet<u32>> {
+            self.step("prepare_append".into());
+            Ok(self.done.clone())
+        }
+        async fn finish_append(&self, _: &TableInfo, _: &str) -> Result<()> {
+            self.step("finish_append".into());
+            Ok(())
+        }
+    }
+
+    async fn run(t: &Fake, append: bool) -> LoadSummary {
+        let info = TableInfo::new("T", Vec::new(), None, 0);
+        let files: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let io = iceberg::io::FileIO::new_with_fs();
+        let job = LoadJob {
+            workflow: "w",
+            run: "r",
+            info: &info,
+            ov: None,
+            files: &files,
+            io: &io,
+            batch_rows: 10,
+            lake_namespace: String::new(),
+        };
+        load(t, &job, append).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_resumed_load_skips_recorded_units_and_publishes_after_the_rest() {
+        let t = Fake {
+            done: HashSet::from([1]),
+            ..Fake::default()
+        };
+        let s = run(&t, false).await;
+        assert_eq!((s.loaded, s.found), (2, 1));
+        assert_eq!(
+            t.steps(),
+            ["check", "prepare", "Stage 0 a", "Stage 2 c", "publish"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_published_load_only_finishes_its_publish() {
+        let t = Fake {
+            published: true,
+            ..Fake::default()
+        };
+        let s = run(&t, false).await;
+        assert_eq!((s.loaded, s.found), (0, 3));
+        assert_eq!(t.steps(), ["check", "finish_publish"]);
+    }
+
+    #[tokio::test]
+    async fn an_append_upserts_the_missing_units_into_the_live_table() {
+        let t = Fake {
+            done: HashSet::from([0, 2]),
+            ..Fake::default()
+        };
+        let s = run(&t, true).await;
+        assert_eq!((s.loaded, s.found), (1, 2));
+        assert_eq!(
+            t.steps(),
+            ["check", "prepare_append", "Live 1 b", "finish_append"]
+        );
+    }
 }

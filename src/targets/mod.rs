@@ -129,8 +129,10 @@ pub trait Kind: fmt::Debug + Send + Sync + 'static {
     /// Where the target is, for messages; never a password.
     fn describe_location(&self) -> String;
 
-    /// What one unit of a load is, plural: "data file(s)", "request(s)".
-    fn unit_name(&self) -> &'static str;
+    /// What one unit of a load is, plural: a data file unless the target counts otherwise.
+    fn unit_name(&self) -> &'static str {
+        "data file(s)"
+    }
 
     /// Plan-time checks of the selected tables (names the target cannot hold apart, say).
     fn check_tables(&self, _tables: &[String]) -> Result<()> {

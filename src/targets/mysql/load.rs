@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::model::TableInfo;
 use crate::model::cells::Cells;
 use crate::model::fingerprint::Digest128;
+use crate::targets::ledger::Dest;
 
 impl MysqlTarget {
     /// Loads one unit (one Parquet data file) into the staging table and records it in the
@@ -51,7 +52,7 @@ impl MysqlTarget {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn load_unit_to(
+    pub(crate) async fn load_unit_to(
         &self,
         dest: Dest,
         info: &TableInfo,
@@ -218,15 +219,6 @@ impl MysqlTarget {
         })?;
         Ok(digest)
     }
-}
-
-/// Where a unit's rows go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dest {
-    /// The run's staging table (a full refresh).
-    Stage,
-    /// The live table, by upsert (an incremental run that appends).
-    Live,
 }
 
 /// ` ON DUPLICATE KEY UPDATE c = VALUES(c), ...` over the non-key columns, so a row whose key is

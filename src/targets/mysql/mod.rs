@@ -55,7 +55,7 @@ use crate::error::{Error, Result};
 use crate::model::TableInfo;
 use crate::model::fingerprint::Digest128;
 use crate::store::LoadRequestRecord;
-use crate::targets::ledger::{self, UnitLedger};
+use crate::targets::ledger::{self, Dest, UnitLedger};
 use crate::targets::{FromConfig, Kind, LoadJob, LoadSummary, RecordRequests, receiver_stream};
 use names::check_name;
 pub use names::{quote, stage_name};
@@ -330,10 +330,6 @@ impl Kind for MysqlTarget {
         MysqlTarget::describe_location(self)
     }
 
-    fn unit_name(&self) -> &'static str {
-        "data file(s)"
-    }
-
     fn load<'a>(
         &'a self,
         job: LoadJob<'a>,
@@ -387,14 +383,13 @@ impl UnitLedger for MysqlTarget {
 
     async fn load_unit(
         &self,
-        info: &TableInfo,
-        run: &str,
+        dest: Dest,
+        job: &LoadJob<'_>,
         unit: u32,
         file: &str,
-        io: &iceberg::io::FileIO,
-        batch_rows: usize,
     ) -> Result<Digest128> {
-        MysqlTarget::load_unit(self, info, run, unit, file, io, batch_rows).await
+        self.load_unit_to(dest, job.info, job.run, unit, file, job.io, job.batch_rows)
+            .await
     }
 
     async fn publish(&self, info: &TableInfo, run: &str) -> Result<()> {
@@ -403,18 +398,6 @@ impl UnitLedger for MysqlTarget {
 
     async fn prepare_append(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
         MysqlTarget::prepare_append(self, info, run).await
-    }
-
-    async fn load_unit_append(
-        &self,
-        info: &TableInfo,
-        run: &str,
-        unit: u32,
-        file: &str,
-        io: &iceberg::io::FileIO,
-        batch_rows: usize,
-    ) -> Result<Digest128> {
-        MysqlTarget::load_unit_append(self, info, run, unit, file, io, batch_rows).await
     }
 
     async fn finish_append(&self, info: &TableInfo, run: &str) -> Result<()> {

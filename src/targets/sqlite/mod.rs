@@ -24,7 +24,7 @@ use crate::model::codec::{date_text, decimal_text, timestamp_text};
 use crate::model::fingerprint::Digest128;
 use crate::sqlite::{self as reader, quote};
 use crate::store::LoadRequestRecord;
-use crate::targets::ledger::{self, UnitLedger};
+use crate::targets::ledger::{self, Dest, UnitLedger};
 use crate::targets::{FromConfig, Kind, LoadJob, LoadSummary, RecordRequests, receiver_stream};
 
 #[derive(Debug, Clone)]
@@ -260,10 +260,6 @@ impl Kind for SqliteTarget {
         format!("sqlite {}", self.path.display())
     }
 
-    fn unit_name(&self) -> &'static str {
-        "data file(s)"
-    }
-
     fn load<'a>(
         &'a self,
         job: LoadJob<'a>,
@@ -321,16 +317,18 @@ impl UnitLedger for SqliteTarget {
 
     async fn load_unit(
         &self,
-        info: &TableInfo,
-        run: &str,
+        dest: Dest,
+        job: &LoadJob<'_>,
         unit: u32,
         file: &str,
-        io: &iceberg::io::FileIO,
-        batch_rows: usize,
     ) -> Result<Digest128> {
-        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
-        let (file, io) = (file.to_string(), io.clone());
-        blocking(move || t.load_unit(&info, &run, unit, &file, &io, batch_rows)).await
+        let (t, info, run) = (self.clone(), job.info.clone(), job.run.to_string());
+        let (file, io, batch_rows) = (file.to_string(), job.io.clone(), job.batch_rows);
+        blocking(move || match dest {
+            Dest::Stage => t.load_unit(&info, &run, unit, &file, &io, batch_rows),
+            Dest::Live => t.load_unit_append(&info, &run, unit, &file, &io, batch_rows),
+        })
+        .await
     }
 
     async fn publish(&self, info: &TableInfo, run: &str) -> Result<()> {
@@ -341,20 +339,6 @@ impl UnitLedger for SqliteTarget {
     async fn prepare_append(&self, info: &TableInfo, run: &str) -> Result<HashSet<u32>> {
         let (t, info, run) = (self.clone(), info.clone(), run.to_string());
         blocking(move || t.prepare_append(&info, &run)).await
-    }
-
-    async fn load_unit_append(
-        &self,
-        info: &TableInfo,
-        run: &str,
-        unit: u32,
-        file: &str,
-        io: &iceberg::io::FileIO,
-        batch_rows: usize,
-    ) -> Result<Digest128> {
-        let (t, info, run) = (self.clone(), info.clone(), run.to_string());
-        let (file, io) = (file.to_string(), io.clone());
-        blocking(move || t.load_unit_append(&info, &run, unit, &file, &io, batch_rows)).await
     }
 
     /// Nothing: an append leaves no staging table behind.
