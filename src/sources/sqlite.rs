@@ -342,7 +342,7 @@ fn cursor_literal(v: crate::model::CursorValue) -> String {
     }
 }
 
-/// The cursor range of an incremental run (see `mssql::cursor_condition`).
+/// The cursor range of an incremental run (see `mssql::chunks::cursor_condition`).
 fn cursor_condition(info: &TableInfo) -> Option<String> {
     let inc = info.incremental.as_ref()?;
     let c = quote(&inc.cursor);
