@@ -172,7 +172,7 @@ pub fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
 
 /// What verify compared: each side's rows (and fingerprint in full mode).
 fn verify_detail(o: &crate::store::Outputs) -> String {
-    let full = o.verify_mode.as_deref() != Some("count");
+    let full = o.verify_mode != Some(crate::config::VerifyMode::Count);
     let side = |name: &str, d: Option<crate::model::fingerprint::Digest128>| {
         d.map(|d| {
             if full {

@@ -191,7 +191,7 @@ pub fn history(ctx: &Context, workflow: Option<&str>, json: bool) -> Result<u8> 
             r.workflow,
             r.status.to_string(),
             r.started_at,
-            r.ended_at.clone().unwrap_or_default(),
+            r.ended_at.map(|e| e.to_string()).unwrap_or_default(),
             r.tables.len(),
             t.iter().filter(|t| t.status == TaskStatus::Failed).count(),
             r.sessions

@@ -345,14 +345,30 @@ pub enum SchemaChanges {
     Any,
 }
 
-/// How much verify compares.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How much verify compares. Its name ("full", "count") is what workflows and records say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum VerifyMode {
     /// Row counts only.
     Count,
     /// Counts and content fingerprints.
     #[default]
     Full,
+}
+
+impl VerifyMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            VerifyMode::Full => "full",
+            VerifyMode::Count => "count",
+        }
+    }
+}
+
+impl std::fmt::Display for VerifyMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
 }
 
 /// Resource limits of a run.

@@ -292,7 +292,7 @@ async fn record_new_run(
         {
             rec.status = TaskStatus::Succeeded;
             rec.started_at = Some(now());
-            rec.ended_at = rec.started_at.clone();
+            rec.ended_at = rec.started_at;
             rec.outputs.digest = Some(lx.digest);
             rec.outputs.note = Some(format!(
                 "taken from the lake: snapshot {} written by run {}",
@@ -561,9 +561,7 @@ fn prune_history(store: &Store, retention_secs: u64) -> Result<usize> {
         }
         let old = r
             .ended_at
-            .as_deref()
-            .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
-            .is_some_and(|e| (now - e.to_utc()).num_seconds() > retention_secs as i64);
+            .is_some_and(|e| (now - e.time()).num_seconds() > retention_secs as i64);
         if old {
             store.delete_run(&r.id)?;
             n += 1;
@@ -605,7 +603,7 @@ mod tests {
     use super::*;
     use crate::config;
 
-    fn run(id: &str, status: RunStatus, ended: Option<String>) -> RunRecord {
+    fn run(id: &str, status: RunStatus, ended: Option<crate::store::Timestamp>) -> RunRecord {
         RunRecord {
             id: id.into(),
             workflow: "w".into(),
@@ -626,9 +624,10 @@ mod tests {
     #[test]
     fn history_retention_drops_old_finished_runs_and_keeps_the_latest() {
         let store = Store::temporary("w").unwrap();
-        let long_ago = (chrono::Utc::now() - chrono::Duration::days(100)).to_rfc3339();
+        let long_ago =
+            crate::store::Timestamp::at(chrono::Utc::now() - chrono::Duration::days(100));
         store
-            .put_run(&run("1_old", RunStatus::Succeeded, Some(long_ago.clone())))
+            .put_run(&run("1_old", RunStatus::Succeeded, Some(long_ago)))
             .unwrap();
         store
             .put_task(&TaskRecord::new("1_old", "T", Stage::Extract))

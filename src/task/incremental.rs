@@ -66,9 +66,7 @@ pub async fn decide(
     };
     let refresh_due = |w: &Watermark| {
         ov.full_refresh_secs.is_some_and(|secs| {
-            chrono::DateTime::parse_from_rfc3339(&w.full_refresh_at)
-                .map(|at| (chrono::Utc::now() - at.to_utc()).num_seconds() >= secs as i64)
-                .unwrap_or(true)
+            (chrono::Utc::now() - w.full_refresh_at.time()).num_seconds() >= secs as i64
         })
     };
     let full_reason = match (&wm, &published) {
@@ -160,11 +158,11 @@ pub fn advance(ctx: &Ctx, table: &str, inc: &Incremental, moved: u64) -> Result<
         };
         let (at, run) = old
             .as_ref()
-            .map(|w| (w.full_refresh_at.clone(), w.full_refresh_run.clone()))
-            .unwrap_or_else(|| (now.clone(), ctx.run_id.clone()));
+            .map(|w| (w.full_refresh_at, w.full_refresh_run.clone()))
+            .unwrap_or_else(|| (now, ctx.run_id.clone()));
         (value, at, run)
     } else {
-        (inc.high, now.clone(), ctx.run_id.clone())
+        (inc.high, now, ctx.run_id.clone())
     };
     let run_id = match &old {
         Some(w) if inc.append && moved == 0 => w.run_id.clone(),

@@ -38,7 +38,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let mode = ctx.verify_mode(table);
     let batch_rows = ctx.tuning.batch_rows(grant.scale);
     let mut problems = Vec::new();
-    rec.outputs.verify_mode = Some(mode_name(mode).to_string());
+    rec.outputs.verify_mode = Some(mode);
     rec.outputs.digest = Some(source);
     if let Some(inc) = info.incremental.clone().filter(|i| i.append) {
         return verify_append(ctx, table, &info, &inc, source, mode, batch_rows, rec).await;
@@ -128,7 +128,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     }
     ctx.progress.line(&format!(
         "{table}.verify ({}): OK, {}",
-        mode_name(mode),
+        mode.name(),
         shown(mode, &source)
     ));
     // A run from the lake moved no source rows: the watermark stays with the run that did.
@@ -222,7 +222,7 @@ async fn verify_append(
     }
     ctx.progress.line(&format!(
         "{table}.verify ({}, incremental): OK, {}",
-        mode_name(mode),
+        mode.name(),
         shown(mode, &source)
     ));
     super::incremental::advance(ctx, table, inc, source.rows)?;
@@ -297,13 +297,6 @@ async fn source_drift(
         ));
     }
     Ok(())
-}
-
-fn mode_name(mode: VerifyMode) -> &'static str {
-    match mode {
-        VerifyMode::Full => "full",
-        VerifyMode::Count => "count",
-    }
 }
 
 fn same(mode: VerifyMode, a: &Digest128, b: &Digest128) -> bool {

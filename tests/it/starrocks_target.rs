@@ -467,7 +467,7 @@ mod incremental {
     use dag::config::{LoadMode, Secret, StarRocksConfig, TableModel};
     use dag::error::Error;
     use dag::model::TableInfo;
-    use dag::store::LoadRequestRecord;
+    use dag::store::{LoadRequestRecord, RequestOutcome};
     use dag::targets::starrocks::{LoadJob, StarRocksTarget};
 
     use super::*;
@@ -609,13 +609,13 @@ mod incremental {
         ];
         let mut requests = append_crashing(&rt, &t, job("run2", &inc, &files, &io), 1);
         assert_eq!(requests.len(), 2);
-        assert_eq!(requests[1].outcome, "pending");
+        assert_eq!(requests[1].outcome, RequestOutcome::Pending);
         let pending = requests[1].label.clone();
         let s = rt
             .block_on(t.load_append(job("run2", &inc, &files, &io), &mut requests, |_| Ok(())))
             .unwrap();
         // The pending request was answered by its label, not loaded again.
-        assert_eq!(requests[1].outcome, "found");
+        assert_eq!(requests[1].outcome, RequestOutcome::Found);
         assert!(requests.len() >= 3, "{requests:?}");
         assert_eq!(s.found, 2, "{s:?}");
         assert_eq!(s.loaded as usize, requests.len() - 2);

@@ -172,7 +172,7 @@ impl SqliteTarget {
         }
         tx.execute(
             "INSERT INTO _dag_ledger (run_id, table_name, chunk, rows, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![run, info.name, unit, digest.rows as i64, crate::store::now()],
+            rusqlite::params![run, info.name, unit, digest.rows as i64, crate::store::now().to_string()],
         )?;
         tx.commit()?;
         Ok(digest)
@@ -213,7 +213,7 @@ impl SqliteTarget {
         ))?;
         tx.execute(
             "INSERT INTO _dag_published (run_id, table_name, published_at) VALUES (?1, ?2, ?3)",
-            [run, table, &crate::store::now()],
+            [run, table, &crate::store::now().to_string()],
         )?;
         tx.commit()?;
         Ok(())

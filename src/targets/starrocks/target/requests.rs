@@ -13,17 +13,10 @@ use super::{LoadJob, LoadSummary, StarRocksTarget, literal, my_err, quote};
 use crate::error::{Error, Result};
 use crate::model::TableInfo;
 use crate::model::cells::Cells;
-use crate::store::LoadRequestRecord;
+use crate::store::{LoadRequestRecord, RequestOutcome};
 use crate::targets::starrocks::csv::{self, CsvEncoder};
 use crate::targets::starrocks::names;
 use crate::targets::starrocks::stream_load::StreamLoadClient;
-
-const PENDING: &str = "pending";
-const LOADED: &str = "loaded";
-const FOUND: &str = "found";
-/// Loaded (or found) but only COMMITTED (Publish Timeout): the rows become visible shortly, and
-/// the staging table is not swapped in before they are.
-const COMMITTED: &str = "committed";
 
 /// A position in the snapshot's rows: data file index and row within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,11 +58,18 @@ impl StarRocksTarget {
         headers.push(("strict_mode".into(), "true".into()));
         headers.push(("timeout".into(), self.cfg.timeout_secs.to_string()));
         let mut summary = LoadSummary {
-            found: requests.iter().filter(|r| r.outcome != PENDING).count() as u32,
+            found: requests
+                .iter()
+                .filter(|r| r.outcome != RequestOutcome::Pending)
+                .count() as u32,
             ..LoadSummary::default()
         };
         // A request recorded as pending is re-sent with exactly its rows and label.
-        if let Some(last) = requests.last().filter(|r| r.outcome == PENDING).cloned() {
+        if let Some(last) = requests
+            .last()
+            .filter(|r| r.outcome == RequestOutcome::Pending)
+            .cloned()
+        {
             let from = Pos {
                 file: last.file,
                 row: last.row,
@@ -95,7 +95,7 @@ impl StarRocksTarget {
                     n as u32,
                 )
                 .await?;
-            requests[n].outcome = outcome.to_string();
+            requests[n].outcome = outcome;
             record(requests)?;
             count(&mut summary, outcome);
         }
@@ -116,13 +116,13 @@ impl StarRocksTarget {
                 next_row: body.to.row,
                 rows: body.rows,
                 bytes: body.bytes.len() as u64,
-                outcome: PENDING.to_string(),
+                outcome: RequestOutcome::Pending,
             });
             record(requests)?;
             let outcome = self
                 .send(http, job, stage, &headers, &label, body.bytes, n)
                 .await?;
-            requests[n as usize].outcome = outcome.to_string();
+            requests[n as usize].outcome = outcome;
             record(requests)?;
             count(&mut summary, outcome);
         }
@@ -139,7 +139,10 @@ impl StarRocksTarget {
     ) -> Result<()> {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.cfg.timeout_secs.max(60));
-        for r in requests.iter().filter(|r| r.outcome == COMMITTED) {
+        for r in requests
+            .iter()
+            .filter(|r| r.outcome == RequestOutcome::Committed)
+        {
             let mut wait = Duration::from_millis(100);
             loop {
                 use crate::targets::starrocks::stream_load::LabelState as S;
@@ -178,7 +181,7 @@ impl StarRocksTarget {
         label: &str,
         body: Vec<u8>,
         n: u32,
-    ) -> Result<&'static str> {
+    ) -> Result<RequestOutcome> {
         crate::fault::point(&format!("before_load_request:{}:{n}", job.info.name));
         let outcome = http
             .load(&self.cfg.database, stage, label, headers, &body, 3)
@@ -186,9 +189,9 @@ impl StarRocksTarget {
             .map_err(|e| e.context(format!("Stream Load request {n} (label {label})")))?;
         crate::fault::point(&format!("after_load_request:{}:{n}", job.info.name));
         Ok(match (outcome.visible(), outcome.loaded_now()) {
-            (false, _) => COMMITTED,
-            (true, true) => LOADED,
-            (true, false) => FOUND,
+            (false, _) => RequestOutcome::Committed,
+            (true, true) => RequestOutcome::Loaded,
+            (true, false) => RequestOutcome::Found,
         })
     }
 
@@ -201,7 +204,10 @@ impl StarRocksTarget {
         requests: &mut Vec<LoadRequestRecord>,
         record: &mut impl FnMut(&[LoadRequestRecord]) -> Result<()>,
     ) -> Result<LoadSummary> {
-        if requests.iter().any(|r| r.outcome != PENDING) {
+        if requests
+            .iter()
+            .any(|r| r.outcome != RequestOutcome::Pending)
+        {
             return Ok(LoadSummary {
                 loaded: 0,
                 found: 1,
@@ -222,7 +228,7 @@ impl StarRocksTarget {
                 next_row: 0,
                 rows: info.rows,
                 bytes: 0,
-                outcome: PENDING.to_string(),
+                outcome: RequestOutcome::Pending,
             });
             record(requests)?;
         }
@@ -246,11 +252,11 @@ impl StarRocksTarget {
         let first = self.exec(&mut c, &sql).await;
         drop(c);
         let outcome = match first {
-            Ok(()) => LOADED,
+            Ok(()) => RequestOutcome::Loaded,
             Err(e) => {
                 // Lost answer or a label already used: StarRocks knows what happened.
                 match self.insert_state(&label).await? {
-                    Some((state, _)) if state == "FINISHED" => FOUND,
+                    Some((state, _)) if state == "FINISHED" => RequestOutcome::Found,
                     Some((state, msg)) if state == "CANCELLED" => {
                         return Err(Error::data(format!(
                             "INSERT from the lake (label {label}) was cancelled: {msg}"
@@ -261,11 +267,11 @@ impl StarRocksTarget {
             }
         };
         crate::fault::point(&format!("after_load_request:{}:0", info.name));
-        requests[0].outcome = outcome.to_string();
+        requests[0].outcome = outcome;
         record(requests)?;
         Ok(LoadSummary {
-            loaded: u32::from(outcome == LOADED),
-            found: u32::from(outcome == FOUND),
+            loaded: u32::from(outcome == RequestOutcome::Loaded),
+            found: u32::from(outcome == RequestOutcome::Found),
         })
     }
 
@@ -300,8 +306,8 @@ impl StarRocksTarget {
     }
 }
 
-fn count(s: &mut LoadSummary, outcome: &str) {
-    if outcome == LOADED || outcome == COMMITTED {
+fn count(s: &mut LoadSummary, outcome: RequestOutcome) {
+    if outcome == RequestOutcome::Loaded || outcome == RequestOutcome::Committed {
         s.loaded += 1;
     } else {
         s.found += 1;
