@@ -7,8 +7,9 @@
 # Usage: tests/bench/incremental.sh [NEW_ROWS]     (needs /usr/bin/time and python3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release --quiet
-DAG="$PWD/target/release/dag"
+# DAG=/absolute/path/to/dag measures another build of dag (e.g. an older commit) with these scripts.
+[ -n "${DAG:-}" ] || cargo build --release --quiet
+DAG="${DAG:-$PWD/target/release/dag}"
 NEW=${1:-10000}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-2000000}
-cargo build --release --quiet
+# DAG=/absolute/path/to/dag measures another build of dag (e.g. an older commit) with these scripts.
+[ -n "${DAG:-}" ] || cargo build --release --quiet
 cargo build --release --quiet -p dag-doubles --bins
-DAG="$PWD/target/release/dag"
+DAG="${DAG:-$PWD/target/release/dag}"
 WORK=$(mktemp -d)
 "$PWD/target/release/tds_server" --port 0 --rows "$ROWS" --user dag --password bench \
   >"$WORK/server.out" 2>"$WORK/server.err" &

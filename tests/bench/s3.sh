@@ -5,8 +5,9 @@
 # network); two alternating rounds. Usage: tests/bench/s3.sh     (needs /usr/bin/time, python3 and moto_server)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release --quiet
-DAG="$PWD/target/release/dag"
+# DAG=/absolute/path/to/dag measures another build of dag (e.g. an older commit) with these scripts.
+[ -n "${DAG:-}" ] || cargo build --release --quiet
+DAG="${DAG:-$PWD/target/release/dag}"
 WORK=$(mktemp -d)
 MOTO_PID=
 trap '[ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
