@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::model::Stage;
 
+/// sled's page cache. Its default (1 GiB) would let a long run's records grow the process by
+/// that much; the store reads each record a few times per run, so a small cache costs nothing.
+const CACHE_BYTES: u64 = 8 << 20;
+
 pub struct Store {
     db: sled::Db,
     runs: sled::Tree,
@@ -57,7 +61,10 @@ impl Store {
         // Every write flushes explicitly, so sled's background flusher is off; without that
         // thread a dropped database also releases its file lock at once. A database dropped by
         // this process a moment ago may still be closing: retry briefly before giving up.
-        let config = sled::Config::new().path(&dir).flush_every_ms(None);
+        let config = sled::Config::new()
+            .path(&dir)
+            .flush_every_ms(None)
+            .cache_capacity(CACHE_BYTES);
         let mut waited = 0;
         let db = loop {
             match config.open() {
@@ -82,7 +89,10 @@ impl Store {
 
     /// A store that lives in memory only (tests).
     pub fn temporary(workflow: &str) -> Result<Store> {
-        let db = sled::Config::new().temporary(true).open()?;
+        let db = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         Self::from_db(db, workflow, None)
     }
 
