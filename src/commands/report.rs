@@ -89,8 +89,8 @@ pub fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
             .unwrap_or_default(),
     );
     println!(
-        "{:<18} {:<14} {:<10} {:>10} {:>8} {:>5} {:>10}  DETAIL",
-        "TABLE", "TASK", "STATUS", "ROWS", "TIME", "TRIES", "MEMORY"
+        "{:<18} {:<14} {:<10} {:>10} {:>8} {:>5} {:>10} {:>10}  DETAIL",
+        "TABLE", "TASK", "STATUS", "ROWS", "TIME", "TRIES", "MEMORY", "RSS"
     );
     for t in tasks {
         let rows = t
@@ -153,7 +153,7 @@ pub fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
             format!("{detail}; rounded to µs: {}", cols.join(", "))
         };
         println!(
-            "{:<18} {:<14} {:<10} {:>10} {:>8} {:>5} {:>10}  {}",
+            "{:<18} {:<14} {:<10} {:>10} {:>8} {:>5} {:>10} {:>10}  {}",
             t.table,
             t.stage.name(),
             t.status.to_string(),
@@ -165,6 +165,7 @@ pub fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
             } else {
                 String::new()
             },
+            t.peak_rss.map(mib).unwrap_or_default(),
             detail
         );
     }

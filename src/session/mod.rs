@@ -491,7 +491,15 @@ async fn execute(
         schema_changes: wf.schema_changes,
         lake_cfg: wf.lake.clone(),
     });
-    let runner = Arc::new(TaskRunner { ctx, nodes });
+    let runner = Arc::new(TaskRunner {
+        ctx,
+        nodes,
+        budget,
+        // Sampled often enough to see a row group's buffers come and go.
+        rss: Arc::new(crate::sysmem::RssWatch::start(
+            std::time::Duration::from_millis(20),
+        )),
+    });
     let pool = MemoryPool::new(budget);
     let limits = sched::Limits {
         source_slots: wf.limits.source_connections,

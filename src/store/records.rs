@@ -144,6 +144,10 @@ pub struct TaskRecord {
     pub last_error: Option<String>,
     /// Memory the scheduler reserved for the task (bytes).
     pub mem_estimate: u64,
+    /// The whole process's highest RSS while the task's last attempt ran (bytes); tasks
+    /// overlap, so it is what the process held, not the task alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss: Option<u64>,
     pub outputs: Outputs,
 }
 
@@ -159,6 +163,7 @@ impl TaskRecord {
             ended_at: None,
             last_error: None,
             mem_estimate: 0,
+            peak_rss: None,
             outputs: Outputs::default(),
         }
     }

@@ -169,6 +169,77 @@ fn lake_only_runs_have_no_load_and_history_lists_runs() {
 }
 
 #[test]
+fn status_shows_each_tasks_rss_and_only_tasks_over_budget_are_named_in_warnings() {
+    let src = small_demo_source();
+    let env = Env::new();
+    env.workflow("w", &small_workflow(&src));
+    // The smallest budget: the process's own baseline may or may not stay within it + 32 MiB,
+    // so what is checked is that the warnings name exactly the tasks whose RSS went over.
+    let r = env.dag(&["run", "w", "--memory", "16MiB"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let (run, tasks) = env.status("w");
+    let limit = run["memory_budget"].as_u64().unwrap() + (32 << 20);
+    assert_eq!(limit, 48 << 20);
+    let mut over = Vec::new();
+    for t in &tasks {
+        let rss = t["peak_rss"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no peak_rss: {t}"));
+        // Nothing runs in less than the process's code and runtime.
+        assert!(rss > 8 << 20, "{t}");
+        assert!(
+            rss <= run["peak_rss"].as_u64().unwrap(),
+            "{t} vs the run's peak"
+        );
+        let name = format!(
+            "{}.{}",
+            t["table"].as_str().unwrap(),
+            t["stage"].as_str().unwrap()
+        );
+        let warned = r
+            .stderr
+            .lines()
+            .any(|l| l.contains(&format!("{name}: the process held")));
+        assert_eq!(
+            warned,
+            rss > limit,
+            "{name}: RSS {rss}, limit {limit}\n{}",
+            r.stderr
+        );
+        if rss > limit {
+            over.push(name);
+        }
+    }
+    println!("tasks over 16 MiB + 32 MiB: {over:?}");
+    // The text view has the RSS column, filled for every task.
+    let text = env.dag(&["status", "w"]);
+    let header = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("TABLE"))
+        .unwrap();
+    assert!(
+        header.contains("MEMORY") && header.contains("RSS"),
+        "{header}"
+    );
+    let task_lines = || {
+        text.stdout
+            .lines()
+            .filter(|l| !l.starts_with("workflow ") && l.contains(" succeeded "))
+    };
+    let rows = task_lines().count();
+    let with_rss = task_lines()
+        .filter(|l| l.matches("MiB").count() >= 2)
+        .count();
+    assert_eq!(
+        (rows, with_rss),
+        (tasks.len(), tasks.len()),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
 fn bad_data_fails_only_its_table_with_table_column_and_value_named() {
     let env = Env::new();
     let src = env.path().join("src.db");
