@@ -513,7 +513,7 @@ async fn execute(
     // Stopped: the run stays `running` so that the next `dag run` resumes it; every task that
     // did not finish is recorded pending.
     if let Some(stop) = report.stopped {
-        run.peak_rss = crate::sysmem::peak_rss();
+        run.peak_rss = run_peak_rss(&store.tasks(&run.id)?);
         run.peak_reserved = Some(report.peak_reserved);
         store.put_run(&run)?;
         let resume = match only_table {
@@ -539,7 +539,7 @@ async fn execute(
         RunStatus::Failed
     };
     run.ended_at = Some(now());
-    run.peak_rss = crate::sysmem::peak_rss();
+    run.peak_rss = run_peak_rss(&all);
     run.peak_reserved = Some(report.peak_reserved);
     store.put_run(&run)?;
     match prune_history(&store, wf.history_retention_secs) {
@@ -604,6 +604,17 @@ fn reopen_failed_in(store: &Store, wf: &Workflow) -> Result<Option<String>> {
     run.ended_at = None;
     store.put_run(&run)?;
     Ok(Some(run.id))
+}
+
+/// The run's peak RSS: the kernel's high-water mark, or the highest RSS a task's sampler saw if
+/// that is higher (the kernel folds per-thread RSS counters into the mark lazily, so a sample
+/// taken between folds can exceed it).
+fn run_peak_rss(tasks: &[TaskRecord]) -> Option<u64> {
+    let sampled = tasks.iter().filter_map(|t| t.peak_rss).max();
+    match (crate::sysmem::peak_rss(), sampled) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 #[cfg(test)]
