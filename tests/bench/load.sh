@@ -13,23 +13,10 @@ ROWS=${1:-2000000}
 cargo build --release --quiet -p dag-doubles --bins
 DAG="${DAG:-$PWD/target/release/dag}"
 WORK=$(mktemp -d)
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null; rm -rf "$WORK"' EXIT
-
-wait_port() { # file -> port
-  for _ in $(seq 100); do grep -q listening "$1" && break; sleep 0.1; done
-  sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$1" | head -1
-}
-
-"$PWD/target/release/tds_server" --port 0 --rows "$ROWS" --user dag --password bench \
-  >"$WORK/tds.out" 2>"$WORK/tds.err" &
-PIDS+=($!)
-TDS_PORT=$(wait_port "$WORK/tds.out")
-"$PWD/target/release/starrocks_server" --count-only >"$WORK/sr.out" 2>"$WORK/sr.err" &
-PIDS+=($!)
-wait_port "$WORK/sr.out" >/dev/null
-SR_MYSQL=$(sed -n 's/.*mysql \(mysql:[^ ]*\).*/\1/p' "$WORK/sr.out")
-SR_HTTP=$(sed -n 's/.*http \(http:[^ ]*\).*/\1/p' "$WORK/sr.out")
+# shellcheck source=tests/bench/servers.sh
+. tests/bench/servers.sh
+start_tds "$ROWS" TDS_PORT
+start_starrocks
 
 measure() { # name, target section
   local name=$1 target=$2 dir="$WORK/$1"
