@@ -13,11 +13,13 @@
 
 use std::fmt;
 
+use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::{Host, Url};
 
 use super::StreamLoadClient;
+use super::body::RequestBody;
 use crate::error::{Error, Result};
 
 /// Redirects followed per request (FE to leader FE to BE is two).
@@ -25,6 +27,14 @@ const MAX_REDIRECTS: usize = 5;
 /// Largest response head and body accepted (Stream Load answers are a few hundred bytes).
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Why sending a body stopped.
+enum SendError {
+    /// The connection failed.
+    Io(std::io::Error),
+    /// The body could not be produced (or not at its announced length).
+    Body(Error),
+}
 
 /// `s` with anything between `://` and the last `@` hidden (a URL's user and password).
 pub(super) fn redact(s: &str) -> String {
@@ -252,12 +262,12 @@ pub(super) fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>> {
 
 impl StreamLoadClient {
     /// Sends one request, following redirects by hand with every header and the body again.
-    pub(super) async fn request(
+    pub(super) async fn request<B: RequestBody + ?Sized>(
         &self,
         method: &str,
         mut url: Url,
         headers: &[(String, String)],
-        body: Option<&[u8]>,
+        body: Option<&B>,
     ) -> Result<HttpResponse> {
         for _ in 0..=MAX_REDIRECTS {
             let resp = match tokio::time::timeout(
@@ -308,12 +318,12 @@ impl StreamLoadClient {
     }
 
     /// One request on one connection (closed afterwards).
-    async fn exchange(
+    async fn exchange<B: RequestBody + ?Sized>(
         &self,
         method: &str,
         url: &Url,
         headers: &[(String, String)],
-        body: Option<&[u8]>,
+        body: Option<&B>,
     ) -> Result<HttpResponse> {
         let host = match url.host() {
             Some(Host::Domain(d)) => d.to_string(),
@@ -341,7 +351,7 @@ impl StreamLoadClient {
         if let Some(b) = body {
             head.push_str(&format!(
                 "Expect: 100-continue\r\nContent-Length: {}\r\n",
-                b.len()
+                RequestBody::len(b)
             ));
         }
         for (k, v) in headers {
@@ -368,22 +378,44 @@ impl StreamLoadClient {
             Ok(Err(e)) => return Err(e),
             Err(_) => tracing::debug!(%host, port, "no 100 Continue; sending the body anyway"),
         }
-        // Send the body while reading, so an early final answer is seen (and the rest of the
-        // body dropped) instead of writing into a closed connection.
+        // Send the body, generated chunk by chunk, while reading, so an early final answer is
+        // seen (and the rest of the body dropped) instead of writing into a closed connection.
         let (mut rd, mut wr) = stream.split();
         let send = async {
-            wr.write_all(body).await?;
-            wr.flush().await
+            let want = RequestBody::len(body);
+            let mut sent = 0u64;
+            let mut chunks = body.chunks();
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(SendError::Body)?;
+                sent += chunk.len() as u64;
+                if sent > want {
+                    break;
+                }
+                wr.write_all(&chunk).await.map_err(SendError::Io)?;
+            }
+            if sent != want {
+                return Err(SendError::Body(Error::internal(format!(
+                    "the request body came out {sent} bytes long, not the {want} announced"
+                ))));
+            }
+            wr.flush().await.map_err(SendError::Io)
         };
         tokio::pin!(send);
-        let mut sent: Option<std::io::Result<()>> = None;
+        let mut sent: Option<std::result::Result<(), SendError>> = None;
         loop {
             tokio::select! {
-                r = &mut send, if sent.is_none() => sent = Some(r),
+                r = &mut send, if sent.is_none() => {
+                    // The body could not be produced: the request is abandoned with its
+                    // connection, so the server never takes a short body for a whole one.
+                    if let Err(SendError::Body(e)) = r {
+                        return Err(e.context(format!("sending a request body to {host}:{port}")));
+                    }
+                    sent = Some(r);
+                }
                 resp = reader.response(&mut rd) => {
                     return match (resp, sent) {
                         (Ok(r), _) => Ok(r),
-                        (Err(e), Some(Err(we))) => Err(lost(
+                        (Err(e), Some(Err(SendError::Io(we)))) => Err(lost(
                             &format!("sending the body to {host}:{port} failed ({we})"),
                             e,
                         )),

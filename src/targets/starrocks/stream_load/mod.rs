@@ -10,6 +10,7 @@
 //! The password only ever leaves this module inside the `Authorization` header: it is not in
 //! `Debug` output, errors or logs.
 
+mod body;
 mod http;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
+pub use body::RequestBody;
 use http::{redact, shown};
 
 /// Characters kept as they are in a path segment or query value.
@@ -415,7 +417,7 @@ impl StreamLoadClient {
         table: &str,
         label: &str,
         headers: &[(String, String)],
-        body: &[u8],
+        body: &(impl RequestBody + ?Sized),
     ) -> Result<LoadResponse> {
         check_headers(headers)?;
         if label.is_empty() {
@@ -467,7 +469,7 @@ impl StreamLoadClient {
     /// leader FE followed). See [`parse_label_state`] for the answer's shape and its source.
     pub async fn label_state(&self, db: &str, label: &str) -> Result<LabelState> {
         let url = self.url(&["api", db, "get_load_state"], Some(("label", label)));
-        let resp = self.request("GET", url, &[], None).await?;
+        let resp = self.request::<[u8]>("GET", url, &[], None).await?;
         match resp.head.status {
             200 => parse_label_state(&resp.text()),
             401 | 403 => Err(Error::config(format!(
@@ -506,7 +508,7 @@ impl StreamLoadClient {
         table: &str,
         label: &str,
         headers: &[(String, String)],
-        body: &[u8],
+        body: &(impl RequestBody + ?Sized),
         retries: u32,
     ) -> Result<LoadOutcome> {
         let mut attempts = 0u32;

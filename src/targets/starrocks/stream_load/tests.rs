@@ -678,3 +678,94 @@ fn redaction() {
     assert_eq!(redact("http://h:1/x"), "http://h:1/x");
     assert!(!redact("u:p@h").contains('p'));
 }
+
+/// A body generated chunk by chunk, counting how often it was generated; `short` drops its
+/// last chunk (a generator that does not keep its announced length).
+struct Generated {
+    chunks: Vec<Vec<u8>>,
+    opened: AtomicUsize,
+    short: bool,
+}
+
+impl Generated {
+    fn new(short: bool) -> Self {
+        let chunks = (0..50)
+            .map(|i| format!("{i},row {i} of a body sent in pieces\n").repeat(100))
+            .map(String::into_bytes)
+            .collect();
+        Generated {
+            chunks,
+            opened: AtomicUsize::new(0),
+            short,
+        }
+    }
+
+    fn all(&self) -> Vec<u8> {
+        self.chunks.concat()
+    }
+}
+
+impl RequestBody for Generated {
+    fn len(&self) -> u64 {
+        self.chunks.iter().map(|c| c.len() as u64).sum()
+    }
+
+    fn chunks(&self) -> futures::stream::BoxStream<'_, Result<std::borrow::Cow<'_, [u8]>>> {
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        let n = self.chunks.len() - usize::from(self.short);
+        Box::pin(futures::stream::iter(
+            self.chunks[..n]
+                .iter()
+                .map(|c| Ok(std::borrow::Cow::Borrowed(c.as_slice()))),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_generated_body_is_generated_again_for_each_send_and_arrives_whole() {
+    let (be_port, be_log) = be(|_, s| Reply::Json(success(s.header("label").unwrap(), 50))).await;
+    // The FE reads the whole body before redirecting: the body is produced twice.
+    let (fe_port, fe_log) = serve(move |s| {
+        Reply::ContinueThenRedirect(format!("http://127.0.0.1:{be_port}{}", s.path))
+    })
+    .await;
+    let body = Generated::new(false);
+    let r = client(fe_port)
+        .put("db", "t", "gen", &headers(), &body)
+        .await
+        .unwrap();
+    assert_eq!(r.status, "Success");
+    assert_eq!(body.opened.load(Ordering::SeqCst), 2);
+    let want = body.all();
+    assert_eq!(fe_log.lock().unwrap()[0].body, want);
+    let be = be_log.lock().unwrap().clone();
+    assert_eq!(be.len(), 1);
+    assert_eq!(be[0].body, want);
+    assert_eq!(
+        be[0].header("content-length"),
+        Some(want.len().to_string().as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_announced_abandons_the_request() {
+    let (port, log) = serve(|s| Reply::Json(success(s.header("label").unwrap(), 50))).await;
+    let body = Generated::new(true);
+    let e = client(port)
+        .put("db", "t", "short", &headers(), &body)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(&format!(
+            "came out {} bytes long, not the {} announced",
+            body.all().len() - body.chunks[49].len(),
+            body.len()
+        )),
+        "{e}"
+    );
+    // The server got less than the announced length before the connection closed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for seen in log.lock().unwrap().iter() {
+        assert!((seen.body.len() as u64) < body.len());
+    }
+}

@@ -107,11 +107,12 @@ impl FromConfig for StarRocksTarget {
         StarRocksTarget::new(cfg)
     }
 
-    /// A Stream Load holds up to three request bodies: one sent, one queued, one being built.
+    /// A Stream Load holds no body: the chunks of the one being sent (a few hundred KiB) and a
+    /// second Parquet reader's batch (the pass measuring the next request), counted as 4 MiB.
     /// `load = "lake"` sends none.
     fn load_buffer_bytes(cfg: &StarRocksConfig) -> u64 {
         if cfg.load == LoadMode::Stream {
-            3 * cfg.request_bytes
+            4 << 20
         } else {
             0
         }

@@ -3,9 +3,18 @@
 //! it is sent and with its outcome after, so a resumed load re-sends exactly the pending rows
 //! under the same label and trusts what is recorded. `load = "lake"` keeps the same ledger for
 //! its one INSERT.
+//!
+//! No body is held in memory: a first pass over the rows only measures where each request ends
+//! and how many bytes it takes (ahead of the sending, on the blocking pool), and each send encodes
+//! the request's rows again, from the Parquet files onto the socket in small chunks. The CSV
+//! encoding is deterministic, so every send of a request (a retry, a 307 re-send, a resumed
+//! load) carries the same bytes.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc;
 
@@ -16,7 +25,7 @@ use crate::model::cells::Cells;
 use crate::store::{LoadRequestRecord, RequestOutcome};
 use crate::targets::starrocks::csv::{self, CsvEncoder};
 use crate::targets::starrocks::names;
-use crate::targets::starrocks::stream_load::StreamLoadClient;
+use crate::targets::starrocks::stream_load::{RequestBody, StreamLoadClient};
 
 /// A position in the snapshot's rows: data file index and row within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,13 +34,17 @@ struct Pos {
     row: u64,
 }
 
-/// One request's body with the rows it carries.
-struct Body {
+/// One request's rows, `from` up to (not including) `to`, and the length of their CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
     from: Pos,
     to: Pos,
     rows: u64,
-    bytes: Vec<u8>,
+    bytes: u64,
 }
+
+/// Size of the chunks a body is sent in.
+const CHUNK_BYTES: usize = 256 * 1024;
 
 impl StarRocksTarget {
     /// Stream Load of the job's rows into `stage` (the staging table, or the live table of an
@@ -57,6 +70,12 @@ impl StarRocksTarget {
         // its VARCHAR, say) as NULL instead of filtering the row: silent loss.
         headers.push(("strict_mode".into(), "true".into()));
         headers.push(("timeout".into(), self.cfg.timeout_secs.to_string()));
+        let source = Rows {
+            files: Arc::new(job.files.to_vec()),
+            io: job.io.clone(),
+            info: Arc::new(info.clone()),
+            batch_rows: csv_batch_rows(job.batch_rows, info),
+        };
         let mut summary = LoadSummary {
             found: requests
                 .iter()
@@ -78,22 +97,25 @@ impl StarRocksTarget {
                 file: last.next_file,
                 row: last.next_row,
             };
-            let mut rx = encode(job, from, Some(to), u64::MAX);
-            let body = rx
+            let mut rx = measure(&source, from, Some(to), u64::MAX);
+            let span = rx
                 .recv()
                 .await
                 .ok_or_else(|| Error::internal("the encoder stopped early"))??;
+            if span.rows != last.rows {
+                return Err(Error::internal(format!(
+                    "table {}: pending Stream Load {} was recorded with {} rows but its data \
+                     files now hold {} rows there; the lake snapshot changed under the load",
+                    info.name, last.label, last.rows, span.rows
+                )));
+            }
             let n = requests.len() - 1;
+            let body = CsvBody {
+                source: source.clone(),
+                span,
+            };
             let outcome = self
-                .send(
-                    http,
-                    job,
-                    stage,
-                    &headers,
-                    &last.label,
-                    body.bytes,
-                    n as u32,
-                )
+                .send(http, job, stage, &headers, &last.label, &body, n as u32)
                 .await?;
             requests[n].outcome = outcome;
             record(requests)?;
@@ -103,24 +125,28 @@ impl StarRocksTarget {
             file: r.next_file,
             row: r.next_row,
         });
-        let mut rx = encode(job, start, None, self.cfg.request_bytes);
-        while let Some(body) = rx.recv().await {
-            let body = body?;
+        let mut rx = measure(&source, start, None, self.cfg.request_bytes);
+        while let Some(span) = rx.recv().await {
+            let span = span?;
             let n = requests.len() as u32;
             let label = names::label(job.workflow, job.run, &info.name, n);
             requests.push(LoadRequestRecord {
                 label: label.clone(),
-                file: body.from.file,
-                row: body.from.row,
-                next_file: body.to.file,
-                next_row: body.to.row,
-                rows: body.rows,
-                bytes: body.bytes.len() as u64,
+                file: span.from.file,
+                row: span.from.row,
+                next_file: span.to.file,
+                next_row: span.to.row,
+                rows: span.rows,
+                bytes: span.bytes,
                 outcome: RequestOutcome::Pending,
             });
             record(requests)?;
+            let body = CsvBody {
+                source: source.clone(),
+                span,
+            };
             let outcome = self
-                .send(http, job, stage, &headers, &label, body.bytes, n)
+                .send(http, job, stage, &headers, &label, &body, n)
                 .await?;
             requests[n as usize].outcome = outcome;
             record(requests)?;
@@ -179,12 +205,12 @@ impl StarRocksTarget {
         stage: &str,
         headers: &[(String, String)],
         label: &str,
-        body: Vec<u8>,
+        body: &CsvBody,
         n: u32,
     ) -> Result<RequestOutcome> {
         crate::fault::point(&format!("before_load_request:{}:{n}", job.info.name));
         let outcome = http
-            .load(&self.cfg.database, stage, label, headers, &body, 3)
+            .load(&self.cfg.database, stage, label, headers, body, 3)
             .await
             .map_err(|e| e.context(format!("Stream Load request {n} (label {label})")))?;
         crate::fault::point(&format!("after_load_request:{}:{n}", job.info.name));
@@ -314,55 +340,173 @@ fn count(s: &mut LoadSummary, outcome: RequestOutcome) {
     }
 }
 
-/// Encodes the rows from `from` (up to `until`, or the end) into CSV bodies of at most
-/// `max_bytes`, on the blocking pool. One body waits in the channel while the previous one is
-/// sent, so at most three bodies exist at once.
-fn encode(
-    job: &LoadJob<'_>,
+/// The rows a load reads: the data files, in order, and how to read and encode them.
+#[derive(Clone)]
+struct Rows {
+    files: Arc<Vec<String>>,
+    io: iceberg::io::FileIO,
+    info: Arc<TableInfo>,
+    batch_rows: usize,
+}
+
+/// Rows per batch read from Parquet for CSV: the run's batch size, but no more than about
+/// 1 MiB of rows. Rows are encoded one by one, so a larger batch only costs memory, twice over
+/// (the pass measuring the next request reads alongside the one sending).
+fn csv_batch_rows(batch_rows: usize, info: &TableInfo) -> usize {
+    let by_bytes = (1 << 20) / info.row_width().max(1);
+    batch_rows.min(by_bytes as usize).max(256)
+}
+
+/// One request's body: the CSV of its span's rows, encoded again each time it is sent.
+struct CsvBody {
+    source: Rows,
+    span: Span,
+}
+
+impl RequestBody for CsvBody {
+    fn len(&self) -> u64 {
+        self.span.bytes
+    }
+
+    fn chunks(&self) -> BoxStream<'_, Result<Cow<'_, [u8]>>> {
+        // Two chunks wait while one is written: the body costs a few hundred KiB, plus the
+        // Parquet reader's batch.
+        let (tx, rx) = mpsc::channel::<Result<Vec<u8>>>(2);
+        let source = self.source.clone();
+        let span = self.span;
+        tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(CHUNK_BYTES);
+            let walked = walk(&source, span.from, Some(span.to), |row| {
+                if let Row::Line(_, line) = row {
+                    buf.extend_from_slice(line);
+                    if buf.len() >= CHUNK_BYTES {
+                        let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES));
+                        // A closed channel: the send was abandoned.
+                        return Ok(tx.blocking_send(Ok(full)).is_ok());
+                    }
+                }
+                Ok(true)
+            });
+            let _ = match walked {
+                Ok(()) if !buf.is_empty() => tx.blocking_send(Ok(buf)),
+                Ok(()) => Ok(()),
+                Err(e) => tx.blocking_send(Err(e)),
+            };
+        });
+        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk.map(Cow::Owned), rx))
+        }))
+    }
+}
+
+/// Measures the requests the rows from `from` (up to `until`, or the end) make, at most
+/// `max_bytes` of CSV each, on the blocking pool. Only positions and lengths are kept; the
+/// measuring runs at most two requests ahead of the sending.
+fn measure(
+    source: &Rows,
     from: Pos,
     until: Option<Pos>,
     max_bytes: u64,
-) -> mpsc::Receiver<Result<Body>> {
+) -> mpsc::Receiver<Result<Span>> {
     let (tx, rx) = mpsc::channel(1);
-    let files = job.files.to_vec();
-    let io = job.io.clone();
-    let info = job.info.clone();
-    let batch_rows = job.batch_rows;
+    let source = source.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = encode_into(&files, &io, &info, from, until, max_bytes, batch_rows, &tx) {
+        if let Err(e) = measure_into(&source, from, until, max_bytes, &tx) {
             let _ = tx.blocking_send(Err(e));
         }
     });
     rx
 }
 
-#[allow(clippy::too_many_arguments)]
-fn encode_into(
-    files: &[String],
-    io: &iceberg::io::FileIO,
-    info: &TableInfo,
+fn measure_into(
+    source: &Rows,
     from: Pos,
     until: Option<Pos>,
     max_bytes: u64,
-    batch_rows: usize,
-    tx: &mpsc::Sender<Result<Body>>,
+    tx: &mpsc::Sender<Result<Span>>,
 ) -> Result<()> {
-    let max = usize::try_from(max_bytes).unwrap_or(usize::MAX);
-    let mut enc = CsvEncoder::new(info);
-    let mut body = Body {
+    let mut span = Span {
         from,
         to: from,
         rows: 0,
-        bytes: Vec::new(),
+        bytes: 0,
     };
+    walk(source, from, until, |row| {
+        match row {
+            Row::Line(here, line) => {
+                let len = line.len() as u64;
+                if len > max_bytes {
+                    return Err(Error::data(format!(
+                        "table {}: row {} of data file {} takes {len} bytes as CSV, more than \
+                         target.request_bytes ({max_bytes}); raise request_bytes",
+                        source.info.name, here.row, source.files[here.file as usize],
+                    )));
+                }
+                if span.bytes + len > max_bytes && span.rows > 0 {
+                    let next = Span {
+                        from: here,
+                        to: here,
+                        rows: 0,
+                        bytes: 0,
+                    };
+                    let full = std::mem::replace(&mut span, next);
+                    if tx.blocking_send(Ok(full)).is_err() {
+                        return Ok(false);
+                    }
+                }
+                span.bytes += len;
+                span.rows += 1;
+                span.to = Pos {
+                    file: here.file,
+                    row: here.row + 1,
+                };
+            }
+            // The next file starts at its row 0: positions at a file's end move there, so that
+            // a request that ends exactly at a file boundary and the next one agree.
+            Row::FileEnd(next) => {
+                span.to = next;
+                if span.rows == 0 {
+                    span.from = next;
+                }
+            }
+        }
+        Ok(true)
+    })?;
+    if span.rows > 0 {
+        let _ = tx.blocking_send(Ok(span));
+    }
+    Ok(())
+}
+
+/// What [`walk`] hands over: a row's CSV line at its position, or the end of a data file with
+/// the position after it.
+enum Row<'a> {
+    Line(Pos, &'a [u8]),
+    FileEnd(Pos),
+}
+
+/// Encodes the rows from `from` (up to `until`, or the end) as CSV lines, in order, handing
+/// each to `each`, which returns whether to go on.
+fn walk(
+    source: &Rows,
+    from: Pos,
+    until: Option<Pos>,
+    mut each: impl FnMut(Row<'_>) -> Result<bool>,
+) -> Result<()> {
+    let mut enc = CsvEncoder::new(&source.info);
     let mut line = Vec::with_capacity(1024);
-    for (fi, file) in files.iter().enumerate().skip(from.file as usize) {
+    for (fi, file) in source.files.iter().enumerate().skip(from.file as usize) {
         let first_row = if fi == from.file as usize {
             from.row
         } else {
             0
         };
-        let reader = crate::lake::read::open_parquet(io, file, batch_rows, first_row as usize)?;
+        let reader = crate::lake::read::open_parquet(
+            &source.io,
+            file,
+            source.batch_rows,
+            first_row as usize,
+        )?;
         let mut row_in_file = first_row;
         for batch in reader {
             let batch = batch?;
@@ -378,57 +522,26 @@ fn encode_into(
                     row: row_in_file,
                 };
                 if until.is_some_and(|u| here >= u) {
-                    return finish(body, tx);
+                    return Ok(());
                 }
                 line.clear();
                 enc.encode_row(&cols, r, &mut line)?;
-                if line.len() > max {
-                    return Err(Error::data(format!(
-                        "table {}: row {} of data file {} takes {} bytes as CSV, more than \
-                         target.request_bytes ({max}); raise request_bytes",
-                        info.name,
-                        row_in_file,
-                        file,
-                        line.len()
-                    )));
+                if !each(Row::Line(here, &line))? {
+                    return Ok(());
                 }
-                if body.bytes.len() + line.len() > max && body.rows > 0 {
-                    let next = Body {
-                        from: here,
-                        to: here,
-                        rows: 0,
-                        bytes: Vec::with_capacity(body.bytes.capacity()),
-                    };
-                    let full = std::mem::replace(&mut body, next);
-                    if tx.blocking_send(Ok(full)).is_err() {
-                        return Ok(());
-                    }
-                }
-                body.bytes.extend_from_slice(&line);
-                body.rows += 1;
                 row_in_file += 1;
-                body.to = Pos {
-                    file: fi as u32,
-                    row: row_in_file,
-                };
             }
         }
-        // The next file starts at its row 0: positions at a file's end move there, so that a
-        // request that ends exactly at a file boundary and the next one agree.
-        body.to = Pos {
+        let next = Pos {
             file: fi as u32 + 1,
             row: 0,
         };
-        if body.rows == 0 {
-            body.from = body.to;
+        if until.is_some_and(|u| next > u) {
+            return Ok(());
         }
-    }
-    finish(body, tx)
-}
-
-fn finish(body: Body, tx: &mpsc::Sender<Result<Body>>) -> Result<()> {
-    if body.rows > 0 {
-        let _ = tx.blocking_send(Ok(body));
+        if !each(Row::FileEnd(next))? {
+            return Ok(());
+        }
     }
     Ok(())
 }
