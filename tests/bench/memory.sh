@@ -2,7 +2,9 @@
 # Benchmark (not a test): does the memory budget hold? For each budget (48MiB, 96MiB, 256MiB,
 # 1GiB and the default) and each scenario, one `dag run` in its own process, printing the whole
 # process's peak RSS (/usr/bin/time -v), the scheduler's peak reservation (the run record's
-# peak_reserved), rows/s, and whether the peak stayed within budget + 32 MiB.
+# peak_reserved), rows/s, the process's RSS while each stage ran (extract, write_iceberg, load,
+# verify: the highest over that stage's tasks, from `dag status`), and whether the peak stayed
+# within budget + 32 MiB.
 #
 # Scenarios: tds-1c/2c/4c (the TDS test server's 66-column table, ROWS rows, read with 1, 2 and 4
 # connections, lake only), demo (the whole embedded demo), partitioned (a SQLite table of ROWS
@@ -124,15 +126,22 @@ limit = run["memory_budget"] + (32 << 20)
 verdict = "ok" if rss <= limit else f"OVER by {(rss - limit) / 2**20:.1f} MiB"
 reserved = (run.get("peak_reserved") or 0) / 2**20
 warned = "warned" if "over the memory budget" in open(err).read() else ""
+# The process's RSS while each stage ran (the highest over the stage's tasks), in MiB.
+stages = {}
+for x in st["tasks"]:
+    if x.get("peak_rss"):
+        stages[x["stage"]] = max(stages.get(x["stage"], 0), x["peak_rss"])
+by_stage = "/".join(f"{stages[k] / 2**20:.0f}" if k in stages else "-"
+                    for k in ("extract", "write_iceberg", "load", "verify"))
 print(f"{scenario:<12} {budget:>8} {rows:>9} {secs:8.2f} {rows / secs:>10,.0f} "
       f"{rss / 2**20:9.1f} {reserved:9.1f} {run['memory_budget'] / 2**20:9.0f}  "
-      f"{run['status']:<9} {verdict} {warned}")
+      f"{by_stage:<16} {run['status']:<9} {verdict} {warned}")
 PY
 }
 
 echo "dag $("$DAG" --version | cut -d' ' -f2), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); single runs"
-printf '%-12s %8s %9s %8s %10s %9s %9s %9s  %s\n' scenario budget rows "wall s" "rows/s" \
-  "RSS MiB" "rsv MiB" "bgt MiB" "status / within budget+32MiB"
+printf '%-12s %8s %9s %8s %10s %9s %9s %9s  %-16s %s\n' scenario budget rows "wall s" "rows/s" \
+  "RSS MiB" "rsv MiB" "bgt MiB" "RSS e/w/l/v MiB" "status / within budget+32MiB"
 for s in "${SCENARIOS[@]}"; do
   for b in "${BUDGET_LIST[@]}"; do
     measure "$s" "$b"
