@@ -106,6 +106,26 @@ pub struct Published {
 /// widths we move, while keeping a wide table's extract inside a small reservation.
 pub const ROW_GROUP_BYTES: u64 = 16 << 20;
 
+/// Bytes a data-file writer may buffer in its columns' open pages (data and dictionary pages
+/// each), shared among the columns: Parquet's default of 1 MiB a page per column lets a wide
+/// table's writer hold many MiB of pages not yet compressed.
+pub const PAGE_BUFFER_BYTES: u64 = 8 << 20;
+
+/// The data and dictionary page size limit of a writer of `columns` columns: its share of
+/// [`PAGE_BUFFER_BYTES`], between 64 KiB and Parquet's default 1 MiB.
+pub fn page_bytes(columns: usize) -> usize {
+    (PAGE_BUFFER_BYTES / columns.max(1) as u64).clamp(64 << 10, 1 << 20) as usize
+}
+
+/// What one open data-file writer of a table of `columns` columns holds besides its row group
+/// (whose encoded pages, open or compressed, stay within the row group's bytes): a zstd
+/// compression and decompression context per column (the parquet crate's codec creates both,
+/// about 100 KiB each once used, though a writer never decompresses) and about 1 MiB of
+/// encoder state.
+pub fn writer_bytes(columns: usize) -> u64 {
+    (1 << 20) + columns.max(1) as u64 * (200 << 10)
+}
+
 impl Lake {
     pub async fn open(s: &LakeSettings) -> Result<Lake> {
         let storage = LakeStorage::open(&s.warehouse)?;

@@ -212,9 +212,12 @@ impl ChunkWriter {
     ) -> Result<ChunkWriter> {
         let row_group_rows = row_group_rows.max(1024);
         let md = table.metadata();
+        let page = super::page_bytes(md.current_schema().as_struct().fields().len());
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(row_group_rows))
+            .set_data_page_size_limit(page)
+            .set_dictionary_page_size_limit(page)
             .build();
         let schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(md.current_schema())?);
         let mut factory = Factory {

@@ -12,27 +12,28 @@ pub fn task_bytes(tuning: &Tuning, stage: Stage, info: &TableInfo) -> u64 {
     const MIB: u64 = 1 << 20;
     let w = info.row_width();
     let whole = info.rows.max(1) * w;
-    let batch = (tuning.batch_rows as u64 * w).min(whole);
+    let batch = (tuning.batch_rows(info, 1.0) as u64 * w).min(whole);
+    let writer = crate::lake::writer_bytes(info.columns.len());
     match stage {
         Stage::Extract => {
             let rg = (tuning.row_group_rows(info, 1.0) as u64 * w).min(whole);
             // builders + one batch in the channel + one being encoded, plus the row group
-            let plain = 3 * batch + 2 * rg + tuning.lake_write_bytes + 8 * MIB;
+            let plain = 3 * batch + 2 * rg + writer + tuning.lake_write_bytes + 8 * MIB;
             if info.partition.is_none() {
                 return plain;
             }
             // Partitioned: `open_partitions` writers each buffer a row group of their own
             // (row_group_rows already divided the bytes among them, but its 1024-row floor
-            // can make the sum larger, so count each) plus about 1 MiB of page buffers and
-            // encoder state per writer for Parquet's per-column pages that a row group of
-            // a few thousand rows does not amortise. The writer gathers n row groups of
+            // can make the sum larger, so count each) plus each writer's codec contexts and
+            // encoder state (`writer_bytes`), which a row group of a few thousand rows does
+            // not amortise. The writer gathers n row groups of
             // rows before writing them grouped by day, and a flush holds them twice (the
             // gathered batches and their concatenation, then that and its copy sorted by
             // day) plus 8 bytes a row of day numbers and sort order: counted as three.
             let n = tuning.writers(info) as u64;
             let gathered = (n * rg).min(whole);
             // Each open writer on S3 also fills a multipart part of its own.
-            3 * batch + 2 * n * rg + 3 * gathered + n * (MIB + tuning.lake_write_bytes) + 8 * MIB
+            3 * batch + 2 * n * rg + 3 * gathered + n * (writer + tuning.lake_write_bytes) + 8 * MIB
         }
         Stage::WriteIceberg => 16 * MIB,
         // Reading a data file holds a row group's column chunks besides the batches.

@@ -90,7 +90,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     }
     let staging = ctx.lake.staging_table(&info, run).await?;
 
-    let batch_rows = ctx.tuning.batch_rows(grant.scale);
+    let batch_rows = ctx.tuning.batch_rows(&info, grant.scale);
     let rg_rows = ctx.tuning.row_group_rows(&info, grant.scale);
     let bar = ctx.progress.bar(table, info.rows);
     let reused_rows: u64 = done.iter().map(|c| c.digest.rows).sum();

@@ -45,7 +45,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
         ov: ctx.plan(&info.name)?.ov.as_ref(),
         files: &files,
         io: ctx.lake.file_io(),
-        batch_rows: ctx.tuning.batch_rows(grant.scale),
+        batch_rows: ctx.tuning.batch_rows(&info, grant.scale),
         lake_namespace: ctx.lake.namespace(),
     };
     // The request ledger (StarRocks) is written to the task's record before each step, so a

@@ -22,6 +22,11 @@ use crate::model::fingerprint::Digest128;
 use crate::progress::Progress;
 use crate::sources::Source;
 use crate::store::{Store, TaskRecord, TaskStatus, now};
+
+/// Most bytes (by the table's estimated row width) of rows in one Arrow batch. On the 66-column
+/// table, batches of 4 MiB (about 1,500 rows) move rows as fast as batches of 8,192 rows (about
+/// 20 MiB), and every batch in flight (being filled, queued, encoded) costs its size.
+pub const BATCH_BYTES: u64 = 4 << 20;
 use crate::targets::Target;
 
 /// Buffers and sizes derived from the limits (before a grant's scale is applied).
@@ -41,8 +46,12 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    pub fn batch_rows(&self, scale: f64) -> usize {
-        ((self.batch_rows as f64 * scale) as usize).max(64)
+    /// Rows per Arrow batch for `info`: `limits.batch_rows`, but no more than [`BATCH_BYTES`]
+    /// of rows (so a wide table's batches, and the builders filling them, stay as small in bytes
+    /// as a narrow one's), times `scale` under a tight grant.
+    pub fn batch_rows(&self, info: &TableInfo, scale: f64) -> usize {
+        let by_bytes = (BATCH_BYTES / info.row_width().max(1)) as usize;
+        ((self.batch_rows.min(by_bytes) as f64 * scale) as usize).max(64)
     }
 
     /// Rows per Parquet row group of one data-file writer. A day-partitioned table's chunk has

@@ -36,7 +36,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     crate::fault::point(&format!("before_verify:{table}"));
     let (info, source) = ctx.extracted(table)?;
     let mode = ctx.verify_mode(table);
-    let batch_rows = ctx.tuning.batch_rows(grant.scale);
+    let batch_rows = ctx.tuning.batch_rows(&info, grant.scale);
     let mut problems = Vec::new();
     rec.outputs.verify_mode = Some(mode);
     rec.outputs.digest = Some(source);
