@@ -75,6 +75,9 @@ impl MysqlTarget {
             .insert_bytes
             .min(packet.unwrap_or(4 << 20).saturating_sub(1024))
             .max(1024) as usize;
+        // Batches of about one statement's bytes: the rows go out a statement at a time, and a
+        // bigger batch would only be held longer.
+        let batch_rows = batch_rows.min((cap as u64 / info.row_width()).max(64) as usize);
         let mut tx = c
             .start_transaction(TxOpts::default())
             .await
@@ -178,11 +181,11 @@ impl MysqlTarget {
             match piece? {
                 Piece::Insert {
                     sql,
-                    batch,
                     first_row,
+                    rows,
                 } => {
                     if let Err(e) = tx.query_drop(sql).await {
-                        return Err(explain(fail(e), &batch, first_row));
+                        return Err(explain(fail(e), file, io, first_row, rows).await);
                     }
                     if first {
                         first = false;
@@ -249,12 +252,13 @@ pub(super) fn upsert_clause(info: &TableInfo) -> String {
 }
 
 /// What the producer of a unit's statements sends.
-enum Piece {
-    /// One multi-row INSERT; `batch` and `first_row` locate its rows for error messages.
+pub(super) enum Piece {
+    /// One multi-row INSERT of `rows` rows, the first of them row `first_row` of the data file
+    /// (to find a refused value again for the error message).
     Insert {
         sql: String,
-        batch: RecordBatch,
         first_row: usize,
+        rows: usize,
     },
     /// Everything sent; the digest of all rows.
     Done(Digest128),
@@ -262,8 +266,13 @@ enum Piece {
 
 /// Reads the data file on the blocking pool and turns it into INSERT statements of at most
 /// `cap` bytes (a single longer row goes alone): `head`, the rows, `tail` (an upsert's
-/// `ON DUPLICATE KEY UPDATE ...`, or nothing). Two statements wait at most.
-fn produce(
+/// `ON DUPLICATE KEY UPDATE ...`, or nothing). A statement may span batches.
+///
+/// What the load holds is mostly statements, so their number is kept down: the next statement
+/// is begun only once the previous one was taken, so at most one is being built (or waits)
+/// while another runs, and the statements keep no batch alive (an error's value is read again
+/// from the file, see [`explain`]).
+pub(super) fn produce(
     file: String,
     io: FileIO,
     batch_rows: usize,
@@ -271,7 +280,7 @@ fn produce(
     (head, tail): (String, String),
     cap: usize,
 ) -> mpsc::Receiver<Result<Piece>> {
-    let (tx, rx) = mpsc::channel(2);
+    let (tx, rx) = mpsc::channel(1);
     tokio::task::spawn_blocking(move || {
         let cap = cap.saturating_sub(tail.len());
         if let Err(e) = produce_into(&file, &io, batch_rows, &info, (&head, &tail), cap, &tx) {
@@ -290,9 +299,18 @@ fn produce_into(
     cap: usize,
     tx: &mpsc::Sender<Result<Piece>>,
 ) -> Result<()> {
+    let rt = tokio::runtime::Handle::current();
     let reader = crate::lake::read::open_parquet(io, file, batch_rows, 0)?;
     let mut digest = Digest128::default();
     let mut row_text = String::new();
+    let mut sql = String::new();
+    // The statement being built: its rows, the file row of its first, and its place in the
+    // channel (taken before it is begun).
+    let mut rows = 0usize;
+    let mut first_row = 0usize;
+    let mut permit: Option<mpsc::Permit<'_, Result<Piece>>> = None;
+    // The file row of the batch's first row.
+    let mut at = 0usize;
     for batch in reader {
         let batch = in_table_order(batch?, info)?;
         digest.add_batch(&batch).map_err(Error::internal)?;
@@ -302,10 +320,6 @@ fn produce_into(
             .map(Cells::new)
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::data(format!("table {}: {e}", info.name)))?;
-        let mut sql = String::with_capacity(cap.min(1 << 20));
-        sql.push_str(head);
-        let mut rows = 0usize;
-        let mut first_row = 0usize;
         for row in 0..batch.num_rows() {
             row_text.clear();
             row_text.push('(');
@@ -323,36 +337,40 @@ fn produce_into(
             row_text.push(')');
             if rows > 0 && sql.len() + 1 + row_text.len() > cap {
                 sql.push_str(tail);
-                let full = std::mem::replace(&mut sql, String::with_capacity(cap.min(1 << 20)));
                 let piece = Piece::Insert {
-                    sql: full,
-                    batch: batch.clone(),
+                    sql: std::mem::take(&mut sql),
                     first_row,
+                    rows,
                 };
-                if tx.blocking_send(Ok(piece)).is_err() {
-                    return Ok(());
+                if let Some(p) = permit.take() {
+                    p.send(Ok(piece));
                 }
-                sql.push_str(head);
                 rows = 0;
-                first_row = row;
             }
-            if rows > 0 {
+            if rows == 0 {
+                // Wait until the consumer took the previous statement (it then runs it).
+                let Ok(p) = rt.block_on(tx.reserve()) else {
+                    return Ok(());
+                };
+                permit = Some(p);
+                sql.reserve(cap.min(1 << 20));
+                sql.push_str(head);
+                first_row = at + row;
+            } else {
                 sql.push(',');
             }
             sql.push_str(&row_text);
             rows += 1;
         }
-        if rows > 0 {
-            sql.push_str(tail);
-            let piece = Piece::Insert {
-                sql,
-                batch: batch.clone(),
-                first_row,
-            };
-            if tx.blocking_send(Ok(piece)).is_err() {
-                return Ok(());
-            }
-        }
+        at += batch.num_rows();
+    }
+    if let Some(p) = permit.take() {
+        sql.push_str(tail);
+        p.send(Ok(Piece::Insert {
+            sql,
+            first_row,
+            rows,
+        }));
     }
     let _ = tx.blocking_send(Ok(Piece::Done(digest)));
     Ok(())
@@ -381,8 +399,9 @@ fn in_table_order(batch: RecordBatch, info: &TableInfo) -> Result<RecordBatch> {
 }
 
 /// Adds the offending column and value to a server error about a value, when the server names
-/// them ("... for column 'c' at row 3").
-fn explain(mut e: Error, batch: &RecordBatch, first_row: usize) -> Error {
+/// them ("... for column 'c' at row 3"). The statement's rows are not kept: the value is read
+/// again from the data file, whose row `first_row` is the first of the statement's `rows`.
+async fn explain(mut e: Error, file: &str, io: &FileIO, first_row: usize, rows: usize) -> Error {
     let msg = e.message.clone();
     let column = msg.split_once("column ").and_then(|(_, rest)| {
         if let Some(r) = rest.strip_prefix('\'') {
@@ -407,27 +426,34 @@ fn explain(mut e: Error, batch: &RecordBatch, first_row: usize) -> Error {
     let (Some(column), Some(row)) = (column, row) else {
         return e;
     };
-    let Ok(i) = batch.schema().index_of(&column) else {
+    let row = row.saturating_sub(1);
+    if row >= rows {
+        return e;
+    }
+    let (file, io, name) = (file.to_string(), io.clone(), column.clone());
+    let value = tokio::task::spawn_blocking(move || {
+        let batch = crate::lake::read::open_parquet(&io, &file, 1, first_row + row)
+            .ok()?
+            .next()?
+            .ok()?;
+        let i = batch.schema().index_of(&name).ok()?;
+        let c = Cells::new(batch.column(i)).ok()?;
+        let mut value = String::new();
+        sql_literal(&c, 0, &mut value).ok()?;
+        Some(value)
+    })
+    .await;
+    let Ok(Some(mut value)) = value else {
         return e;
     };
-    let at = first_row + row.saturating_sub(1);
-    if at >= batch.num_rows() {
-        return e;
-    }
-    let mut value = String::new();
-    match Cells::new(batch.column(i)) {
-        Ok(c) if sql_literal(&c, at, &mut value).is_ok() => {
-            if value.len() > 120 {
-                let mut end = 120;
-                while !value.is_char_boundary(end) {
-                    end -= 1;
-                }
-                value.truncate(end);
-                value.push_str("...");
-            }
-            e.message = format!("{msg} (column {column}, value {value})");
+    if value.len() > 120 {
+        let mut end = 120;
+        while !value.is_char_boundary(end) {
+            end -= 1;
         }
-        _ => {}
+        value.truncate(end);
+        value.push_str("...");
     }
+    e.message = format!("{msg} (column {column}, value {value})");
     e
 }

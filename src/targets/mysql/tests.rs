@@ -1,5 +1,5 @@
 use super::ddl::decimal_bytes;
-use super::load::upsert_clause;
+use super::load::{Piece, produce, upsert_clause};
 use super::names::*;
 use super::*;
 use crate::config::Secret;
@@ -335,6 +335,66 @@ fn wide_tables_and_keys_fit_the_row_limits() {
             .unwrap()
             .contains("PRIMARY KEY")
     );
+}
+
+#[tokio::test]
+async fn statements_are_cut_by_bytes_across_batches_and_locate_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = TableInfo::new(
+        "t",
+        vec![
+            col("id", ColType::Int32, false),
+            col("name", ColType::String, false),
+        ],
+        None,
+        0,
+    );
+    let b = RecordBatch::try_new(
+        info.arrow_schema(),
+        vec![
+            Arc::new(Int32Array::from((10..28).collect::<Vec<i32>>())),
+            Arc::new(StringArray::from(
+                (10..28).map(|i| format!("n{i}")).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap();
+    let f = write_parquet(dir.path(), "t.parquet", &b);
+    let head = "INSERT INTO t (id, name) VALUES ";
+    // Each row is 10 bytes, "(10,'n10')", and a comma between: room for four rows.
+    let cap = head.len() + 4 * 10 + 3;
+    let mut rx = produce(
+        f,
+        local_io(),
+        3,
+        info,
+        (head.to_string(), String::new()),
+        cap,
+    );
+    let mut got = Vec::new();
+    let mut done = None;
+    while let Some(p) = rx.recv().await {
+        match p.unwrap() {
+            Piece::Insert {
+                sql,
+                first_row,
+                rows,
+            } => {
+                assert!(sql.len() <= cap, "{} > {cap}: {sql}", sql.len());
+                got.push((first_row, rows, sql));
+            }
+            Piece::Done(d) => done = Some(d),
+        }
+    }
+    assert_eq!(done.unwrap(), digest(&[&b]));
+    let spans: Vec<(usize, usize)> = got.iter().map(|g| (g.0, g.1)).collect();
+    // Batches of three rows, statements of four: statements span batches.
+    assert_eq!(spans, [(0, 4), (4, 4), (8, 4), (12, 4), (16, 2)]);
+    assert_eq!(
+        got[1].2,
+        format!("{head}(14,'n14'),(15,'n15'),(16,'n16'),(17,'n17')")
+    );
+    assert_eq!(got[4].2, format!("{head}(26,'n26'),(27,'n27')"));
 }
 
 // ---- Against a real server (127.0.0.1:3306) ----
@@ -1005,6 +1065,57 @@ async fn bad_values_fail_with_table_column_and_value() {
     };
     assert_eq!(t.count(&stage).await.unwrap(), 0);
     assert!(t.prepare(&info, run).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_value_is_named_from_a_later_statement_and_batch() {
+    let Some((t, _guard)) = server("mysql bad value later") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut info = TableInfo::new(
+        "later",
+        vec![
+            col("id", ColType::Int32, false),
+            col("code", ColType::String, false),
+            col("pad", ColType::String, false),
+        ],
+        None,
+        0,
+    );
+    info.origin = vec![spec("int"), spec("varchar(3)"), spec("varchar(300)")];
+    t.check().await.unwrap();
+    let run = "20261124194000123_abcd";
+    t.prepare(&info, run).await.unwrap();
+    // Rows of about 220 bytes and statements of at most 2048: about nine rows each, and
+    // batches of four, so row 37 is in the fifth statement and the tenth batch.
+    let b = RecordBatch::try_new(
+        info.arrow_schema(),
+        vec![
+            Arc::new(Int32Array::from((0..60).collect::<Vec<i32>>())),
+            Arc::new(StringArray::from(
+                (0..60)
+                    .map(|i| {
+                        if i == 37 {
+                            "wxyz".to_string()
+                        } else {
+                            format!("{i:03}")
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(vec!["p".repeat(200); 60])),
+        ],
+    )
+    .unwrap();
+    let f = write_parquet(dir.path(), "later.parquet", &b);
+    let e = t
+        .load_unit(&info, run, 0, &f, &local_io(), 4)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, crate::error::ErrorKind::Data, "{e}");
+    let s = e.to_string();
+    assert!(s.contains("column code") && s.contains("'wxyz'"), "{s}");
 }
 
 #[tokio::test]
