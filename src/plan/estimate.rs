@@ -36,9 +36,11 @@ pub fn task_bytes(tuning: &Tuning, stage: Stage, info: &TableInfo) -> u64 {
             3 * batch + 2 * n * rg + 3 * gathered + n * (writer + tuning.lake_write_bytes) + 8 * MIB
         }
         Stage::WriteIceberg => 16 * MIB,
-        // Reading a data file holds a row group's column chunks besides the batches.
+        // Reading a data file holds a row group's column chunks besides the batches (a target
+        // may read smaller batches than `batch_rows`).
         Stage::Load => {
             let rg = (tuning.row_group_rows(info, 1.0) as u64 * w).min(whole);
+            let batch = tuning.load_batch_bytes.map_or(batch, |b| b.min(batch));
             2 * batch + rg + tuning.load_bytes + 8 * MIB
         }
         Stage::Verify => 4 * batch + 16 * MIB,
@@ -86,6 +88,54 @@ pub fn tuning(wf: &Workflow) -> Tuning {
             .target
             .as_ref()
             .map_or(0, crate::targets::load_buffer_bytes),
+        load_batch_bytes: wf
+            .target
+            .as_ref()
+            .and_then(crate::targets::load_batch_bytes),
         open_partitions: wf.lake.open_partitions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ColType, Column};
+
+    #[test]
+    fn a_load_that_reads_smaller_batches_is_estimated_with_them() {
+        let columns = (0..66)
+            .map(|i| Column {
+                name: format!("c{i}"),
+                ty: ColType::String,
+                nullable: true,
+            })
+            .collect();
+        let info = TableInfo::new("t", columns, None, 1_000_000);
+        let t = Tuning {
+            batch_rows: 8192,
+            row_group_bytes: 16 << 20,
+            default_chunk_rows: 250_000,
+            load_bytes: 6 << 20,
+            load_batch_bytes: None,
+            lake_write_bytes: 0,
+            open_partitions: 1,
+        };
+        let batch = 8192 * info.row_width();
+        assert!(batch > 1 << 20);
+        let small = Tuning {
+            load_batch_bytes: Some(1 << 20),
+            ..t.clone()
+        };
+        let (full, less) = (
+            task_bytes(&t, Stage::Load, &info),
+            task_bytes(&small, Stage::Load, &info),
+        );
+        // The load holds up to two batches; the target's bound replaces batch_rows' bytes.
+        assert_eq!(full - less, 2 * (batch - (1 << 20)));
+        // Other stages keep batches of batch_rows.
+        assert_eq!(
+            task_bytes(&t, Stage::Verify, &info),
+            task_bytes(&small, Stage::Verify, &info)
+        );
     }
 }

@@ -213,6 +213,7 @@ mod tests {
             files: &files,
             io: &io,
             batch_rows: 10,
+            scale: 1.0,
             lake_namespace: String::new(),
         };
         load(t, &job, append).await.unwrap()

@@ -97,6 +97,12 @@ pub fn load_buffer_bytes(cfg: &TargetConfig) -> u64 {
     registry(cfg).load_buffer_bytes
 }
 
+/// Most bytes of rows the target's load reads from a data file at a time, when it bounds them
+/// itself (MySQL: about one INSERT statement's worth); `None`: batches of `batch_rows`.
+pub fn load_batch_bytes(cfg: &TargetConfig) -> Option<u64> {
+    registry(cfg).load_batch_bytes
+}
+
 /// What one table's load needs to know.
 pub struct LoadJob<'a> {
     pub workflow: &'a str,
@@ -109,6 +115,9 @@ pub struct LoadJob<'a> {
     /// Reads the data files (local or object store).
     pub io: &'a iceberg::io::FileIO,
     pub batch_rows: usize,
+    /// The task's grant scale: 1.0, or below when its estimate exceeded the whole budget and
+    /// it runs alone; a target shrinks its own buffers (INSERT statements) by it.
+    pub scale: f64,
     /// The lake namespace, for `load = "lake"`.
     pub lake_namespace: String,
 }
@@ -167,12 +176,18 @@ pub trait FromConfig: Kind + Sized {
     fn load_buffer_bytes(_cfg: &Self::Config) -> u64 {
         0
     }
+
+    /// See [`load_batch_bytes`].
+    fn load_batch_bytes(_cfg: &Self::Config) -> Option<u64> {
+        None
+    }
 }
 
 /// One target of the registry, its settings in hand.
 struct Entry<'a> {
     build: Box<dyn FnOnce() -> Result<Target> + 'a>,
     load_buffer_bytes: u64,
+    load_batch_bytes: Option<u64>,
 }
 
 impl<'a> Entry<'a> {
@@ -180,6 +195,7 @@ impl<'a> Entry<'a> {
         Entry {
             build: Box::new(move || Ok(Target(Arc::new(K::from_config(cfg)?)))),
             load_buffer_bytes: K::load_buffer_bytes(cfg),
+            load_batch_bytes: K::load_batch_bytes(cfg),
         }
     }
 }

@@ -46,6 +46,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
         files: &files,
         io: ctx.lake.file_io(),
         batch_rows: ctx.tuning.batch_rows(&info, grant.scale),
+        scale: grant.scale,
         lake_namespace: ctx.lake.namespace(),
     };
     // The request ledger (StarRocks) is written to the task's record before each step, so a

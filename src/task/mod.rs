@@ -38,6 +38,8 @@ pub struct Tuning {
     pub default_chunk_rows: u64,
     /// Bytes the target's load holds besides batches (request bodies, INSERT statements).
     pub load_bytes: u64,
+    /// Most bytes of rows a load reads at a time, when the target bounds them (MySQL).
+    pub load_batch_bytes: Option<u64>,
     /// Bytes a data file being written holds in the lake's storage layer: nothing on local disk;
     /// on S3 the multipart part being filled (5 MiB, S3's smallest part) and the one uploading.
     pub lake_write_bytes: u64,

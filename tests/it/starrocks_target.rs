@@ -516,6 +516,7 @@ mod incremental {
             files,
             io,
             batch_rows: 2,
+            scale: 1.0,
             lake_namespace: "ns".into(),
         }
     }

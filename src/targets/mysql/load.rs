@@ -30,8 +30,17 @@ impl MysqlTarget {
         io: &FileIO,
         batch_rows: usize,
     ) -> Result<Digest128> {
-        self.load_unit_to(Dest::Stage, info, run, unit, file, io, batch_rows)
-            .await
+        self.load_unit_to(
+            Dest::Stage,
+            info,
+            run,
+            unit,
+            file,
+            io,
+            batch_rows,
+            self.insert_bytes,
+        )
+        .await
     }
 
     /// For an incremental run that appends: upserts one unit (one Parquet data file) into the
@@ -47,10 +56,21 @@ impl MysqlTarget {
         io: &FileIO,
         batch_rows: usize,
     ) -> Result<Digest128> {
-        self.load_unit_to(Dest::Live, info, run, unit, file, io, batch_rows)
-            .await
+        self.load_unit_to(
+            Dest::Live,
+            info,
+            run,
+            unit,
+            file,
+            io,
+            batch_rows,
+            self.insert_bytes,
+        )
+        .await
     }
 
+    /// Loads one unit into `dest` with statements of at most `statement_bytes` (and of the
+    /// server's `max_allowed_packet`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn load_unit_to(
         &self,
@@ -61,6 +81,7 @@ impl MysqlTarget {
         file: &str,
         io: &FileIO,
         batch_rows: usize,
+        statement_bytes: u64,
     ) -> Result<Digest128> {
         check_name(&info.name, "table")?;
         check_run(run)?;
@@ -71,8 +92,7 @@ impl MysqlTarget {
             .await
             .map_err(&fail)?;
         // Room for the packet header and the statement's own overhead.
-        let cap = self
-            .insert_bytes
+        let cap = statement_bytes
             .min(packet.unwrap_or(4 << 20).saturating_sub(1024))
             .max(1024) as usize;
         // Batches of about one statement's bytes: the rows go out a statement at a time, and a

@@ -312,6 +312,14 @@ impl MysqlTarget {
         scan::scan(self.pool.clone(), sql, info.clone(), batch_rows, true)
     }
 
+    /// The largest statement a load sends under a grant of `scale` (below 1 when the load's
+    /// estimate exceeded the whole budget): `insert_bytes` shrunk like the other buffers, but
+    /// not below 64 KiB (or `insert_bytes`, if smaller).
+    fn statement_bytes(&self, scale: f64) -> u64 {
+        let floor = self.insert_bytes.min(64 << 10);
+        ((self.insert_bytes as f64 * scale.min(1.0)) as u64).max(floor)
+    }
+
     pub async fn count(&self, info: &TableInfo) -> Result<u64> {
         let mut c = self.conn().await?;
         let n: Option<u64> = c
@@ -356,9 +364,16 @@ impl FromConfig for MysqlTarget {
         MysqlTarget::new(cfg)
     }
 
-    /// Two INSERT statements of at most `insert_bytes`.
+    /// Statements of at most `insert_bytes`: the one being built and the one running, and the
+    /// driver's two copies of the running one (its packet buffer and its write buffer, each
+    /// grown by doubling, so up to two statements each).
     fn load_buffer_bytes(cfg: &MysqlTargetConfig) -> u64 {
-        2 * cfg.insert_bytes
+        6 * cfg.insert_bytes
+    }
+
+    /// A load reads batches of about one statement (see `load`).
+    fn load_batch_bytes(cfg: &MysqlTargetConfig) -> Option<u64> {
+        Some(cfg.insert_bytes)
     }
 }
 
@@ -388,8 +403,17 @@ impl UnitLedger for MysqlTarget {
         unit: u32,
         file: &str,
     ) -> Result<Digest128> {
-        self.load_unit_to(dest, job.info, job.run, unit, file, job.io, job.batch_rows)
-            .await
+        self.load_unit_to(
+            dest,
+            job.info,
+            job.run,
+            unit,
+            file,
+            job.io,
+            job.batch_rows,
+            self.statement_bytes(job.scale),
+        )
+        .await
     }
 
     async fn publish(&self, info: &TableInfo, run: &str) -> Result<()> {

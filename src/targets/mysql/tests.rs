@@ -337,6 +337,21 @@ fn wide_tables_and_keys_fit_the_row_limits() {
     );
 }
 
+#[test]
+fn statements_shrink_with_the_grant_but_not_below_64_kib() {
+    let t = MysqlTarget::new(&MysqlTargetConfig {
+        insert_bytes: 4 << 20,
+        ..config("d")
+    })
+    .unwrap();
+    assert_eq!(t.statement_bytes(1.0), 4 << 20);
+    assert_eq!(t.statement_bytes(2.0), 4 << 20);
+    assert_eq!(t.statement_bytes(0.25), 1 << 20);
+    assert_eq!(t.statement_bytes(0.001), 64 << 10);
+    // A smaller insert_bytes is kept as it is.
+    assert_eq!(target("d").statement_bytes(0.001), 2048);
+}
+
 #[tokio::test]
 async fn statements_are_cut_by_bytes_across_batches_and_locate_their_rows() {
     let dir = tempfile::tempdir().unwrap();
