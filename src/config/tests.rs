@@ -236,7 +236,7 @@ database = "wz"
             password: None,
             database: "wz".to_owned(),
             create_tables: true,
-            insert_bytes: 4 << 20,
+            insert_bytes: 1 << 20,
         }))
     );
 }

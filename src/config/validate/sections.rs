@@ -336,7 +336,7 @@ impl Validator<'_> {
                 password,
                 database: database?,
                 create_tables,
-                insert_bytes: insert_bytes.unwrap_or(4 << 20),
+                insert_bytes: insert_bytes.unwrap_or(1 << 20),
             }));
         }
         let http_url = self.string(&sec, "http_url", Need::Optional);
