@@ -26,10 +26,10 @@ pub fn task_bytes(tuning: &Tuning, stage: Stage, info: &TableInfo) -> u64 {
             // (row_group_rows already divided the bytes among them, but its 1024-row floor
             // can make the sum larger, so count each) plus each writer's codec contexts and
             // encoder state (`writer_bytes`), which a row group of a few thousand rows does
-            // not amortise. The writer gathers n row groups of
-            // rows before writing them grouped by day, and a flush holds them twice (the
-            // gathered batches and their concatenation, then that and its copy sorted by
-            // day) plus 8 bytes a row of day numbers and sort order: counted as three.
+            // not amortise. The writer gathers n row groups of rows before writing them
+            // grouped by day, and a flush holds them twice (the gathered batches and their
+            // concatenation, then that and its copy sorted by day) plus 8 bytes a row of day
+            // numbers and sort order: counted as three.
             let n = tuning.writers(info) as u64;
             let gathered = (n * rg).min(whole);
             // Each open writer on S3 also fills a multipart part of its own.
