@@ -120,7 +120,7 @@ mod tests {
             lake_write_bytes: 0,
             open_partitions: 1,
         };
-        let batch = 8192 * info.row_width();
+        let batch = t.batch_rows(&info, 1.0) as u64 * info.row_width();
         assert!(batch > 1 << 20);
         let small = Tuning {
             load_batch_bytes: Some(1 << 20),
@@ -132,7 +132,7 @@ mod tests {
         );
         // The load holds up to two batches; the target's bound replaces batch_rows' bytes.
         assert_eq!(full - less, 2 * (batch - (1 << 20)));
-        // Other stages keep batches of batch_rows.
+        // Other stages keep the run's batches.
         assert_eq!(
             task_bytes(&t, Stage::Verify, &info),
             task_bytes(&small, Stage::Verify, &info)
