@@ -39,13 +39,3 @@ impl RequestBody for [u8] {
         Box::pin(stream::once(async move { Ok(Cow::Borrowed(self)) }))
     }
 }
-
-impl RequestBody for Vec<u8> {
-    fn len(&self) -> u64 {
-        self.as_slice().len() as u64
-    }
-
-    fn chunks(&self) -> BoxStream<'_, Result<Cow<'_, [u8]>>> {
-        RequestBody::chunks(self.as_slice())
-    }
-}
