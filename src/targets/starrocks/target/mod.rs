@@ -117,6 +117,12 @@ impl FromConfig for StarRocksTarget {
             0
         }
     }
+
+    /// A Stream Load reads batches of [`requests::CSV_BATCH_BYTES`]; `load = "lake"` reads none
+    /// itself.
+    fn load_batch_bytes(cfg: &StarRocksConfig) -> Option<u64> {
+        (cfg.load == LoadMode::Stream).then_some(requests::CSV_BATCH_BYTES)
+    }
 }
 
 fn comment(run: &str) -> String {

@@ -349,11 +349,16 @@ struct Rows {
     batch_rows: usize,
 }
 
-/// Rows per batch read from Parquet for CSV: the run's batch size, but no more than about
-/// 1 MiB of rows. Rows are encoded one by one, so a larger batch only costs memory, twice over
-/// (the pass measuring the next request reads alongside the one sending).
+/// Most bytes of rows a Stream Load reads from Parquet at a time. Rows are encoded one by one,
+/// so a larger batch only costs memory, twice over (the pass measuring the next request reads
+/// alongside the one sending). The load's estimate counts batches of this size
+/// (`load_batch_bytes`).
+pub(super) const CSV_BATCH_BYTES: u64 = 1 << 20;
+
+/// Rows per batch read from Parquet for CSV: the run's batch size, but no more than
+/// [`CSV_BATCH_BYTES`] of rows.
 fn csv_batch_rows(batch_rows: usize, info: &TableInfo) -> usize {
-    let by_bytes = (1 << 20) / info.row_width().max(1);
+    let by_bytes = CSV_BATCH_BYTES / info.row_width().max(1);
     batch_rows.min(by_bytes as usize).max(256)
 }
 
