@@ -2,6 +2,7 @@
 //! workflow of small per-table task DAGs that survive crashes exactly, under a memory budget,
 //! and proves with verification what it moved. The binary's commands live in [`commands`].
 
+#[cfg(feature = "jemalloc")]
 pub mod allocator;
 pub mod cli;
 pub mod commands;
