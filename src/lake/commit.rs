@@ -154,7 +154,7 @@ impl Lake {
         &self,
         info: &TableInfo,
         run: &str,
-        files_json: &[String],
+        files_json: Vec<String>,
         extra_props: HashMap<String, String>,
     ) -> Result<Published> {
         // Already published by an earlier attempt?
@@ -201,7 +201,7 @@ impl Lake {
         &self,
         info: &TableInfo,
         run: &str,
-        files_json: &[String],
+        files_json: Vec<String>,
         batch: Digest128,
         mut props: HashMap<String, String>,
     ) -> Result<Published> {
@@ -265,15 +265,18 @@ impl Lake {
         ns: &NamespaceIdent,
         table: &str,
         run: &str,
-        files_json: &[String],
+        files_json: Vec<String>,
         mut props: HashMap<String, String>,
     ) -> Result<i64> {
         let md = t.metadata();
+        // Each description is dropped as soon as it is parsed: a table of many small files (a
+        // partitioned one) has thousands, and iceberg copies the parsed files twice more while
+        // it writes the manifest.
         let files = files_json
-            .iter()
+            .into_iter()
             .map(|j| {
                 iceberg::spec::deserialize_data_file_from_json(
-                    j,
+                    &j,
                     md.default_partition_spec_id(),
                     md.default_partition_type(),
                     md.current_schema(),

@@ -25,18 +25,33 @@ impl Lake {
                  committed: another run replaced it; start a new run"
             )));
         }
-        if current.is_none() {
+        let Some(snapshot) = t.metadata().current_snapshot() else {
             return Ok(Vec::new());
+        };
+        // The manifests are read one at a time and only the paths kept: a table of many small
+        // files (a partitioned one: thousands per run) would otherwise hold every file's
+        // statistics at once, as a scan's planning does.
+        let io = t.file_io();
+        let list = io.new_input(snapshot.manifest_list())?.read().await?;
+        let list =
+            iceberg::spec::ManifestList::parse_with_version(&list, t.metadata().format_version())?;
+        let mut files = Vec::new();
+        for m in list.entries() {
+            if m.content != iceberg::spec::ManifestContentType::Data {
+                return Err(Error::state(format!(
+                    "lake table {table} has delete files ({}), which dag does not write",
+                    m.manifest_path
+                )));
+            }
+            let manifest = m.load_manifest(io).await?;
+            files.extend(
+                manifest
+                    .entries()
+                    .iter()
+                    .filter(|e| e.is_alive())
+                    .map(|e| e.file_path().to_string()),
+            );
         }
-        let tasks: Vec<_> = t
-            .scan()
-            .select_all()
-            .build()?
-            .plan_files()
-            .await?
-            .try_collect()
-            .await?;
-        let mut files: Vec<String> = tasks.into_iter().map(|t| t.data_file_path).collect();
         files.sort();
         files.dedup();
         Ok(files)
@@ -119,30 +134,47 @@ impl Lake {
             .unwrap_or(0))
     }
 
-    /// The table's current snapshot as a stream of record batches.
+    /// The table's current snapshot as a stream of record batches of up to `batch_rows` rows.
     pub async fn batches(
         &self,
         table: &str,
+        batch_rows: usize,
     ) -> Result<futures::stream::BoxStream<'static, Result<arrow_array::RecordBatch>>> {
         let t = self.load_table(table).await?;
         if t.metadata().current_snapshot().is_none() {
             return Ok(Box::pin(futures::stream::empty()));
         }
-        let stream = t.scan().select_all().build()?.to_arrow().await?;
+        let stream = scan(&t, batch_rows)?.to_arrow().await?;
         Ok(Box::pin(stream.map_err(Error::from)))
     }
 
-    /// Count and fingerprint of the table's current snapshot, read back through Iceberg.
-    pub async fn digest(&self, table: &str) -> Result<Digest128> {
+    /// Count and fingerprint of the table's current snapshot, read back through Iceberg in
+    /// batches of up to `batch_rows` rows.
+    pub async fn digest(&self, table: &str, batch_rows: usize) -> Result<Digest128> {
         let t = self.load_table(table).await?;
         let mut d = Digest128::default();
         if t.metadata().current_snapshot().is_none() {
             return Ok(d);
         }
-        let mut stream = t.scan().select_all().build()?.to_arrow().await?;
+        let mut stream = scan(&t, batch_rows)?.to_arrow().await?;
         while let Some(batch) = stream.try_next().await? {
             d.add_batch(&batch).map_err(Error::internal)?;
         }
         Ok(d)
     }
+}
+
+/// Data files a scan reads at once (and manifests it plans from at once). iceberg-rust's
+/// default is the number of CPUs, and each file being read holds a row group's column chunks:
+/// on a large machine that is dozens of row groups, outside any reservation.
+const READ_FILES: usize = 2;
+
+/// A scan of every column of the table's current snapshot, bounded in files read at once and
+/// in rows per batch.
+fn scan(t: &iceberg::table::Table, batch_rows: usize) -> Result<iceberg::scan::TableScan> {
+    Ok(t.scan()
+        .select_all()
+        .with_batch_size(Some(batch_rows.max(1)))
+        .with_concurrency_limit(READ_FILES)
+        .build()?)
 }

@@ -45,7 +45,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     }
 
     let lake = match mode {
-        VerifyMode::Full => ctx.lake.digest(table).await?,
+        VerifyMode::Full => ctx.lake.digest(table, batch_rows).await?,
         VerifyMode::Count => Digest128 {
             rows: ctx.lake.snapshot_rows(table).await?,
             sum: 0,
@@ -85,7 +85,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
             ));
             let key = key_columns(&info);
             if mode == VerifyMode::Full && lake_ok && !key.is_empty() {
-                let lake_side = ctx.lake.batches(table).await?;
+                let lake_side = ctx.lake.batches(table, batch_rows).await?;
                 let target_side = target.scan(&info, batch_rows);
                 let first = (
                     bucket_sums(lake_side, &key).await?,
@@ -93,7 +93,8 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
                 );
                 let differing: HashSet<usize> =
                     (0..BUCKETS).filter(|&b| first.0[b] != first.1[b]).collect();
-                let lake_rows = rows_in(ctx.lake.batches(table).await?, &key, &differing).await?;
+                let lake_rows =
+                    rows_in(ctx.lake.batches(table, batch_rows).await?, &key, &differing).await?;
                 let target_rows = rows_in(target.scan(&info, batch_rows), &key, &differing).await?;
                 let keys = differing_keys(&lake_rows, &target_rows);
                 if !keys.is_empty() {

@@ -40,19 +40,20 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
             props.insert("dag.cursor-high".into(), hi.to_string());
         }
     }
+    let data_files = files.len();
     let published = if append {
         // An incremental run adds its rows to the published table as a new snapshot.
-        ctx.lake.append(&info, run, &files, digest, props).await?
+        ctx.lake.append(&info, run, files, digest, props).await?
     } else {
         ctx.lake
-            .commit_and_publish(&info, run, &files, props)
+            .commit_and_publish(&info, run, files, props)
             .await?
     };
     crate::fault::point(&format!("after_publish:{table}"));
     rec.outputs.snapshot_id = Some(published.snapshot_id);
     rec.outputs.commit_found = published.found;
     rec.outputs.digest = Some(digest);
-    rec.outputs.data_files = Some(files.len());
+    rec.outputs.data_files = Some(data_files);
     match ctx.lake.prune_old_runs(table, run).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(table, "removed the files of {n} older run(s)"),
