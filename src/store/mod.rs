@@ -43,6 +43,29 @@ fn chunk_key(run: &str, table: &str, index: u32) -> Vec<u8> {
     format!("{run}/{table}/{index:08}").into_bytes()
 }
 
+/// The first bytes of a zstd frame; a JSON record starts with `{`.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// A chunk record as stored: JSON compressed with zstd. A chunk of a partitioned table lists
+/// thousands of data files, each described in about 1.5 KB of JSON (paths, partition and
+/// per-column statistics) that compresses about tenfold; sled holds what it writes in memory
+/// until its cache evicts it, so the compressed record is also what the process holds.
+fn encode_chunk(c: &ChunkRecord) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(c)?;
+    zstd::bulk::compress(&json, 3)
+        .map_err(|e| Error::internal(format!("cannot compress a chunk record: {e}")))
+}
+
+/// Reads a chunk record, compressed or (as written by earlier versions) plain JSON.
+fn decode_chunk(v: &[u8]) -> std::result::Result<ChunkRecord, String> {
+    if v.starts_with(&ZSTD_MAGIC) {
+        let json = zstd::stream::decode_all(v).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&json).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice(v).map_err(|e| e.to_string())
+    }
+}
+
 impl Store {
     pub fn db_dir(state_dir: &Path, workflow: &str) -> PathBuf {
         state_dir.join("db").join(workflow)
@@ -186,7 +209,7 @@ impl Store {
 
     pub fn put_chunk(&self, run: &str, table: &str, c: &ChunkRecord) -> Result<()> {
         self.chunks
-            .insert(chunk_key(run, table, c.index), serde_json::to_vec(c)?)?;
+            .insert(chunk_key(run, table, c.index), encode_chunk(c)?)?;
         self.flush()
     }
 
@@ -194,8 +217,15 @@ impl Store {
     pub fn chunks(&self, run: &str, table: &str) -> Result<Vec<ChunkRecord>> {
         self.chunks
             .scan_prefix(format!("{run}/{table}/").as_bytes())
-            .values()
-            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode_chunk(&v).map_err(|e| {
+                    Error::state(format!(
+                        "chunk record {} in the state store cannot be read: {e}",
+                        String::from_utf8_lossy(&k)
+                    ))
+                })
+            })
             .collect()
     }
 
@@ -297,6 +327,57 @@ mod tests {
     use std::collections::BTreeMap;
 
     use crate::model::fingerprint::Digest128;
+
+    fn chunk(index: u32, files: usize) -> ChunkRecord {
+        ChunkRecord {
+            index,
+            digest: Digest128 { rows: 7, sum: 11 },
+            files: (0..files)
+                .map(|i| {
+                    format!(r#"{{"file_path":"s3://w/t/data/{i:05}.parquet","record_count":115}}"#)
+                })
+                .collect(),
+            paths: (0..files)
+                .map(|i| format!("s3://w/t/data/{i:05}.parquet"))
+                .collect(),
+            attempt: 1,
+            bytes: 10,
+            lossy: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn chunk_records_are_stored_compressed_and_plain_ones_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), "w").unwrap();
+        let big = chunk(0, 2000);
+        s.put_chunk("r", "T", &big).unwrap();
+        let stored = s.chunks.get(chunk_key("r", "T", 0)).unwrap().unwrap();
+        let json = serde_json::to_vec(&big).unwrap();
+        assert!(stored.starts_with(&ZSTD_MAGIC));
+        assert!(
+            stored.len() * 5 < json.len(),
+            "{} of {}",
+            stored.len(),
+            json.len()
+        );
+        // A record written as plain JSON (by an earlier version) is read as it was.
+        let old = chunk(1, 3);
+        s.chunks
+            .insert(chunk_key("r", "T", 1), serde_json::to_vec(&old).unwrap())
+            .unwrap();
+        let got = s.chunks("r", "T").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].files, big.files);
+        assert_eq!(got[0].paths, big.paths);
+        assert_eq!(got[1].files, old.files);
+        // A damaged record is an error naming it, not a panic.
+        let mut bad = stored.to_vec();
+        bad.truncate(bad.len() / 2);
+        s.chunks.insert(chunk_key("r", "T", 2), bad).unwrap();
+        let e = s.chunks("r", "T").unwrap_err().to_string();
+        assert!(e.contains("r/T/00000002"), "{e}");
+    }
 
     #[test]
     fn records_survive_reopen_and_running_tasks_are_recovered() {
