@@ -352,7 +352,7 @@ print(json.dumps(out))
         assert_eq!(p["write.parquet.compression-codec"], "zstd", "{v}");
         assert_eq!(
             p["write.parquet.row-group-size-bytes"],
-            (16u64 << 20).to_string(),
+            dag::lake::ROW_GROUP_BYTES.to_string(),
             "{v}"
         );
         assert_eq!(p["write.format.default"], "parquet", "{v}");
