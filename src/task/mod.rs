@@ -22,12 +22,12 @@ use crate::model::fingerprint::Digest128;
 use crate::progress::Progress;
 use crate::sources::Source;
 use crate::store::{Store, TaskRecord, TaskStatus, now};
+use crate::targets::Target;
 
 /// Most bytes (by the table's estimated row width) of rows in one Arrow batch. On the 66-column
 /// table, batches of 4 MiB (about 1,500 rows) move rows as fast as batches of 8,192 rows (about
 /// 20 MiB), and every batch in flight (being filled, queued, encoded) costs its size.
 pub const BATCH_BYTES: u64 = 4 << 20;
-use crate::targets::Target;
 
 /// Buffers and sizes derived from the limits (before a grant's scale is applied).
 #[derive(Debug, Clone)]
