@@ -5,8 +5,10 @@
 //! - `fail:<table>.<task>`: the task fails with a non-retryable error on every attempt;
 //! - `flaky:<table>.<task>`: the task fails with a retryable error on its first attempt;
 //! - `kill:<point>`: the process SIGKILLs itself when it reaches `<point>`, one of
-//!   `after_chunk:<table>:<n>` (chunk n of the extract recorded), `after_commit:<table>` (lake
-//!   commit made, not yet published), `after_publish:<table>` (published, state not yet written),
+//!   `after_chunk:<table>:<n>` (chunk n of the extract recorded), `before_catalog_commit:<table>`
+//!   (the lake snapshot's manifests and metadata written, the catalog not yet pointed at them),
+//!   `after_commit:<table>` (the catalog points at the new snapshot), `after_publish:<table>`
+//!   (the commit returned, the task's state not yet written),
 //!   `mid_load:<table>:<n>` (part of data file n inserted into the target, not committed),
 //!   `before_load_request:<table>:<n>` (Stream Load request n recorded as pending, not sent),
 //!   `after_load_request:<table>:<n>` (Stream Load request n done, its outcome not recorded),

@@ -114,11 +114,15 @@ pub fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
                     .snapshot_id
                     .map(|s| {
                         format!(
-                            "snapshot {s}{}",
+                            "snapshot {s}{}{}",
                             if t.outputs.commit_found {
                                 " (found after a crash)"
                             } else {
                                 ""
+                            },
+                            match t.outputs.snapshots {
+                                Some(n) => format!(", {n} in history"),
+                                None => String::new(),
                             }
                         )
                     })

@@ -123,6 +123,11 @@ pub enum OnFailure {
     Resume,
 }
 
+/// Default of `[lake] retention`: a week of lake snapshots to go back to (Iceberg's own
+/// snapshot expiry defaults to five days); `retention = 0` keeps only the current snapshot and
+/// the one before it.
+pub const DEFAULT_LAKE_RETENTION_SECS: u64 = 7 * 86_400;
+
 /// Default of `history_retention`: 90 days.
 pub const DEFAULT_HISTORY_RETENTION_SECS: u64 = 90 * 86_400;
 
@@ -189,8 +194,9 @@ pub struct LakeConfig {
     pub partition_min_rows: u64,
     /// Most partition writers one extract chunk keeps open at once (`open_partitions`).
     pub open_partitions: usize,
-    /// Seconds a run's lake files are kept after the run started (`retention`) before a later
-    /// publish may delete them; the version published before the current one is always kept.
+    /// Seconds a lake snapshot is kept after it was committed (`retention`, default
+    /// [`DEFAULT_LAKE_RETENTION_SECS`]) before a later commit expires it and deletes the files
+    /// only it referenced; the current snapshot and the one before it always stay.
     pub retention_secs: u64,
     /// Set when `warehouse = "s3://bucket/prefix"`: the lake's files live in S3.
     pub s3: Option<S3Settings>,

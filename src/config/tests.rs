@@ -111,7 +111,7 @@ after = ["COUNTRIES"]
             partition: LakePartition::Off,
             partition_min_rows: 1000,
             open_partitions: 8,
-            retention_secs: 0,
+            retention_secs: crate::config::DEFAULT_LAKE_RETENTION_SECS,
         },
         target: Some(TargetConfig::StarRocks(crate::config::StarRocksConfig {
             url: Secret::new("mysql://loader:hunter2@db:9030"),
@@ -193,7 +193,7 @@ fn defaults_fill_in_optional_keys() {
             partition: LakePartition::Off,
             partition_min_rows: 1000,
             open_partitions: 8,
-            retention_secs: 0,
+            retention_secs: crate::config::DEFAULT_LAKE_RETENTION_SECS,
         }
     );
     assert_eq!(workflow.target, None);
@@ -899,7 +899,10 @@ fn partition_settings_of_the_lake_and_of_tables() {
 fn lake_retention() {
     let with = |v: &str| MINIMAL.replace("[lake]\n", &format!("[lake]\nretention = {v}\n"));
     assert!(MINIMAL.contains("[lake]\n"));
-    assert_eq!(parse_ok(MINIMAL).lake.retention_secs, 0);
+    assert_eq!(
+        parse_ok(MINIMAL).lake.retention_secs,
+        crate::config::DEFAULT_LAKE_RETENTION_SECS
+    );
     assert_eq!(parse_ok(&with("\"7d\"")).lake.retention_secs, 7 * 86_400);
     assert_eq!(parse_ok(&with("\"36h\"")).lake.retention_secs, 36 * 3600);
     assert_eq!(parse_ok(&with("0")).lake.retention_secs, 0);

@@ -1,11 +1,14 @@
-//! The SQL catalog's database as this crate reaches it directly, beside the iceberg crate: the
-//! publish and the check after each commit read and write `iceberg_tables` rows themselves, in
-//! SQLite's or PostgreSQL's placeholder style. Also the catalog URI's kind, its SQLite file, and
-//! the URI without its password for messages.
+//! The SQL catalog's database as this crate reaches it directly, beside the iceberg crate: a
+//! commit writes the new metadata file and swaps the table's `iceberg_tables` row to it with a
+//! compare-and-swap on the location the commit was built on (as the Java and Rust SQL catalogs
+//! commit), in SQLite's or PostgreSQL's placeholder style. Also the catalog URI's kind, its
+//! SQLite file, and the URI without its password for messages.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use iceberg::NamespaceIdent;
+use iceberg::spec::TableMetadata;
+use iceberg::{MetadataLocation, NamespaceIdent};
 use sqlx::Row;
 
 use super::Lake;
@@ -84,5 +87,90 @@ impl Lake {
         .fetch_optional(exec)
         .await?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    /// Writes `md` as the next metadata file of `table` and points the catalog row at it, if the
+    /// row still points at `previous` (or, when `previous` is none, if there is no row yet).
+    /// Returns whether the swap happened: false means another writer committed first and
+    /// nothing was changed (the metadata file written stays unreferenced). Rows that dag
+    /// versions before one table identity across runs left in the staging namespace for this
+    /// table go in the same transaction.
+    pub(super) async fn swap_metadata(
+        &self,
+        table: &str,
+        previous: Option<&str>,
+        md: &TableMetadata,
+    ) -> Result<bool> {
+        let loc = match previous {
+            Some(p) => MetadataLocation::from_str(p)?
+                .with_next_version()
+                .with_new_metadata(md),
+            None => MetadataLocation::new_with_metadata(md.location(), md),
+        };
+        md.write_to(self.file_io(), &loc).await?;
+        let new_loc = loc.to_string();
+        let mut tx = self.db.begin().await?;
+        let swapped = match previous {
+            Some(old) => sqlx::query(&self.sql(
+                "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
+                     WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
+                     AND metadata_location = ?",
+            ))
+            .bind(&new_loc)
+            .bind(old)
+            .bind(&self.catalog_name)
+            .bind(self.namespace.join("."))
+            .bind(table)
+            .bind(old)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1,
+            None => {
+                if self
+                    .locations(&mut *tx, &self.namespace, table)
+                    .await?
+                    .is_some()
+                {
+                    false
+                } else {
+                    sqlx::query(&self.sql(
+                        "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
+                         metadata_location, iceberg_type) VALUES (?, ?, ?, ?, 'TABLE')",
+                    ))
+                    .bind(&self.catalog_name)
+                    .bind(self.namespace.join("."))
+                    .bind(table)
+                    .bind(&new_loc)
+                    .execute(&mut *tx)
+                    .await?;
+                    true
+                }
+            }
+        };
+        if !swapped {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let prefix = format!("{table}__");
+        sqlx::query(&self.sql(
+            "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
+             AND substr(table_name, 1, length(?)) = ?",
+        ))
+        .bind(&self.catalog_name)
+        .bind(self.staging.join("."))
+        .bind(&prefix)
+        .bind(&prefix)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        // Read back: a commit the database did not keep must not count as made.
+        let row = self.locations(&self.db, &self.namespace, table).await?;
+        if row.as_ref().map(|(l, _)| l.as_str()) != Some(new_loc.as_str()) {
+            return Err(crate::error::Error::unavailable(format!(
+                "lake commit of {table} was not stored by the catalog database; will retry"
+            )));
+        }
+        Ok(true)
     }
 }

@@ -1,141 +1,45 @@
-//! A run's way into the lake: the staging table it writes to, the one commit of its files, and
-//! the publish that makes it the real table (or the append of an incremental run), each safe to
-//! repeat after a crash (see the module docs of `lake`).
+//! A run's way into the lake: the table its chunk writers write through, and the one commit of
+//! its files as one new snapshot of the *same* table (an overwrite for a full refresh, an append
+//! for an incremental run), safe to repeat after a crash at any point.
+//!
+//! The commit is recognised by the run id in its snapshot's summary: a commit that finds it in
+//! the table's history was made by an earlier attempt and is not made again. A commit that loses
+//! a race with another writer (the catalog's pointer moved since the snapshot was built on it) is
+//! built again on the new state, up to [`COMMIT_ATTEMPTS`] times.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use iceberg::spec::{
-    NestedField, NullOrder, Schema, SortDirection, SortField, SortOrder, Transform,
-};
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::{Catalog, NamespaceIdent, TableCreation};
-
-use super::{
-    FINGERPRINT_PROP, Lake, Published, ROW_GROUP_BYTES, ROWS_PROP, RUN_ID_PROP, TASK_PROP,
-};
+use super::produce::{self, Change};
+use super::{FINGERPRINT_PROP, Lake, Published, ROWS_PROP, RUN_ID_PROP, TASK_PROP, metadata};
 use crate::error::{Error, Result};
 use crate::model::TableInfo;
 use crate::model::fingerprint::Digest128;
 
-/// Properties every lake table carries, so that other writers and readers (Spark, Trino,
-/// StarRocks, pyiceberg) know how its files were written and write alike.
-fn table_properties() -> HashMap<String, String> {
-    [
-        ("write.format.default", "parquet".to_string()),
-        ("write.parquet.compression-codec", "zstd".to_string()),
-        ("write.parquet.compression-level", "1".to_string()),
-        (
-            "write.parquet.row-group-size-bytes",
-            ROW_GROUP_BYTES.to_string(),
-        ),
-        // The rolling writer's default: a chunk's rows go into one file unless it exceeds this.
-        ("write.target-file-size-bytes", (512u64 << 20).to_string()),
-        ("write.metadata.metrics.default", "truncate(16)".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// The chunk key, ascending, as the table's sort order: every data file holds rows of one chunk,
-/// which the sources read in chunk-key order, so readers can skip files and row groups by key
-/// range. A table read without a key is unsorted.
-fn sort_order(info: &TableInfo, schema: &Schema) -> Result<Option<SortOrder>> {
-    let key: Vec<&String> = match &info.key {
-        Some(k) => vec![k],
-        None => info.chunk_key.iter().collect(),
-    };
-    if key.is_empty() {
-        return Ok(None);
-    }
-    let mut b = SortOrder::builder();
-    b.with_order_id(1);
-    for k in key {
-        let Some(field) = schema.field_by_name(k) else {
-            // A key column left out of the copy (exclude_columns): no claim about order.
-            return Ok(None);
-        };
-        b.with_sort_field(SortField {
-            source_id: field.id,
-            transform: Transform::Identity,
-            direction: SortDirection::Ascending,
-            null_order: NullOrder::First,
-        });
-    }
-    Ok(Some(b.build(schema)?))
-}
+/// Times a commit is built and tried against a table that other writers keep changing.
+const COMMIT_ATTEMPTS: usize = 5;
 
 impl Lake {
-    fn iceberg_schema(info: &TableInfo) -> Result<Schema> {
-        let fields = info
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                Arc::new(if c.nullable {
-                    NestedField::optional(i as i32 + 1, &c.name, c.ty.iceberg())
-                } else {
-                    NestedField::required(i as i32 + 1, &c.name, c.ty.iceberg())
-                })
-            })
-            .collect::<Vec<_>>();
-        Ok(Schema::builder().with_fields(fields).build()?)
+    /// The table `info`'s chunk writers of run `run` write through: the lake table as this run
+    /// will commit it (its schema, partitioning and field ids, see `metadata`), with data files
+    /// going to the run's own directory. It is not in any catalog and is never committed to.
+    pub async fn writer_table(&self, info: &TableInfo, run: &str) -> Result<iceberg::table::Table> {
+        let current = self.current_table(&info.name).await?;
+        let md = metadata::for_writers(
+            current.as_ref().map(table_state).transpose()?,
+            info,
+            &self.table_location(&info.name),
+            &self.storage.location(&self.run_data_dir(&info.name, run)),
+        )?;
+        Ok(iceberg::table::Table::builder()
+            .metadata(md)
+            .identifier(self.ident(&info.name))
+            .file_io(self.file_io().clone())
+            .runtime(iceberg::Runtime::try_current()?)
+            .readonly(true)
+            .build()?)
     }
 
-    /// `day(<col>)` when the run decided to partition the table (`info.partition`), with the
-    /// partition field named `<col>_day` as Spark and pyiceberg name it.
-    fn partition_spec(
-        info: &TableInfo,
-        schema: &Schema,
-    ) -> Result<Option<iceberg::spec::UnboundPartitionSpec>> {
-        let Some(col) = &info.partition else {
-            return Ok(None);
-        };
-        let field = schema.field_by_name(col).ok_or_else(|| {
-            Error::internal(format!(
-                "table {}: partition column {col} is not in the lake schema",
-                info.name
-            ))
-        })?;
-        let spec = iceberg::spec::UnboundPartitionSpec::builder()
-            .add_partition_field(
-                field.id,
-                format!("{col}_day"),
-                iceberg::spec::Transform::Day,
-            )?
-            .build();
-        Ok(Some(spec))
-    }
-
-    /// The run's staging table for `info`, created on first use (partitioned by day when
-    /// `info.partition` names a column).
-    pub async fn staging_table(
-        &self,
-        info: &TableInfo,
-        run: &str,
-    ) -> Result<iceberg::table::Table> {
-        let ident = self.staging_ident(&info.name, run);
-        let _g = self.commit_lock.lock().await;
-        if self.catalog.table_exists(&ident).await? {
-            return Ok(self.catalog.load_table(&ident).await?);
-        }
-        let schema = Self::iceberg_schema(info)?;
-        let spec = Self::partition_spec(info, &schema)?;
-        let creation = TableCreation::builder()
-            .name(ident.name().to_string())
-            .location(self.run_location(&info.name, run))
-            .schema(schema.clone())
-            .partition_spec_opt(spec)
-            .sort_order_opt(sort_order(info, &schema)?)
-            .properties(table_properties())
-            .build();
-        self.catalog.create_table(&self.staging, creation).await?;
-        // Loaded back from the catalog database: the crate ignores a failed COMMIT of the row.
-        Ok(self.catalog.load_table(&ident).await?)
-    }
-
-    fn snapshot_of_run(t: &iceberg::table::Table, run: &str) -> Option<i64> {
+    pub(super) fn snapshot_of_run(t: &iceberg::table::Table, run: &str) -> Option<i64> {
         t.metadata()
             .snapshots()
             .find(|s| {
@@ -148,230 +52,107 @@ impl Lake {
             .map(|s| s.snapshot_id())
     }
 
-    /// Commits the run's data files of `table` once, then publishes the staging table as the
-    /// real one. Safe to call again after a crash at any point.
-    pub async fn commit_and_publish(
+    /// Commits the run's data files (`files_json`, as the chunk writers described them) to
+    /// `info`'s lake table as one snapshot carrying the run id and `props`: replacing every
+    /// current file (`Change::Replace`) or added to them (`Change::Append`, where `batch` is what
+    /// the run read: the snapshot's `dag.rows` and `dag.fingerprint` are the table's totals, the
+    /// previous snapshot's plus `batch`). The table keeps its identity (table-uuid, history); it
+    /// is created by the first commit. Skipped when a snapshot of the table already carries the
+    /// run id (an earlier attempt committed), and a run with nothing to append commits nothing.
+    pub async fn commit_run(
         &self,
         info: &TableInfo,
         run: &str,
-        files_json: Vec<String>,
-        extra_props: HashMap<String, String>,
-    ) -> Result<Published> {
-        // Already published by an earlier attempt?
-        let ident = self.ident(&info.name);
-        if self.catalog.table_exists(&ident).await? {
-            let t = self.catalog.load_table(&ident).await?;
-            if let Some(id) = Self::snapshot_of_run(&t, run)
-                && t.metadata().current_snapshot_id() == Some(id)
-            {
-                return Ok(Published {
-                    snapshot_id: id,
-                    found: true,
-                });
-            }
-        }
-        let staging = self.staging_table(info, run).await?;
-        let (snapshot_id, found) = match Self::snapshot_of_run(&staging, run) {
-            Some(id) => (id, true),
-            None => {
-                let id = self
-                    .commit_files(
-                        &staging,
-                        &self.staging,
-                        &info.name,
-                        run,
-                        files_json,
-                        extra_props,
-                    )
-                    .await?;
-                (id, false)
-            }
-        };
-        crate::fault::point(&format!("after_commit:{}", info.name));
-        self.publish(&info.name, run).await?;
-        Ok(Published { snapshot_id, found })
-    }
-
-    /// Appends an incremental run's data files to the published table as one snapshot carrying
-    /// the run id (skipped when a snapshot already does), then drops the run's staging entry
-    /// (its files were written there, under the run's own directory). `dag.rows` and
-    /// `dag.fingerprint` of the new snapshot are the table's totals: the previous snapshot's plus
-    /// the run's `batch`. Safe to call again after a crash at any point.
-    pub async fn append(
-        &self,
-        info: &TableInfo,
-        run: &str,
-        files_json: Vec<String>,
+        files_json: &[String],
+        change: Change,
         batch: Digest128,
         mut props: HashMap<String, String>,
     ) -> Result<Published> {
-        let ident = self.ident(&info.name);
-        let live = self.catalog.load_table(&ident).await?;
-        let found = Self::snapshot_of_run(&live, run);
-        let published = match found {
-            Some(id) => Published {
-                snapshot_id: id,
-                found: true,
-            },
-            None if files_json.is_empty() => Published {
-                snapshot_id: live.metadata().current_snapshot_id().unwrap_or_default(),
-                found: false,
-            },
-            None => {
-                let md = live.metadata();
+        props.insert(RUN_ID_PROP.into(), run.into());
+        props.insert(TASK_PROP.into(), format!("{}.write_iceberg", info.name));
+        let _g = self.commit_lock.lock().await;
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            let current = self.current_table(&info.name).await?;
+            if let Some(t) = &current {
+                if let Some(id) = Self::snapshot_of_run(t, run) {
+                    return Ok(Published {
+                        snapshot_id: id,
+                        found: true,
+                    });
+                }
+                if change == Change::Append && files_json.is_empty() {
+                    return Ok(Published {
+                        snapshot_id: t.metadata().current_snapshot_id().unwrap_or_default(),
+                        found: false,
+                    });
+                }
+            }
+            let state = current.as_ref().map(table_state).transpose()?;
+            let mut props = props.clone();
+            if change == Change::Append {
                 let mut total = batch;
-                if let Some(cur) = md.current_snapshot() {
-                    let p = &cur.summary().additional_properties;
-                    if let (Some(rows), Some(fp)) = (
-                        p.get(ROWS_PROP).and_then(|r| r.parse().ok()),
-                        p.get(FINGERPRINT_PROP),
-                    ) && let Some(before) = Digest128::from_parts(rows, fp)
-                    {
-                        total.add(before);
-                    }
+                if let Some(before) =
+                    state
+                        .and_then(|(md, _)| md.current_snapshot())
+                        .and_then(|s| {
+                            let p = &s.summary().additional_properties;
+                            Digest128::from_parts(
+                                p.get(ROWS_PROP)?.parse().ok()?,
+                                p.get(FINGERPRINT_PROP)?,
+                            )
+                        })
+                {
+                    total.add(before);
                 }
                 props.insert(ROWS_PROP.into(), total.rows.to_string());
                 props.insert(FINGERPRINT_PROP.into(), total.hex());
-                let id = self
-                    .commit_files(&live, &self.namespace, &info.name, run, files_json, props)
-                    .await?;
-                Published {
-                    snapshot_id: id,
-                    found: false,
-                }
             }
-        };
-        crate::fault::point(&format!("after_commit:{}", info.name));
-        let _g = self.commit_lock.lock().await;
-        sqlx::query(&self.sql(
-            "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
-             AND table_name = ?",
-        ))
-        .bind(&self.catalog_name)
-        .bind(self.staging.join("."))
-        .bind(self.staging_ident(&info.name, run).name())
-        .execute(&self.db)
-        .await?;
-        Ok(published)
-    }
-
-    /// Commits the data files `files_json` to table `t` (catalog row `ns`.`t`'s name) as one
-    /// snapshot carrying the run id and `props`, then reads the catalog row back:
-    /// iceberg-catalog-sql 0.10.1 ignores the database's COMMIT result, so a commit that did not
-    /// persist must be an error, not a success. Returns the new snapshot's id.
-    async fn commit_files(
-        &self,
-        t: &iceberg::table::Table,
-        ns: &NamespaceIdent,
-        table: &str,
-        run: &str,
-        files_json: Vec<String>,
-        mut props: HashMap<String, String>,
-    ) -> Result<i64> {
-        let md = t.metadata();
-        // Each description is dropped as soon as it is parsed: a table of many small files (a
-        // partitioned one) has thousands, and iceberg copies the parsed files twice more while
-        // it writes the manifest.
-        let files = files_json
-            .into_iter()
-            .map(|j| {
-                iceberg::spec::deserialize_data_file_from_json(
-                    &j,
-                    md.default_partition_spec_id(),
-                    md.default_partition_type(),
-                    md.current_schema(),
-                )
-            })
-            .collect::<iceberg::Result<Vec<_>>>()?;
-        props.insert(RUN_ID_PROP.into(), run.into());
-        props.insert(TASK_PROP.into(), format!("{table}.write_iceberg"));
-        let _g = self.commit_lock.lock().await;
-        let tx = Transaction::new(t);
-        let tx = tx
-            .fast_append()
-            .add_data_files(files)
-            .set_snapshot_properties(props)
-            .apply(tx)?;
-        let committed = tx.commit(self.catalog.as_ref()).await?;
-        let row = self.locations(&self.db, ns, t.identifier().name()).await?;
-        let written = committed.metadata_location().unwrap_or_default();
-        if row.as_ref().map(|(loc, _)| loc.as_str()) != Some(written) {
-            return Err(Error::unavailable(format!(
-                "lake commit of {table} was not stored by the catalog database; will retry"
-            )));
-        }
-        Self::snapshot_of_run(&committed, run).ok_or_else(|| {
-            Error::internal("the commit succeeded but its snapshot is not in the table")
-        })
-    }
-
-    /// Points the real table at the staging table's metadata and drops the staging entry, in one
-    /// catalog transaction.
-    async fn publish(&self, table: &str, run: &str) -> Result<()> {
-        let staging = self.staging_ident(table, run);
-        let _g = self.commit_lock.lock().await;
-        let mut tx = self.db.begin().await?;
-        let staged = self
-            .locations(&mut *tx, &self.staging, staging.name())
+            let produced = produce::snapshot(
+                self.file_io(),
+                state,
+                info,
+                &self.table_location(&info.name),
+                files_json.to_vec(),
+                change,
+                props,
+            )
             .await?;
-        let Some((new_loc, _)) = staged else {
-            // Nothing staged: published before (checked by the caller) or never staged.
-            return Err(Error::internal(format!(
-                "staging table {} is missing: nothing to publish",
-                staging.name()
-            )));
-        };
-        match self.locations(&mut *tx, &self.namespace, table).await? {
-            Some((old, _)) => {
-                let n = sqlx::query(&self.sql(
-                    "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
-                     WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
-                     AND metadata_location = ?",
-                ))
-                .bind(&new_loc)
-                .bind(&old)
-                .bind(&self.catalog_name)
-                .bind(self.namespace.join("."))
-                .bind(table)
-                .bind(&old)
-                .execute(&mut *tx)
+            crate::fault::point(&format!("before_catalog_commit:{}", info.name));
+            let previous = state.map(|(_, loc)| loc);
+            if self
+                .swap_metadata(&info.name, previous, &produced.result.metadata)
                 .await?
-                .rows_affected();
-                if n != 1 {
-                    return Err(Error::unavailable(format!(
-                        "table {table} changed while publishing; will retry"
-                    )));
-                }
+            {
+                crate::fault::point(&format!("after_commit:{}", info.name));
+                return Ok(Published {
+                    snapshot_id: produced.snapshot_id,
+                    found: false,
+                });
             }
-            None => {
-                sqlx::query(&self.sql(
-                    "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
-                     metadata_location, iceberg_type) VALUES (?, ?, ?, ?, 'TABLE')",
-                ))
-                .bind(&self.catalog_name)
-                .bind(self.namespace.join("."))
-                .bind(table)
-                .bind(&new_loc)
-                .execute(&mut *tx)
-                .await?;
-            }
+            tracing::info!(
+                table = info.name,
+                attempt,
+                "the lake table changed while committing; building the commit again on its new \
+                 state"
+            );
         }
-        // Drop this run's staging entry and those that abandoned runs of the table left behind
-        // (same prefix and a run id of the same shape, so table `A__B` is not mistaken for one).
-        let prefix = format!("{table}__");
-        sqlx::query(&self.sql(
-            "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
-             AND substr(table_name, 1, length(?)) = ? AND length(table_name) = length(?) + ?",
-        ))
-        .bind(&self.catalog_name)
-        .bind(self.staging.join("."))
-        .bind(&prefix)
-        .bind(&prefix)
-        .bind(&prefix)
-        .bind(run.len() as i64)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        Err(Error::unavailable(format!(
+            "lake table {}: {COMMIT_ATTEMPTS} commits in a row lost a race with other writers \
+             of the table; will retry",
+            info.name
+        )))
     }
+}
+
+/// The metadata and metadata location of a table loaded from the catalog.
+pub(super) fn table_state(
+    t: &iceberg::table::Table,
+) -> Result<(&iceberg::spec::TableMetadata, &str)> {
+    let loc = t.metadata_location().ok_or_else(|| {
+        Error::internal(format!(
+            "lake table {} was loaded without its metadata location",
+            t.identifier()
+        ))
+    })?;
+    Ok((t.metadata(), loc))
 }

@@ -1,10 +1,35 @@
-//! Clean-up of the lake's files: leftovers of attempts that died before recording their chunk,
-//! and the directories of earlier runs once they are past `[lake] retention`.
+//! A lake table's history and its clean-up: snapshots older than `[lake] retention` expire
+//! (the current one and the one before it always stay, so a reader that opened the previous
+//! version keeps working), and files that no remaining snapshot or metadata version references
+//! are deleted once they are older than the retention too: the files of expired snapshots, and
+//! the orphans of attempts that died (data files of a chunk never recorded, manifests and
+//! metadata of a commit that lost its race or was killed before the catalog pointed at it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::Lake;
+use super::commit::table_state;
 use crate::error::Result;
+
+/// What one retention pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub snapshots: usize,
+    pub files: usize,
+}
+
+impl Expired {
+    pub fn is_empty(&self) -> bool {
+        self.snapshots == 0 && self.files == 0
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "expired {} snapshot(s), deleted {} unreferenced file(s)",
+            self.snapshots, self.files
+        )
+    }
+}
 
 impl Lake {
     /// Deletes files under the run's data directory of `table` that no finished chunk recorded:
@@ -16,9 +41,12 @@ impl Lake {
         keep: &HashSet<String>,
     ) -> Result<usize> {
         // A partitioned table's files sit one directory deeper, in `data/<col>_day=<day>/`.
-        let dir = format!("{}/{run}/data", self.table_dir(table));
         let mut n = 0;
-        for file in self.storage.list_files_below(&dir).await? {
+        for file in self
+            .storage
+            .list_files_below(&self.run_data_dir(table, run))
+            .await?
+        {
             if file.ends_with(".parquet") && !keep.contains(&file) {
                 self.storage.delete_file(&file).await?;
                 n += 1;
@@ -27,56 +55,134 @@ impl Lake {
         Ok(n)
     }
 
-    /// Deletes the files of earlier runs of `table` that started more than `retention` ago,
-    /// except the version published before this one (readers that opened it keep working). Runs
-    /// that never published are removed too.
-    pub async fn prune_old_runs(&self, table: &str, run: &str) -> Result<usize> {
-        let Some((current, previous)) = self.locations(&self.db, &self.namespace, table).await?
-        else {
-            return Ok(0);
-        };
-        let dir = self.table_dir(table);
-        // <table dir>/<run>/metadata/<file>.metadata.json: the run whose directory holds a
-        // version's metadata is the full run it grew from; incremental runs after it appended
-        // files from their own (later) directories, so everything from the oldest of the two
-        // versions' runs on is kept.
-        let base = |loc: &str| {
-            let mut parts = loc.rsplit('/');
-            parts.nth(2).map(str::to_string)
-        };
-        let floor = [base(&current), previous.as_deref().and_then(base)]
-            .into_iter()
-            .flatten()
-            .chain(std::iter::once(run.to_string()))
-            .min()
-            .unwrap_or_else(|| run.to_string());
-        let runs: Vec<String> = self
-            .storage
-            .list_dirs(&dir)
-            .await?
-            .into_iter()
-            .filter(|n| n.as_str() < floor.as_str())
-            .filter(|n| self.past_retention(n))
-            .collect();
-        for r in &runs {
-            self.storage.delete_dir(&format!("{dir}/{r}")).await?;
-        }
-        Ok(runs.len())
+    /// Snapshots of `table` in its history, current one included (0 when it has none).
+    pub async fn snapshot_count(&self, table: &str) -> Result<usize> {
+        Ok(match self.current_table(table).await? {
+            Some(t) => t.metadata().snapshots().len(),
+            None => 0,
+        })
     }
 
-    /// Did run `run` (its id starts with its start time, `%Y%m%d%H%M%S`) start more than
-    /// `retention` ago? A name that is not a run id counts as old.
-    fn past_retention(&self, run: &str) -> bool {
-        if self.retention_secs == 0 {
-            return true;
-        }
-        let Some(started) = run
-            .get(..14)
-            .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%d%H%M%S").ok())
-        else {
-            return true;
+    /// Applies `[lake] retention` to `table` after run `run` committed to it: expires the
+    /// snapshots older than the retention except the current one and its parent, then deletes
+    /// the files under the table's directory that nothing left references and that are older
+    /// than the retention (the run's own directory is never touched). A commit by another writer
+    /// in between leaves the history as it is until the next run.
+    pub async fn expire(&self, table: &str, run: &str) -> Result<Expired> {
+        let _g = self.commit_lock.lock().await;
+        let mut out = Expired::default();
+        let Some(mut t) = self.current_table(table).await? else {
+            return Ok(out);
         };
-        let age = chrono::Utc::now().naive_utc() - started;
-        age.num_seconds() > self.retention_secs as i64
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let cutoff_ms = now_ms - (self.retention_secs as i64).saturating_mul(1000);
+        {
+            let (md, loc) = table_state(&t)?;
+            let current = md.current_snapshot();
+            let keep = [
+                current.map(|s| s.snapshot_id()),
+                current.and_then(|s| s.parent_snapshot_id()),
+            ];
+            let old: Vec<i64> = md
+                .snapshots()
+                .filter(|s| !keep.contains(&Some(s.snapshot_id())))
+                .filter(|s| s.timestamp_ms() <= cutoff_ms)
+                .map(|s| s.snapshot_id())
+                .collect();
+            if !old.is_empty() {
+                let new = md
+                    .clone()
+                    .into_builder(Some(loc.to_string()))
+                    .remove_snapshots(&old)
+                    .build()?
+                    .metadata;
+                if !self.swap_metadata(table, Some(loc), &new).await? {
+                    return Ok(out);
+                }
+                out.snapshots = old.len();
+                match self.current_table(table).await? {
+                    Some(now) => t = now,
+                    None => return Ok(out),
+                }
+            }
+        }
+        let referenced = self.referenced_files(&t).await?;
+        let dir = self.table_dir(table);
+        let run_dir = self.storage.location(&format!("{dir}/{run}"));
+        let root = self.storage.location(&dir);
+        // Unreferenced files by the directory directly under the table's: a directory whose
+        // files all go (an expired run's) is removed whole, partition directories included.
+        let mut by_dir: HashMap<String, (Vec<String>, bool)> = HashMap::new();
+        for (file, modified_ms) in self.storage.list_files_below_with_time(&dir).await? {
+            let Some(rel) = file.strip_prefix(&root).map(|r| r.trim_start_matches('/')) else {
+                continue;
+            };
+            let top = rel.split('/').next().unwrap_or_default().to_string();
+            let entry = by_dir.entry(top).or_default();
+            let old_enough = modified_ms.is_none_or(|m| m <= cutoff_ms);
+            if referenced.contains(&file) || file.starts_with(&format!("{run_dir}/")) || !old_enough
+            {
+                entry.1 = true;
+            } else {
+                entry.0.push(file);
+            }
+        }
+        for (top, (files, kept_some)) in by_dir {
+            if files.is_empty() {
+                continue;
+            }
+            out.files += files.len();
+            if !kept_some && !top.is_empty() && !rel_is_file(&top, &files, &root) {
+                self.storage.delete_dir(&format!("{dir}/{top}")).await?;
+            } else {
+                for f in &files {
+                    self.storage.delete_file(f).await?;
+                }
+            }
+        }
+        Ok(out)
     }
+
+    /// Every file the table's metadata reaches: the current metadata file and those in its log,
+    /// statistics files, and for each snapshot its manifest list, manifests and live data files.
+    async fn referenced_files(&self, t: &iceberg::table::Table) -> Result<HashSet<String>> {
+        let (md, loc) = table_state(t)?;
+        let io = self.file_io();
+        let mut keep: HashSet<String> = HashSet::new();
+        keep.insert(loc.to_string());
+        keep.extend(md.metadata_log().iter().map(|l| l.metadata_file.clone()));
+        keep.extend(md.statistics_iter().map(|s| s.statistics_path.clone()));
+        keep.extend(
+            md.partition_statistics_iter()
+                .map(|s| s.statistics_path.clone()),
+        );
+        let mut manifests_seen: HashSet<String> = HashSet::new();
+        for s in md.snapshots() {
+            keep.insert(s.manifest_list().to_string());
+            let list = io.new_input(s.manifest_list())?.read().await?;
+            let list = iceberg::spec::ManifestList::parse_with_version(&list, md.format_version())?;
+            let entries: Vec<iceberg::spec::ManifestFile> =
+                list.consume_entries().into_iter().collect();
+            for m in entries {
+                if !manifests_seen.insert(m.manifest_path.clone()) {
+                    continue;
+                }
+                keep.insert(m.manifest_path.clone());
+                let manifest = m.load_manifest(io).await?;
+                keep.extend(
+                    manifest
+                        .entries()
+                        .iter()
+                        .filter(|e| e.is_alive())
+                        .map(|e| e.file_path().to_string()),
+                );
+            }
+        }
+        Ok(keep)
+    }
+}
+
+/// Whether `top` is a file directly in the table's directory (no subdirectory to remove).
+fn rel_is_file(top: &str, files: &[String], root: &str) -> bool {
+    files.len() == 1 && files[0] == format!("{root}/{top}")
 }

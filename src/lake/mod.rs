@@ -1,28 +1,32 @@
-//! The Iceberg lake: catalog, chunk writers, the per-run commit and the atomic publish.
+//! The Iceberg lake: catalog, chunk writers, the per-run commit and retention.
 //!
-//! iceberg 0.10.1 can only append (no overwrite action), yet a full run must replace a table so
-//! that readers see the old contents or the new, never half and never both. So each run writes
-//! into its own *staging* table (namespace `<ns>_dag_staging`, name `<table>__<run>`, location
-//! `<warehouse>/<ns>/<table>/<run>`), commits there once with the run id in the snapshot summary,
-//! and then *publishes*: one transaction on the SQL catalog's database points the real table's
-//! `metadata_location` at the staging metadata (compare-and-swap on the old location, as the
-//! catalog itself commits) and drops the staging row. Every step can be repeated after a crash:
-//! the commit is skipped when a snapshot already carries the run id, and the publish is skipped
-//! when the real table already points at this run's metadata.
+//! Each lake table keeps one identity across runs: a full refresh commits one `overwrite`
+//! snapshot that removes every current data file and adds the run's, an incremental run one
+//! `append` snapshot, both to the same table (same table-uuid), so engines holding the table keep
+//! working and earlier loads stay readable by snapshot id until `[lake] retention` expires them.
+//! iceberg 0.10.1 can only append, so the snapshot's manifests, manifest list and metadata are
+//! written here with the crate's public writers (`produce`, `metadata`) and the catalog's
+//! pointer is swapped, guarded by the location the snapshot was built on (`catalog`).
+//!
+//! A table lives at `<warehouse>/<ns>/<table>`: its metadata in `metadata/`, each run's data
+//! files in `<run>/data/` (found and removed by run: leftovers of an attempt that died before
+//! recording its chunk). Tables written before this layout keep their location (the directory
+//! of the run that created them) and gain the same per-run data directories beside it.
 //!
 //! The warehouse is a local directory or `s3://bucket/prefix` (see `storage`); every location
 //! is the warehouse URL followed by the same relative layout, so both kinds lay out their files
 //! alike and everything here works on location strings.
 //!
-//! `impl Lake` is spread by concern: opening and naming here, the staging table, the commit, the
-//! publish and the append in `commit`, the catalog rows read and written directly in `catalog`,
-//! reading published tables back in `snapshot`, and removing leftover and expired files in
-//! `history`.
+//! `impl Lake` is spread by concern: opening and naming here, the commit in `commit`, the
+//! catalog rows read and written directly in `catalog`, reading tables back in `snapshot`, and
+//! expiring snapshots and removing unreferenced files in `history`.
 
 mod catalog;
 mod commit;
 mod history;
+mod metadata;
 pub mod partition;
+mod produce;
 pub mod read;
 pub mod schema;
 mod snapshot;
@@ -42,6 +46,7 @@ use crate::model::fingerprint::Digest128;
 use catalog::sqlite_file;
 
 pub use catalog::{is_postgres, redact_uri};
+pub use produce::Change;
 pub use storage::{LakeStorage, Warehouse};
 pub use writer::ChunkWriter;
 
@@ -70,6 +75,8 @@ pub struct Lake {
     db: sqlx::AnyPool,
     catalog_name: String,
     namespace: NamespaceIdent,
+    /// Where dag versions before one table identity across runs kept each run's table until it
+    /// was published (`<ns>_dag_staging`); rows left there by such runs are removed.
     staging: NamespaceIdent,
     storage: LakeStorage,
     /// SQLite catalogs fail with "database is locked" on concurrent commits (not retried by the
@@ -90,7 +97,7 @@ pub struct LakeSettings {
     pub retention_secs: u64,
 }
 
-/// What `commit_and_publish` did.
+/// What `commit_run` did.
 #[derive(Debug, Clone, Copy)]
 pub struct Published {
     pub snapshot_id: i64,
@@ -176,10 +183,8 @@ impl Lake {
             .map_err(|e| Error::unavailable(format!("lake catalog {}: {e}", redact_uri(&s.uri))))?;
         let namespace = NamespaceIdent::new(s.namespace.clone());
         let staging = NamespaceIdent::new(format!("{}_dag_staging", s.namespace));
-        for ns in [&namespace, &staging] {
-            if !catalog.namespace_exists(ns).await? {
-                catalog.create_namespace(ns, HashMap::new()).await?;
-            }
+        if !catalog.namespace_exists(&namespace).await? {
+            catalog.create_namespace(&namespace, HashMap::new()).await?;
         }
         Ok(Lake {
             catalog: Arc::new(catalog),
@@ -209,10 +214,6 @@ impl Lake {
         self.storage.file_io()
     }
 
-    fn staging_ident(&self, table: &str, run: &str) -> TableIdent {
-        TableIdent::new(self.staging.clone(), format!("{table}__{run}"))
-    }
-
     pub fn ident(&self, table: &str) -> TableIdent {
         TableIdent::new(self.namespace.clone(), table.to_string())
     }
@@ -222,14 +223,27 @@ impl Lake {
         format!("{}/{table}", self.namespace.join("/"))
     }
 
-    /// Where a run's files of `table` live.
-    pub fn run_location(&self, table: &str, run: &str) -> String {
-        self.storage
-            .location(&format!("{}/{run}", self.table_dir(table)))
+    /// Where a new lake table `table` is created.
+    fn table_location(&self, table: &str) -> String {
+        self.storage.location(&self.table_dir(table))
+    }
+
+    /// The directory of run `run`'s data files of `table`, relative to the warehouse.
+    fn run_data_dir(&self, table: &str, run: &str) -> String {
+        format!("{}/{run}/data", self.table_dir(table))
     }
 
     pub async fn load_table(&self, table: &str) -> Result<iceberg::table::Table> {
         Ok(self.catalog.load_table(&self.ident(table)).await?)
+    }
+
+    /// The lake table `table` as the catalog has it now, if it exists.
+    async fn current_table(&self, table: &str) -> Result<Option<iceberg::table::Table>> {
+        let ident = self.ident(table);
+        if !self.catalog.table_exists(&ident).await? {
+            return Ok(None);
+        }
+        Ok(Some(self.catalog.load_table(&ident).await?))
     }
 
     /// Whether the table exists in the lake with at least one snapshot.

@@ -3,7 +3,7 @@
 //! The system this one replaces kept one Parquet writer per day open and ran out of heap on long
 //! histories; day partitions are still what readers prune on, so we keep them but decide once per
 //! run, at plan time, from the source's description and the workflow. The decision is recorded in
-//! the extract's schema ([`TableInfo::partition`]) so that a resumed run, the staging table's
+//! the extract's schema ([`TableInfo::partition`]) so that a resumed run, the lake table's
 //! partition spec and the target's DDL all follow the same answer.
 
 use crate::config::{LakeConfig, LakePartition, PartitionSetting, TableOverride};

@@ -1,8 +1,8 @@
 //! How a table's columns changed since its lake table was last written, and whether a run may
 //! follow.
 //!
-//! A full run replaces the lake table with one built from the source's current columns, so any
-//! change *could* be written; but a dropped or retyped column silently breaks every query,
+//! A full run commits the source's current columns to the lake table (a schema update on the same
+//! table, see `metadata`), so any change *could* be written; but a dropped or retyped column silently breaks every query,
 //! view and StarRocks load that used it. Added columns and the widenings Iceberg itself allows
 //! (int to long, float to double, a larger decimal precision at the same scale) are safe and
 //! followed; anything else fails the table with a message naming the columns, unless the
@@ -108,7 +108,7 @@ pub fn diff(published: &Schema, info: &TableInfo) -> SchemaDiff {
 }
 
 /// Type promotions the Iceberg spec allows in schema evolution.
-fn widens(from: &Type, to: &Type) -> bool {
+pub(super) fn widens(from: &Type, to: &Type) -> bool {
     use PrimitiveType as P;
     match (from, to) {
         (Type::Primitive(a), Type::Primitive(b)) => {

@@ -1,4 +1,4 @@
-//! Reading the published tables back: the files of the current snapshot for a load, what the
+//! Reading the lake tables back: the files of the current snapshot for a load, what the
 //! snapshot says about its extract (`--from load`), its rows and fingerprint for verify, and how
 //! the source's columns differ from the lake's.
 
@@ -42,6 +42,10 @@ impl Lake {
                     "lake table {table} has delete files ({}), which dag does not write",
                     m.manifest_path
                 )));
+            }
+            if !(m.has_added_files() || m.has_existing_files()) {
+                // Only files this snapshot removed (an overwrite's record of what it replaced).
+                continue;
             }
             let manifest = m.load_manifest(io).await?;
             files.extend(

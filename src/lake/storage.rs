@@ -189,6 +189,49 @@ impl LakeStorage {
             .collect())
     }
 
+    /// Like [`Self::list_files_below`], with each file's modification time in milliseconds
+    /// since the epoch (from the listing where the store gives it, as S3 does, else from the
+    /// file's metadata; none when the store knows no time).
+    pub async fn list_files_below_with_time(
+        &self,
+        rel: &str,
+    ) -> Result<Vec<(String, Option<i64>)>> {
+        let dir = format!("{}/", rel.trim_matches('/'));
+        let listed = match self.op.list_with(&dir).recursive(true).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(opendal_error(&format!("list {}", self.location(rel)), e)),
+        };
+        let to_ms = |t: opendal::raw::Timestamp| {
+            std::time::SystemTime::from(t)
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .ok()
+        };
+        let mut out = Vec::new();
+        for e in listed {
+            if e.metadata().mode() != EntryMode::FILE || e.path().ends_with('/') {
+                continue;
+            }
+            let modified = match e.metadata().last_modified() {
+                Some(t) => to_ms(t),
+                None => match self.op.stat(e.path()).await {
+                    Ok(m) => m.last_modified().and_then(to_ms),
+                    // Gone since the listing: nothing to decide about it.
+                    Err(err) if err.kind() == ErrorKind::NotFound => continue,
+                    Err(err) => {
+                        return Err(opendal_error(
+                            &format!("stat {}", self.location(e.path())),
+                            err,
+                        ));
+                    }
+                },
+            };
+            out.push((self.location(e.path()), modified));
+        }
+        Ok(out)
+    }
+
     /// Names of the directories directly inside `rel`.
     pub async fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
         Ok(self

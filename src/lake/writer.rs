@@ -1,4 +1,5 @@
-//! Writes one chunk's Arrow batches into Parquet data files of a (staging) Iceberg table.
+//! Writes one chunk's Arrow batches into Parquet data files of a lake table (through the table
+//! the run's writers write with, see `Lake::writer_table`).
 //!
 //! File names carry run, table, chunk and attempt, so a retried chunk can never overwrite a file
 //! that an earlier attempt wrote (the local backend overwrites silently). Row groups are bounded

@@ -95,6 +95,9 @@ pub struct Outputs {
     /// write_iceberg: the snapshot that holds this run's rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<i64>,
+    /// write_iceberg: snapshots in the lake table's history after the commit and retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<usize>,
     /// write_iceberg: whether the commit was found already made (resumed after a crash).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub commit_found: bool,

@@ -1,4 +1,5 @@
-//! extract: source rows -> Parquet data files in the run's staging table, chunk by chunk.
+//! extract: source rows -> Parquet data files in the run's directory of the lake table, chunk by
+//! chunk.
 //!
 //! The chunk plan is fixed at the first attempt and kept in the task's outputs. Each finished
 //! chunk is recorded (files, rows, fingerprint) before the next starts, so a resumed extract
@@ -88,7 +89,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
             "{table}.extract: removed {removed} data file(s) of an unfinished attempt"
         ));
     }
-    let staging = ctx.lake.staging_table(&info, run).await?;
+    let table_for_writers = ctx.lake.writer_table(&info, run).await?;
 
     let batch_rows = ctx.tuning.batch_rows(&info, grant.scale);
     let rg_rows = ctx.tuning.row_group_rows(&info, grant.scale);
@@ -107,12 +108,12 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
         .cloned()
         .collect();
     let attempt = rec.attempts;
-    let (info_ref, staging_ref, bar_ref) = (&info, &staging, &bar);
+    let (info_ref, writers_ref, bar_ref) = (&info, &table_for_writers, &bar);
     let mut work = futures::stream::iter(todo.into_iter().map(|range| async move {
         let index = range.index;
         let prefix = format!("{run}-c{index:05}-a{attempt}");
         let mut writer =
-            ChunkWriter::new(staging_ref, prefix, rg_rows, ctx.tuning.open_partitions).await?;
+            ChunkWriter::new(writers_ref, prefix, rg_rows, ctx.tuning.open_partitions).await?;
         let mut rx = ctx.source.stream_chunk(info_ref, range, batch_rows);
         let mut digest = Digest128::default();
         let mut lossy: BTreeMap<String, u64> = BTreeMap::new();

@@ -1,7 +1,8 @@
-//! write_iceberg: one commit of the run's data files, then the atomic publish.
+//! write_iceberg: one commit of the run's data files as one snapshot of the lake table, then
+//! retention.
 //!
-//! The commit carries the run id in its snapshot summary; [`crate::lake::Lake::commit_and_publish`]
-//! looks for it first, so a task that crashed after committing skips straight to publishing.
+//! The commit carries the run id in its snapshot summary; [`crate::lake::Lake::commit_run`]
+//! looks for it first, so a task that crashed after committing does not commit again.
 
 use std::collections::HashMap;
 
@@ -41,23 +42,27 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
         }
     }
     let data_files = files.len();
-    let published = if append {
-        // An incremental run adds its rows to the published table as a new snapshot.
-        ctx.lake.append(&info, run, files, digest, props).await?
+    // A full refresh replaces the table's files; an incremental run adds its rows.
+    let change = if append {
+        lake::Change::Append
     } else {
-        ctx.lake
-            .commit_and_publish(&info, run, files, props)
-            .await?
+        lake::Change::Replace
     };
+    let published = ctx
+        .lake
+        .commit_run(&info, run, &files, change, digest, props)
+        .await?;
+    drop(files);
     crate::fault::point(&format!("after_publish:{table}"));
     rec.outputs.snapshot_id = Some(published.snapshot_id);
     rec.outputs.commit_found = published.found;
     rec.outputs.digest = Some(digest);
     rec.outputs.data_files = Some(data_files);
-    match ctx.lake.prune_old_runs(table, run).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(table, "removed the files of {n} older run(s)"),
-        Err(e) => tracing::warn!(table, "could not remove files of older runs: {e}"),
+    match ctx.lake.expire(table, run).await {
+        Ok(x) if x.is_empty() => {}
+        Ok(x) => tracing::info!(table, "retention: {}", x.describe()),
+        Err(e) => tracing::warn!(table, "retention could not expire old snapshots: {e}"),
     }
+    rec.outputs.snapshots = ctx.lake.snapshot_count(table).await.ok();
     ctx.succeed(rec)
 }

@@ -95,6 +95,19 @@ fn kill_after_the_lake_commit_does_not_commit_twice() {
     assert_exact(&env, &src);
 }
 
+/// Killed after the snapshot's manifests and metadata were written but before the catalog
+/// pointed at them: nothing was committed, so the resumed task commits (once), and the lake
+/// ends exact with the abandoned files unreferenced.
+#[test]
+fn kill_before_the_catalog_commit_commits_once() {
+    let (env, src) = killed_then_resumed("before_catalog_commit:COUNTRIES");
+    let wi = env.task("w", "COUNTRIES", "write_iceberg");
+    assert_eq!(attempts(&wi), 2);
+    assert_ne!(wi["outputs"]["commit_found"], true, "{wi}");
+    assert_eq!(wi["outputs"]["snapshots"], 1, "{wi}");
+    assert_exact(&env, &src);
+}
+
 #[test]
 fn kill_after_publishing_before_the_state_flush_finds_the_published_commit() {
     let (env, src) = killed_then_resumed("after_publish:TRANSACTIONS");

@@ -1,6 +1,7 @@
 //! The lake as other engines see it: phases (`--lake-only`, then `--from load` without the
-//! source), the PostgreSQL catalog read by pyiceberg and DuckDB, and full refreshes watched by a
-//! reader that polls the table while `dag` replaces it.
+//! source), the PostgreSQL catalog read by pyiceberg and DuckDB, full refreshes watched by a
+//! reader that polls the table while `dag` replaces it, and the table's identity and history
+//! across refreshes (one table-uuid, every version readable by snapshot id, retention).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -359,19 +360,23 @@ print(json.dumps(out))
     }
 }
 
-/// `[lake] retention`: replaced versions stay while younger than it; with the default (0) only
-/// the current and the previous version stay.
+/// `[lake] retention`: snapshots (and the files only they reference) stay while younger than
+/// it; with `retention = 0` only the current snapshot and the one before it stay.
 #[test]
 fn retention_keeps_replaced_versions_while_young() {
     let env = Env::new();
     let wf = small_workflow(&small_demo_source());
-    let run_dirs = |env: &Env| {
-        std::fs::read_dir(env.state().join("warehouse/worldzone/COUNTRIES"))
+    let table_dir = env.state().join("warehouse/worldzone/COUNTRIES");
+    // Directories of runs' data files (the table's own `metadata` directory aside).
+    let run_dirs = || {
+        std::fs::read_dir(&table_dir)
             .unwrap()
             .flatten()
-            .filter(|e| e.path().is_dir())
+            .filter(|e| e.path().is_dir() && e.file_name() != "metadata")
             .count()
     };
+    let snapshots =
+        |env: &Env| env.task("wz", "COUNTRIES", "write_iceberg")["outputs"]["snapshots"].clone();
     env.workflow(
         "wz",
         &wf.replace("[lake]\n", "[lake]\nretention = \"1d\"\n"),
@@ -380,9 +385,151 @@ fn retention_keeps_replaced_versions_while_young() {
         let r = env.dag(&["run", "wz", "--lake-only", "--tables", "COUNTRIES"]);
         assert_eq!(r.code, Some(0), "{r:?}");
     }
-    assert_eq!(run_dirs(&env), 3, "a day's retention keeps every version");
-    env.workflow("wz", &wf);
+    assert_eq!(run_dirs(), 3, "a day's retention keeps every version");
+    assert_eq!(snapshots(&env), 3);
+    env.workflow("wz", &wf.replace("[lake]\n", "[lake]\nretention = 0\n"));
     let r = env.dag(&["run", "wz", "--lake-only", "--tables", "COUNTRIES"]);
     assert_eq!(r.code, Some(0), "{r:?}");
-    assert_eq!(run_dirs(&env), 2, "current and previous only");
+    assert_eq!(run_dirs(), 2, "current and previous only");
+    assert_eq!(snapshots(&env), 2);
+    let text = env.dag(&["status", "wz"]);
+    assert!(text.stdout.contains("2 in history"), "{text:?}");
+}
+
+/// Refreshes commit to the same table: one table-uuid, a snapshot per run (an `overwrite` for
+/// each refresh), every earlier version readable by snapshot id through pyiceberg and DuckDB,
+/// and a pyiceberg handle loaded before a refresh can refresh and append after it; the next
+/// refresh then replaces that foreign snapshot's rows too.
+#[test]
+fn refreshes_keep_the_table_identity_and_its_history() {
+    if !require(python_readers()) {
+        return;
+    }
+    let env = Env::new();
+    let source = own_demo(&env);
+    env.workflow("wz", &small_workflow(&source));
+    let args = |column: &str| {
+        let mut c = python_command();
+        c.arg(repo().join("tests/readers/history.py"))
+            .arg("--catalog")
+            .arg(env.state().join("catalog.db"))
+            .arg("--warehouse")
+            .arg(env.state().join("warehouse"))
+            .args([
+                "--namespace",
+                "worldzone",
+                "--table",
+                "TRANSACTIONS",
+                "--column",
+                column,
+            ]);
+        c
+    };
+    let sums = |source: &Path| -> (i64, i64) {
+        let c = rusqlite::Connection::open(source).unwrap();
+        c.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(TXN_ID), 0) FROM TRANSACTIONS",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let run = || {
+        let r = env.dag(&["run", "wz", "--lake-only", "--tables", "TRANSACTIONS"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+    };
+    run();
+    let mut versions = vec![sums(&source)];
+
+    // A reader that loaded the table before the refresh.
+    let ready = env.path().join("ready");
+    let go = env.path().join("go");
+    let holder = args("TXN_ID")
+        .arg("--hold")
+        .arg(&ready)
+        .arg("--release")
+        .arg(&go)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start history.py");
+    let t0 = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "history.py never loaded the table"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    keep_transactions(&source, 25_001);
+    run();
+    versions.push(sums(&source));
+    std::fs::write(&go, "").unwrap();
+    let held: Ran = holder.wait_with_output().unwrap().into();
+    assert_eq!(held.code, Some(0), "{held:?}");
+    let held: serde_json::Value = serde_json::from_str(held.stdout.trim()).unwrap();
+    assert_eq!(held["uuid_before"], held["uuid_after"], "{held}");
+    assert_ne!(held["snapshot_before"], held["snapshot_after"], "{held}");
+    let appended = held["appended_rows"].as_i64().unwrap();
+    assert!(appended > 0, "{held}");
+    assert_eq!(
+        held["rows_after"].as_i64().unwrap(),
+        versions[1].0 + appended,
+        "{held}"
+    );
+
+    keep_transactions(&source, 12_001);
+    run();
+    versions.push(sums(&source));
+
+    let o = args("TXN_ID").output().expect("run history.py");
+    let o: Ran = o.into();
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let h: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    assert_eq!(
+        h["uuid"], held["uuid_before"],
+        "one table-uuid throughout: {h}"
+    );
+    let snaps = h["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), 4, "three runs and pyiceberg's append: {h}");
+    assert_eq!(h["current"], snaps[3]["id"], "{h}");
+    for (i, s) in snaps.iter().enumerate() {
+        assert_eq!(s["pyiceberg"], s["duckdb"], "snapshot {i}: {h}");
+        if i > 0 {
+            assert_eq!(s["parent"], snaps[i - 1]["id"], "{h}");
+        }
+    }
+    let dag_snaps: Vec<&serde_json::Value> = snaps
+        .iter()
+        .filter(|s| s["summary"].get("dag.run-id").is_some())
+        .collect();
+    assert_eq!(dag_snaps.len(), 3, "{h}");
+    for (s, (rows, keys)) in dag_snaps.iter().zip(&versions) {
+        assert_eq!(s["pyiceberg"]["rows"], *rows, "{h}");
+        assert_eq!(s["pyiceberg"]["keys"], *keys, "{h}");
+    }
+    assert_eq!(dag_snaps[0]["operation"], "append", "{h}");
+    for s in &dag_snaps[1..] {
+        assert_eq!(s["operation"], "overwrite", "{h}");
+        assert_eq!(
+            s["summary"]["total-records"],
+            s["pyiceberg"]["rows"].to_string(),
+            "{h}"
+        );
+    }
+    assert_eq!(
+        snaps[2]["operation"], "append",
+        "pyiceberg's own snapshot: {h}"
+    );
+    assert_eq!(
+        env.task("wz", "TRANSACTIONS", "write_iceberg")["outputs"]["snapshots"],
+        4
+    );
+    let out = check_with_catalog(
+        &env,
+        &source,
+        &env.state().join("catalog.db").to_string_lossy(),
+        Some("TRANSACTIONS"),
+    );
+    assert!(out.contains("TRANSACTIONS source rows=12000"), "{out}");
 }

@@ -181,7 +181,7 @@ impl Validator<'_> {
             partition: partition.unwrap_or_default(),
             partition_min_rows: partition_min_rows.map_or(DEFAULT_PARTITION_MIN_ROWS, |n| n.value),
             open_partitions: open_partitions.map_or(DEFAULT_OPEN_PARTITIONS, |n| n.value as usize),
-            retention_secs: retention.unwrap_or(0),
+            retention_secs: retention.unwrap_or(crate::config::DEFAULT_LAKE_RETENTION_SECS),
             s3,
         })
     }

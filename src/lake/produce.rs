@@ -1,0 +1,251 @@
+//! One new snapshot of a lake table, written with iceberg's public writers: the manifests of the
+//! run's data files, the manifests that mark the replaced files deleted (a full refresh) or the
+//! current manifests carried over (an incremental append), the manifest list, and the table
+//! metadata that adds the snapshot and points `main` at it.
+//!
+//! iceberg 0.10.1 has no overwrite action and its commit builder is crate-private, so a full
+//! refresh that keeps the table's identity has to be produced here; catalogs then only swap the
+//! metadata pointer (SQL) or apply the metadata's changes (REST), both guarded by what the
+//! snapshot was built on. Nothing here touches the catalog: a snapshot produced and never
+//! committed leaves only unreferenced files, which retention removes.
+//!
+//! Manifests are written in slices of [`MANIFEST_FILES`] data files and each file description is
+//! parsed only when its slice is written, so the memory of a commit does not grow with the
+//! thousands of files a day-partitioned table can have; the replaced files are read one manifest
+//! at a time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use iceberg::io::FileIO;
+use iceberg::spec::{
+    MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestListWriter, ManifestStatus,
+    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
+    SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuildResult,
+};
+
+use super::metadata;
+use crate::error::{Error, Result};
+use crate::model::TableInfo;
+
+/// Data files described by one manifest the commit writes. Manifest entries are held in memory
+/// until their manifest is written (about 1.5 KB each with column statistics).
+pub const MANIFEST_FILES: usize = 2000;
+
+/// What the new snapshot does to the table's current files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A full refresh: every current data file is removed, the run's files are the table.
+    Replace,
+    /// An incremental run: the run's files are added to the current ones.
+    Append,
+}
+
+/// The new snapshot's id and the metadata that makes it current.
+pub struct Produced {
+    pub snapshot_id: i64,
+    pub result: TableMetadataBuildResult,
+}
+
+/// A snapshot id not used by the table: random and non-negative, as Iceberg writers make them.
+fn new_snapshot_id(md: &TableMetadata) -> i64 {
+    loop {
+        let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+        let id = ((a ^ b) >> 1) as i64;
+        if md.snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+/// Writes the files of a snapshot of `info`'s table that adds the data files `files_json`
+/// (descriptions recorded by the chunk writers, which wrote through [`metadata::for_writers`]
+/// of the same `current`) with `change`, and returns the table metadata that adds it.
+/// `current` is the table's metadata and its location (none: the table is created by this
+/// commit, at `location`).
+pub async fn snapshot(
+    io: &FileIO,
+    current: Option<(&TableMetadata, &str)>,
+    info: &TableInfo,
+    location: &str,
+    files_json: Vec<String>,
+    change: Change,
+    props: HashMap<String, String>,
+) -> Result<Produced> {
+    // The table as the run's writers saw it: its schema and spec read the file descriptions.
+    let base = metadata::for_run(current, info, location)?
+        .build()?
+        .metadata;
+    let schema = base.current_schema().clone();
+    let spec = base.default_partition_spec().clone();
+    let partition_type = base.default_partition_type().clone();
+    let snapshot_id = new_snapshot_id(&base);
+    let parent = base.current_snapshot_id();
+    let seq = base.next_sequence_number();
+    let commit = uuid::Uuid::new_v4();
+    let meta_dir = format!("{}/metadata", base.location().trim_end_matches('/'));
+    let mut manifests: Vec<ManifestFile> = Vec::new();
+    let mut summary = SnapshotSummaryCollector::default();
+    let mut counter = 0usize;
+    let mut next_path = || {
+        counter += 1;
+        format!("{meta_dir}/{commit}-m{}.avro", counter - 1)
+    };
+
+    let added_files = files_json.len();
+    let mut files = files_json.into_iter();
+    loop {
+        let slice: Vec<String> = files.by_ref().take(MANIFEST_FILES).collect();
+        if slice.is_empty() {
+            break;
+        }
+        let mut w = ManifestWriterBuilder::new(
+            io.new_output(next_path())?,
+            Some(snapshot_id),
+            schema.clone(),
+            spec.as_ref().clone(),
+        )
+        .build_v2_data();
+        for json in slice {
+            let df = iceberg::spec::deserialize_data_file_from_json(
+                &json,
+                spec.spec_id(),
+                &partition_type,
+                &schema,
+            )?;
+            summary.add_file(&df, schema.clone(), spec.clone());
+            w.add_file(df, seq)?;
+        }
+        manifests.push(w.write_manifest_file().await?);
+    }
+
+    let mut removed_files = 0usize;
+    if let Some(current) = base.current_snapshot() {
+        let list = io.new_input(current.manifest_list())?.read().await?;
+        let list = iceberg::spec::ManifestList::parse_with_version(&list, base.format_version())?;
+        let entries: Vec<iceberg::spec::ManifestFile> =
+            list.consume_entries().into_iter().collect();
+        for m in entries {
+            if m.content != ManifestContentType::Data {
+                return Err(Error::state(format!(
+                    "lake table {} has delete files ({}), which dag does not write",
+                    info.name, m.manifest_path
+                )));
+            }
+            match change {
+                Change::Append => {
+                    if m.has_added_files() || m.has_existing_files() {
+                        manifests.push(m);
+                    }
+                }
+                Change::Replace => {
+                    if !(m.has_added_files() || m.has_existing_files()) {
+                        continue;
+                    }
+                    let (entries, md) = m.load_manifest(io).await?.into_parts();
+                    let m_schema = md.schema().clone();
+                    let m_spec = Arc::new(md.partition_spec().clone());
+                    let mut w = ManifestWriterBuilder::new(
+                        io.new_output(next_path())?,
+                        Some(snapshot_id),
+                        m_schema.clone(),
+                        md.partition_spec().clone(),
+                    )
+                    .build_v2_data();
+                    let mut n = 0;
+                    for e in entries
+                        .iter()
+                        .filter(|e| e.status != ManifestStatus::Deleted)
+                    {
+                        let seq = e.sequence_number.ok_or_else(|| {
+                            Error::state(format!(
+                                "lake table {}: manifest {} has an entry without a sequence \
+                                 number",
+                                info.name, m.manifest_path
+                            ))
+                        })?;
+                        summary.remove_file(&e.data_file, m_schema.clone(), m_spec.clone());
+                        w.add_delete_file(e.data_file.clone(), seq, e.file_sequence_number)?;
+                        n += 1;
+                    }
+                    drop(entries);
+                    if n > 0 {
+                        removed_files += n;
+                        manifests.push(w.write_manifest_file().await?);
+                    }
+                }
+            }
+        }
+    }
+
+    let list_path = format!("{meta_dir}/snap-{snapshot_id}-0-{commit}.avro");
+    let mut list = ManifestListWriter::v2(
+        io.new_output(&list_path)?.writer().await?,
+        snapshot_id,
+        parent,
+        seq,
+    );
+    list.add_manifests(manifests.into_iter())?;
+    list.close().await?;
+
+    let operation = match (change, removed_files) {
+        (Change::Replace, n) if n > 0 => Operation::Overwrite,
+        _ => Operation::Append,
+    };
+    let mut additional = props;
+    let computed = summary.build();
+    let previous = base
+        .current_snapshot()
+        .map(|s| &s.summary().additional_properties);
+    let count = |k: &str| computed.get(k).and_then(|v| v.parse::<u64>().ok());
+    let before = |k: &str| {
+        previous
+            .and_then(|p| p.get(k))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let totals = [
+        ("total-records", "added-records"),
+        ("total-data-files", "added-data-files"),
+        ("total-files-size", "added-files-size"),
+        ("total-delete-files", "added-delete-files"),
+        ("total-position-deletes", "added-position-deletes"),
+        ("total-equality-deletes", "added-equality-deletes"),
+    ];
+    additional.extend(computed.clone());
+    for (total, added) in totals {
+        let kept = match change {
+            Change::Replace => 0,
+            Change::Append => before(total),
+        };
+        additional.insert(
+            total.to_string(),
+            (kept + count(added).unwrap_or(0)).to_string(),
+        );
+    }
+    debug_assert_eq!(count("added-data-files").unwrap_or(0) as usize, added_files);
+
+    let snap = Snapshot::builder()
+        .with_manifest_list(list_path)
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(parent)
+        .with_sequence_number(seq)
+        .with_summary(Summary {
+            operation,
+            additional_properties: additional,
+        })
+        .with_schema_id(base.current_schema_id())
+        .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
+        .build();
+    let result = metadata::for_run(current, info, location)?
+        .add_snapshot(snap)?
+        .set_ref(
+            MAIN_BRANCH,
+            SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+        )?
+        .build()?;
+    Ok(Produced {
+        snapshot_id,
+        result,
+    })
+}
