@@ -135,7 +135,16 @@ impl Builders {
             (B::F32(b), ValueRef::Real(x)) => b.append_value(x as f32),
             (B::F32(b), ValueRef::Integer(x)) => b.append_value(x as f32),
             (B::F64(b), ValueRef::Real(x)) => b.append_value(x),
-            (B::F64(b), ValueRef::Integer(x)) => b.append_value(x as f64),
+            // An integer in a column of numeric affinity read as a double.
+            (B::F64(b), ValueRef::Integer(x)) if (x as f64) as i128 == x as i128 => {
+                b.append_value(x as f64)
+            }
+            (B::F64(_), ValueRef::Integer(x)) => {
+                return Err(format!(
+                    "integer {x} cannot be held exactly by a double: declare the column \
+                     INTEGER or DECIMAL(p,s)"
+                ));
+            }
             (B::Dec(b, p, s), v) => {
                 let unscaled = match v {
                     ValueRef::Text(t) => std::str::from_utf8(t)

@@ -141,7 +141,15 @@ impl SqliteSource {
     }
 }
 
-/// Maps a declared SQLite column type to a logical type.
+/// Maps a declared SQLite column type to a logical type: first the type names dag reads as
+/// such (`INT` as int, `DECIMAL(p,s)`, `DATE`, `DATETIME`, ...), then, for any other declared
+/// type, SQLite's own column affinity rules (<https://www.sqlite.org/datatype3.html>, 3.1), in
+/// their order: a name containing `INT` is a long, one containing `CHAR`, `CLOB` or `TEXT` a
+/// string, `BLOB` binary, no type at all a string (integers kept as their digits), `REAL`,
+/// `FLOA` or `DOUB` a double, and everything else (numeric affinity: a bare `NUMERIC`,
+/// `DECIMAL`, `NUMBER`, ...) a double, which is what SQLite stores such values as unless they
+/// are integers; an integer a double cannot hold exactly fails the read, naming it. `None` only
+/// for a name dag knows with arguments it cannot take (`DECIMAL(50,2)`).
 pub fn decl_type(decl: &str) -> Option<ColType> {
     let d = decl.trim().to_ascii_uppercase();
     let (base, args) = match d.find('(') {
@@ -165,11 +173,11 @@ pub fn decl_type(decl: &str) -> Option<ColType> {
             precision: 19,
             scale: 4,
         },
-        "DECIMAL" | "NUMERIC" => {
+        "DECIMAL" | "NUMERIC" if args.is_some() => {
             let mut it = args?.split(',').map(|s| s.trim().parse::<i64>());
             let p = it.next()?.ok()?;
             let s = it.next().unwrap_or(Ok(0)).ok()?;
-            if !(1..=38).contains(&p) || s < 0 || s > p {
+            if !(1..=38).contains(&p) || s < 0 || s > p || it.next().is_some() {
                 return None;
             }
             ColType::Decimal {
@@ -182,8 +190,25 @@ pub fn decl_type(decl: &str) -> Option<ColType> {
         "TIMESTAMPTZ" => ColType::TimestampTz,
         "TEXT" | "VARCHAR" | "NVARCHAR" | "CHAR" | "NCHAR" | "CLOB" | "STRING" => ColType::String,
         "BLOB" | "VARBINARY" | "BINARY" => ColType::Binary,
-        _ => return None,
+        _ => affinity_type(&d),
     })
+}
+
+/// The logical type of SQLite's column affinity for a declared type dag has no name for.
+fn affinity_type(decl: &str) -> ColType {
+    let has = |w: &str| decl.contains(w);
+    if has("INT") {
+        ColType::Int64
+    } else if has("CHAR") || has("CLOB") || has("TEXT") {
+        ColType::String
+    } else if has("BLOB") {
+        ColType::Binary
+    } else if decl.is_empty() {
+        ColType::String
+    } else {
+        // REAL affinity, and numeric affinity, whose values SQLite stores as integers or reals.
+        ColType::Float64
+    }
 }
 
 /// Describes a table from the database's own catalog.
@@ -393,6 +418,8 @@ pub fn cursor_max(
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::Array;
+
     use super::*;
 
     #[test]
@@ -419,6 +446,84 @@ mod tests {
             .unwrap();
         }
         assert_eq!(total, 1000);
+    }
+
+    #[test]
+    fn declared_types_follow_sqlite_affinity_where_dag_has_no_name_for_them() {
+        let cases = [
+            ("NUMERIC", Some(ColType::Float64)),
+            (
+                "numeric(10,2)",
+                Some(ColType::Decimal {
+                    precision: 10,
+                    scale: 2,
+                }),
+            ),
+            ("DECIMAL", Some(ColType::Float64)),
+            ("NUMBER", Some(ColType::Float64)),
+            ("VARCHAR(255)", Some(ColType::String)),
+            ("VARYING CHARACTER(255)", Some(ColType::String)),
+            ("NATIVE CHARACTER(70)", Some(ColType::String)),
+            ("UNSIGNED BIG INT", Some(ColType::Int64)),
+            ("INT8", Some(ColType::Int64)),
+            ("FLOATING POINT", Some(ColType::Int64)), // contains "INT": SQLite's own rule 1
+            ("", Some(ColType::String)),
+            ("ANY", Some(ColType::Float64)),
+            ("LONGBLOB", Some(ColType::Binary)),
+            ("DOUBLE(10)", Some(ColType::Float64)),
+            ("DECIMAL(50,2)", None),
+            ("NUMERIC(10,2,1)", None),
+        ];
+        for (decl, want) in cases {
+            assert_eq!(decl_type(decl), want, "{decl:?}");
+        }
+    }
+
+    #[test]
+    fn affinity_columns_read_what_sqlite_stored_or_fail_naming_the_value() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, n NUMERIC, u, v VARYING CHARACTER(9));
+             INSERT INTO t VALUES (1, 12.5, 'text', 'a'), (2, 7, 42, 'b'), (3, NULL, NULL, NULL);",
+        )
+        .unwrap();
+        let info = describe(&c, "t", None).unwrap();
+        let tys: Vec<ColType> = info.columns.iter().map(|c| c.ty).collect();
+        assert_eq!(
+            tys,
+            [
+                ColType::Int64,
+                ColType::Float64,
+                ColType::String,
+                ColType::String
+            ]
+        );
+        let mut got = Vec::new();
+        read(&c, &info, "", 64, |b| {
+            got.push(b);
+            Ok(true)
+        })
+        .unwrap();
+        let b = &got[0];
+        let n = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .unwrap();
+        assert_eq!((n.value(0), n.value(1), n.is_null(2)), (12.5, 7.0, true));
+        let u = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        assert_eq!((u.value(0), u.value(1), u.is_null(2)), ("text", "42", true));
+
+        // A numeric-affinity integer a double cannot hold exactly is an error, not a rounding.
+        c.execute("INSERT INTO t VALUES (4, 9007199254740993, NULL, NULL)", [])
+            .unwrap();
+        let e = read(&c, &info, "", 64, |_| Ok(true)).unwrap_err();
+        assert!(e.to_string().contains("9007199254740993"), "{e}");
+        assert!(e.to_string().contains("column n"), "{e}");
     }
 
     #[test]

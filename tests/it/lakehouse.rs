@@ -533,3 +533,87 @@ fn refreshes_keep_the_table_identity_and_its_history() {
     );
     assert!(out.contains("TRANSACTIONS source rows=12000"), "{out}");
 }
+
+/// A real SQLite file whose columns are declared as SQLite allows rather than with the names dag
+/// knows (`NUMERIC`, `VARYING CHARACTER(n)`, `UNSIGNED BIG INT`, no type at all) is typed by
+/// SQLite's affinity rules and arrives exact: pyiceberg and DuckDB read what the source holds,
+/// and the target has every row.
+#[test]
+fn sqlite_source_columns_are_typed_by_affinity() {
+    let env = Env::new();
+    let source = env.path().join("affinity.db");
+    let c = rusqlite::Connection::open(&source).unwrap();
+    c.execute_batch(
+        "CREATE TABLE PRICES (ID UNSIGNED BIG INT PRIMARY KEY, AMOUNT NUMERIC,
+             EXACT NUMERIC(10,2), LABEL VARYING CHARACTER(20), NOTE, SHORT VARCHAR(5));",
+    )
+    .unwrap();
+    for i in 1..=2_000i64 {
+        let note: rusqlite::types::Value = match i % 3 {
+            0 => rusqlite::types::Value::Text(format!("note {i}")),
+            1 => rusqlite::types::Value::Integer(i * 7),
+            _ => rusqlite::types::Value::Null,
+        };
+        c.execute(
+            "INSERT INTO PRICES VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![
+                i,
+                if i % 2 == 0 {
+                    format!("{}.25", i)
+                } else {
+                    i.to_string()
+                },
+                format!("{}.{:02}", i, i % 100),
+                format!("label-{i}"),
+                note,
+                "abcde"
+            ],
+        )
+        .unwrap();
+    }
+    drop(c);
+    env.workflow(
+        "wz",
+        &format!(
+            "[source]\nkind = \"sqlite\"\npath = \"{}\"\n\n[lake]\nnamespace = \"worldzone\"\n\n\
+             [target]\nkind = \"sqlite\"\npath = \"${{DAG_STATE_DIR}}/target.db\"\n\n\
+             [table.PRICES]\nchunk_rows = 700\n",
+            source.display()
+        ),
+    );
+    let r = env.dag(&["run", "wz"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let ex = env.task("wz", "PRICES", "extract");
+    let cols: Vec<(String, String)> = ex["outputs"]["schema"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                serde_json::to_string(&c["ty"]).unwrap(),
+            )
+        })
+        .collect();
+    let ty = |n: &str| cols.iter().find(|(c, _)| c == n).unwrap().1.clone();
+    assert!(ty("ID").contains("\"int64\""), "{cols:?}");
+    assert!(ty("AMOUNT").contains("\"float64\""), "{cols:?}");
+    assert!(ty("EXACT").contains("\"decimal\""), "{cols:?}");
+    assert!(ty("LABEL").contains("\"string\""), "{cols:?}");
+    assert!(ty("NOTE").contains("\"string\""), "{cols:?}");
+    let v = env.task("wz", "PRICES", "verify");
+    assert_eq!(v["outputs"]["target"], v["outputs"]["digest"], "{v}");
+    assert_eq!(
+        count_distinct(&env.state().join("target.db"), "PRICES", "ID"),
+        (2_000, 2_000)
+    );
+    if require(python_readers()) {
+        let out = check_with_catalog(
+            &env,
+            &source,
+            &env.state().join("catalog.db").to_string_lossy(),
+            None,
+        );
+        assert!(out.contains("all 1 tables match the source"), "{out}");
+    }
+}

@@ -129,7 +129,7 @@ class Digest:
 # ---------------------------------------------------------------------------------------------
 
 _BASE_TYPES = {
-    "BOOLEAN": "bool", "BIT": "bool",
+    "BOOLEAN": "bool", "BIT": "bool", "BOOL": "bool",
     "INT": "int32", "SMALLINT": "int32", "TINYINT": "int32", "MEDIUMINT": "int32",
     "INTEGER": "int64", "BIGINT": "int64",
     "DECIMAL": "decimal", "NUMERIC": "decimal", "MONEY": "money",
@@ -137,7 +137,7 @@ _BASE_TYPES = {
     "DATE": "date",
     "DATETIME": "timestamp", "TIMESTAMP": "timestamp",
     "TEXT": "string", "VARCHAR": "string", "NVARCHAR": "string", "CHAR": "string",
-    "NCHAR": "string",
+    "NCHAR": "string", "CLOB": "string", "STRING": "string",
     "BLOB": "binary", "VARBINARY": "binary", "BINARY": "binary",
 }
 _DECL_RE = re.compile(r"^([A-Z]+)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$")
@@ -166,8 +166,10 @@ def parse_declared_type(name: str, declared: str) -> SourceColumn:
             norm = norm[len("TEXT "):]
     m = _DECL_RE.match(norm)
     kind = _BASE_TYPES.get(m.group(1)) if m else None
+    if kind in ("decimal",) and m.group(2) is None:
+        kind = None  # a bare DECIMAL / NUMERIC has numeric affinity
     if kind is None:
-        raise SourceError(f"column {name!r}: declared type {declared!r} is not in the spec")
+        return SourceColumn(name, declared, affinity_kind(norm))
     p, s = m.group(2), m.group(3)
     if kind == "money":
         if p is not None:
@@ -183,6 +185,21 @@ def parse_declared_type(name: str, declared: str) -> SourceColumn:
     if s is not None and kind != "decimal":
         raise SourceError(f"column {name!r}: unexpected parameters in {declared!r}")
     return SourceColumn(name, declared, kind)
+
+
+def affinity_kind(norm: str) -> str:
+    """SQLite's column affinity rules (sqlite.org/datatype3.html, 3.1), in their order, for a
+    declared type the spec has no name for: INT -> int64; CHAR, CLOB, TEXT -> string; BLOB ->
+    binary; no type -> string; everything else (REAL and numeric affinity) -> float64."""
+    if "INT" in norm:
+        return "int64"
+    if "CHAR" in norm or "CLOB" in norm or "TEXT" in norm:
+        return "string"
+    if "BLOB" in norm:
+        return "binary"
+    if norm == "":
+        return "string"
+    return "float64"
 
 
 def _text(v: Any) -> str:
@@ -293,6 +310,13 @@ def _conv_bytes(v: Any) -> bytes:
     raise ValueError(f"expected TEXT/BLOB, found {type(v).__name__} {v!r}")
 
 
+def _conv_string(v: Any) -> bytes:
+    # TEXT as its raw UTF-8 bytes; an INTEGER (a column of no declared type) as its digits.
+    if type(v) is int:
+        return str(v).encode()
+    return _conv_bytes(v)
+
+
 def source_converter(col: SourceColumn) -> Callable[[Any], bytes]:
     return {
         "bool": lambda: _conv_bool,
@@ -302,7 +326,7 @@ def source_converter(col: SourceColumn) -> Callable[[Any], bytes]:
         "float64": lambda: _conv_float,
         "date": lambda: _conv_date,
         "timestamp": lambda: _conv_timestamp,
-        "string": lambda: _conv_bytes,
+        "string": lambda: _conv_string,
         "binary": lambda: _conv_bytes,
     }[col.kind]()
 
