@@ -54,6 +54,10 @@ pub async fn plan(
         let info = &tp.info;
         let partition = match (&note.partition, &info.partition) {
             (Some(e), _) => format!("partition: {e}"),
+            (None, Some(c)) if crate::lake::partition::chosen_by_rule(tp.ov.as_ref()) => format!(
+                "partitioned by day({c}) if it holds >= {} rows a day",
+                wf.lake.partition_min_rows_per_day
+            ),
             (None, Some(c)) => format!("partitioned by day({c})"),
             (None, None) => "unpartitioned".to_string(),
         };

@@ -15,8 +15,9 @@
 //! for validation here and again by the planner over the tables a run selects.
 //!
 //! Day partitioning of lake tables: `[lake] partition = "auto" | "off"` (default
-//! off), `partition_min_rows` (default 1000: only tables with more rows are
-//! partitioned) and `open_partitions` (default 8: partition writers an extract
+//! auto), `partition_min_rows` (default 1000: only tables with more rows are
+//! partitioned), `partition_min_rows_per_day` (default 1000: `auto` leaves tables whose rows
+//! are sparser over their days unpartitioned) and `open_partitions` (default 8: partition writers an extract
 //! chunk keeps open); `[table.X] partition = "<column>" | "auto" | "off"` and
 //! `partition_min_rows` override them per table. The rule that picks the column is
 //! in `lake::partition`.
@@ -192,6 +193,10 @@ pub struct LakeConfig {
     pub partition: LakePartition,
     /// A table is day-partitioned only when it has more rows than this (`partition_min_rows`).
     pub partition_min_rows: u64,
+    /// `partition = "auto"` partitions a table only when its rows fill its days at least this
+    /// densely (`partition_min_rows_per_day`): rows over the days between the earliest and the
+    /// latest value of the chosen column.
+    pub partition_min_rows_per_day: u64,
     /// Most partition writers one extract chunk keeps open at once (`open_partitions`).
     pub open_partitions: usize,
     /// Seconds a lake snapshot is kept after it was committed (`retention`, default
@@ -234,12 +239,13 @@ impl S3Settings {
 /// `[lake] partition`: the default for tables without their own `partition`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LakePartition {
-    /// Partition by day on a date/timestamp column chosen by rule (see [`PartitionSetting::Auto`]).
-    Auto,
-    /// Only tables whose own `partition` says so are partitioned. The default: the row count
-    /// alone cannot tell a table of many rows per day from one whose few rows are spread over
-    /// thousands of days, and the latter would become thousands of tiny files.
+    /// Partition by day on a date/timestamp column chosen by rule (see [`PartitionSetting::Auto`]),
+    /// when the table's rows fill its days densely enough (`partition_min_rows_per_day`): a
+    /// table whose few rows are spread over thousands of days would become thousands of tiny
+    /// files, and stays unpartitioned. The default.
     #[default]
+    Auto,
+    /// Only tables whose own `partition` says so are partitioned.
     Off,
 }
 
@@ -257,6 +263,7 @@ pub enum PartitionSetting {
 
 /// Defaults of the `[lake]` partition keys.
 pub const DEFAULT_PARTITION_MIN_ROWS: u64 = 1000;
+pub const DEFAULT_PARTITION_MIN_ROWS_PER_DAY: u64 = 1000;
 pub const DEFAULT_OPEN_PARTITIONS: usize = 8;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

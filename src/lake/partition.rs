@@ -2,7 +2,9 @@
 //!
 //! The system this one replaces kept one Parquet writer per day open and ran out of heap on long
 //! histories; day partitions are still what readers prune on, so we keep them but decide once per
-//! run, at plan time, from the source's description and the workflow. The decision is recorded in
+//! run, at plan time, from the source's description, the workflow and, for a column the `auto`
+//! rule picks, how densely the rows fill their days (MIN and MAX of the column, asked of the
+//! source). The decision is recorded in
 //! the extract's schema ([`TableInfo::partition`]) so that a resumed run, the lake table's
 //! partition spec and the target's DDL all follow the same answer.
 
@@ -101,6 +103,51 @@ pub fn decide(
     Ok(auto_column(info).map(str::to_string))
 }
 
+/// Whether the column `decide` picks for `info` comes from the `auto` rule (not named by the
+/// workflow), so that how densely its rows fill their days may still leave it unpartitioned.
+pub fn chosen_by_rule(ov: Option<&TableOverride>) -> bool {
+    !matches!(
+        ov.and_then(|o| o.partition.as_ref()),
+        Some(PartitionSetting::Column(_))
+    )
+}
+
+/// The partition decision of [`decide`], then, for a column picked by the `auto` rule, the
+/// density check: the table is partitioned only when its rows over the days between the
+/// column's earliest and latest value reach `partition_min_rows_per_day` (a table of a few rows
+/// a day over years would be a tiny file per day and chunk). Returns the column and, when the
+/// density check left the table unpartitioned, a note saying why.
+pub async fn decide_with_source(
+    source: &crate::sources::Source,
+    info: &TableInfo,
+    lake: &LakeConfig,
+    ov: Option<&TableOverride>,
+) -> Result<(Option<String>, Option<String>)> {
+    let Some(col) = decide(info, lake, ov)? else {
+        return Ok((None, None));
+    };
+    if !chosen_by_rule(ov) {
+        return Ok((Some(col), None));
+    }
+    let min = lake.partition_min_rows_per_day;
+    let Some((lo, hi)) = source.day_span(info, &col).await? else {
+        return Ok((None, Some(format!("not partitioned: {col} holds no value"))));
+    };
+    let days = (hi - lo + 1).max(1) as u64;
+    let per_day = info.rows / days;
+    if per_day < min {
+        return Ok((
+            None,
+            Some(format!(
+                "not partitioned: {} rows over {days} days of {col} ({per_day} a day, under \
+                 partition_min_rows_per_day = {min})",
+                info.rows
+            )),
+        ));
+    }
+    Ok((Some(col), None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +170,7 @@ mod tests {
             namespace: "ns".into(),
             partition: LakePartition::Auto,
             partition_min_rows: 1000,
+            partition_min_rows_per_day: 1000,
             open_partitions: 8,
             retention_secs: 0,
             s3: None,
@@ -191,6 +239,73 @@ mod tests {
             decide(&table(5000), &l, Some(&named)).unwrap().as_deref(),
             Some("Stamp")
         );
+    }
+
+    #[tokio::test]
+    async fn auto_leaves_tables_whose_rows_are_sparse_over_their_days_unpartitioned() {
+        let dir = std::env::temp_dir().join(format!("dag-density-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("src.db");
+        let _ = std::fs::remove_file(&path);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE DENSE (ID INTEGER PRIMARY KEY, D DATE NOT NULL);
+             CREATE TABLE SPARSE (ID INTEGER PRIMARY KEY, D DATETIME NOT NULL);",
+        )
+        .unwrap();
+        for i in 0..4000i64 {
+            // DENSE: 4,000 rows over 2 days; SPARSE: 4,000 rows over 1,000 days.
+            c.execute(
+                "INSERT INTO DENSE VALUES (?1, ?2)",
+                rusqlite::params![i, format!("2024-01-0{}", 1 + i % 2)],
+            )
+            .unwrap();
+            let day = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap()
+                + chrono::Days::new((i % 1000) as u64);
+            c.execute(
+                "INSERT INTO SPARSE VALUES (?1, ?2)",
+                rusqlite::params![i, format!("{day} 12:00:00")],
+            )
+            .unwrap();
+        }
+        drop(c);
+        let source =
+            crate::sources::Source::Sqlite(crate::sources::sqlite::SqliteSource::new(&path, None));
+        let info = |t: &str| {
+            let mut i = TableInfo::new(
+                t,
+                vec![
+                    col("ID", ColType::Int64, false),
+                    col("D", ColType::Date, false),
+                ],
+                Some("ID".into()),
+                4000,
+            );
+            if t == "SPARSE" {
+                i.columns[1].ty = ColType::Timestamp;
+            }
+            i
+        };
+        let (p, note) = decide_with_source(&source, &info("DENSE"), &lake(), None)
+            .await
+            .unwrap();
+        assert_eq!((p.as_deref(), note), (Some("D"), None));
+        let (p, note) = decide_with_source(&source, &info("SPARSE"), &lake(), None)
+            .await
+            .unwrap();
+        assert_eq!(p, None);
+        let note = note.unwrap();
+        assert!(
+            note.contains("4000 rows over 1000 days of D (4 a day"),
+            "{note}"
+        );
+        // A column the workflow names is partitioned however sparse.
+        let named = with(PartitionSetting::Column("D".into()));
+        let (p, _) = decide_with_source(&source, &info("SPARSE"), &lake(), Some(&named))
+            .await
+            .unwrap();
+        assert_eq!(p.as_deref(), Some("D"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

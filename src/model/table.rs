@@ -198,6 +198,17 @@ pub enum CursorValue {
     Micros(i64),
 }
 
+impl CursorValue {
+    /// The day (since 1970-01-01) of a date or datetime value; `None` for an integer.
+    pub fn day(&self) -> Option<i64> {
+        match *self {
+            CursorValue::Int(_) => None,
+            CursorValue::Date(d) => Some(i64::from(d)),
+            CursorValue::Micros(us) => Some(us.div_euclid(86_400_000_000)),
+        }
+    }
+}
+
 impl std::fmt::Display for CursorValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {

@@ -107,6 +107,12 @@ impl Source {
         each!(self, s => s.cursor_max(info, cursor).await)
     }
 
+    /// Days (since 1970-01-01) of the earliest and the latest value of a date/datetime column,
+    /// `None` when no row has one (`partition = "auto"` weighs rows per day with it).
+    pub async fn day_span(&self, info: &TableInfo, column: &str) -> Result<Option<(i64, i64)>> {
+        each!(self, s => s.day_span(info, column).await)
+    }
+
     /// Current row count (verify compares it with what was extracted).
     pub async fn count(&self, table: &str) -> Result<u64> {
         each!(self, s => s.count(table).await)

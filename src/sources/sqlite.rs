@@ -93,6 +93,31 @@ impl SqliteSource {
         blocking(move || cursor_max(&open(&path, false)?, &info, &cursor)).await
     }
 
+    /// Days (since 1970-01-01) of the earliest and the latest value of a DATE/DATETIME column
+    /// (stored as text), `None` when no row has one.
+    pub async fn day_span(&self, info: &TableInfo, column: &str) -> Result<Option<(i64, i64)>> {
+        let (path, table, column) = (self.path.clone(), info.name.clone(), column.to_string());
+        blocking(move || {
+            let c = open(&path, false)?;
+            let (lo, hi): (Option<String>, Option<String>) = c.query_row(
+                &format!(
+                    "SELECT MIN({0}), MAX({0}) FROM {1}",
+                    quote(&column),
+                    quote(&table)
+                ),
+                [],
+                |r| Ok((r.get(0).ok().flatten(), r.get(1).ok().flatten())),
+            )?;
+            let day = |t: &str| {
+                parse_date(t)
+                    .map(i64::from)
+                    .or_else(|| parse_timestamp(t).map(|us| us.div_euclid(86_400_000_000)))
+            };
+            Ok(lo.zip(hi).and_then(|(a, b)| Some((day(&a)?, day(&b)?))))
+        })
+        .await
+    }
+
     pub async fn count(&self, table: &str) -> Result<u64> {
         let (path, table) = (self.path.clone(), table.to_string());
         blocking(move || {

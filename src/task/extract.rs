@@ -34,8 +34,14 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
             } else {
                 plan.info.clone()
             };
-            info.partition =
-                crate::lake::partition::decide(&info, &ctx.lake_cfg, plan.ov.as_ref())?;
+            let (partition, partition_note) = crate::lake::partition::decide_with_source(
+                &ctx.source,
+                &info,
+                &ctx.lake_cfg,
+                plan.ov.as_ref(),
+            )
+            .await?;
+            info.partition = partition;
             // Before any row moves: may this run follow how the columns changed?
             let diff = ctx.lake.schema_diff(&info).await?;
             let policy = plan
@@ -44,7 +50,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
                 .and_then(|o| o.schema_changes)
                 .unwrap_or(ctx.schema_changes);
             diff.check(policy, table, &format!("{}.{table}", ctx.lake.namespace()))?;
-            let mut notes = Vec::new();
+            let mut notes: Vec<String> = partition_note.into_iter().collect();
             if !diff.is_empty() {
                 let note = format!("schema changed since the last run: {}", diff.describe());
                 ctx.progress.line(&format!("{table}.extract: {note}"));

@@ -167,7 +167,7 @@ fn s3_workflow(src: &std::path::Path, s3: &S3Server) -> String {
     wf.replace(
         local,
         &format!(
-            "{local}warehouse = \"s3://{BUCKET}/lake\"\n\n[lake.s3]\nendpoint = \"{}\"\n\
+            "{local}warehouse = \"s3://{BUCKET}/lake\"\nretention = 0\n\n[lake.s3]\nendpoint = \"{}\"\n\
              path_style = true\n",
             s3.endpoint()
         ),
@@ -215,6 +215,8 @@ fn runs_in_bucket(s3: &S3Server, table: &str) -> Vec<String> {
         .keys(&prefix)
         .iter()
         .filter_map(|k| k[prefix.len()..].split('/').next().map(str::to_string))
+        // The table's own metadata directory is not a run's.
+        .filter(|d| d != "metadata")
         .collect();
     runs.dedup();
     runs
@@ -276,8 +278,9 @@ fn the_demo_on_s3_runs_replaces_and_reads_back() {
         assert!(report.contains("AGENTSVES source rows=9066"), "{report}");
     }
 
-    // Later full runs replace every table: the replaced version stays for readers that opened
-    // it, anything older goes, as on local disk.
+    // Later full runs replace every table: with `retention = 0` the replaced version stays for
+    // readers that opened it, anything older goes (snapshot expired, its files deleted from the
+    // bucket), as on local disk.
     let r = dag_s3(&env, &["run", "w"], None);
     assert_eq!(r.code, Some(0), "{r:?}");
     verify_full_and_exact(&env);

@@ -61,6 +61,7 @@ pub(super) const LAKE_KEYS: Keys = Keys {
         "namespace",
         "partition",
         "partition_min_rows",
+        "partition_min_rows_per_day",
         "open_partitions",
         "retention",
         "s3",

@@ -170,6 +170,7 @@ impl Validator<'_> {
             &[("auto", LakePartition::Auto), ("off", LakePartition::Off)],
         );
         let partition_min_rows = self.integer(&sec, "partition_min_rows", 0, u64::MAX);
+        let per_day = self.integer(&sec, "partition_min_rows_per_day", 0, u64::MAX);
         let open_partitions = self.integer(&sec, "open_partitions", 1, 1024);
         let retention = self.retention(&sec);
         Some(LakeConfig {
@@ -180,6 +181,10 @@ impl Validator<'_> {
             namespace: namespace?.value,
             partition: partition.unwrap_or_default(),
             partition_min_rows: partition_min_rows.map_or(DEFAULT_PARTITION_MIN_ROWS, |n| n.value),
+            partition_min_rows_per_day: per_day
+                .map_or(crate::config::DEFAULT_PARTITION_MIN_ROWS_PER_DAY, |n| {
+                    n.value
+                }),
             open_partitions: open_partitions.map_or(DEFAULT_OPEN_PARTITIONS, |n| n.value as usize),
             retention_secs: retention.unwrap_or(crate::config::DEFAULT_LAKE_RETENTION_SECS),
             s3,

@@ -108,10 +108,28 @@ impl Mssql {
         info: &TableInfo,
         cursor: &str,
     ) -> Result<Option<crate::model::CursorValue>> {
+        self.extreme(info, cursor, "MAX").await
+    }
+
+    /// Days (since 1970-01-01) of the earliest and the latest value of a date/datetime column,
+    /// `None` when no row has one: how densely a table's rows fill its days.
+    pub async fn day_span(&self, info: &TableInfo, column: &str) -> Result<Option<(i64, i64)>> {
+        let lo = self.extreme(info, column, "MIN").await?;
+        let hi = self.extreme(info, column, "MAX").await?;
+        Ok(lo.zip(hi).and_then(|(a, b)| Some((a.day()?, b.day()?))))
+    }
+
+    /// `MIN` or `MAX` (`agg`) of a cursor-like column as a cursor value.
+    async fn extreme(
+        &self,
+        info: &TableInfo,
+        cursor: &str,
+        agg: &str,
+    ) -> Result<Option<crate::model::CursorValue>> {
         use crate::model::CursorValue as V;
         let q = self.qualified(&info.name);
         let mut c = self.connect().await?;
-        let sql = format!("SELECT MAX({}) AS m FROM {q}", quote(cursor));
+        let sql = format!("SELECT {agg}({}) AS m FROM {q}", quote(cursor));
         let rows = query_all(&mut c, &sql, &[])
             .await
             .map_err(|e| map_err(&format!("reading the cursor {cursor} of {q}"), e))?;

@@ -95,6 +95,10 @@ impl MssqlSource {
         self.conn.cursor_max(info, cursor).await
     }
 
+    pub async fn day_span(&self, info: &TableInfo, column: &str) -> Result<Option<(i64, i64)>> {
+        self.conn.day_span(info, column).await
+    }
+
     pub async fn count(&self, table: &str) -> Result<u64> {
         self.conn.count(table).await
     }
