@@ -58,6 +58,23 @@ fn new_snapshot_id(md: &TableMetadata) -> i64 {
     }
 }
 
+/// A format-version-2 data manifest of snapshot `snapshot_id` at `path`.
+fn manifest_writer(
+    io: &FileIO,
+    path: String,
+    snapshot_id: i64,
+    schema: &iceberg::spec::SchemaRef,
+    spec: &iceberg::spec::PartitionSpecRef,
+) -> Result<iceberg::spec::ManifestWriter> {
+    Ok(ManifestWriterBuilder::new(
+        io.new_output(path)?,
+        Some(snapshot_id),
+        schema.clone(),
+        spec.as_ref().clone(),
+    )
+    .build_v2_data())
+}
+
 /// Writes the files of a snapshot of `info`'s table that adds the data files `files_json`
 /// (descriptions recorded by the chunk writers, which wrote through [`metadata::for_writers`]
 /// of the same `current`) with `change`, and returns the table metadata that adds it.
@@ -99,13 +116,7 @@ pub async fn snapshot(
         if slice.is_empty() {
             break;
         }
-        let mut w = ManifestWriterBuilder::new(
-            io.new_output(next_path())?,
-            Some(snapshot_id),
-            schema.clone(),
-            spec.as_ref().clone(),
-        )
-        .build_v2_data();
+        let mut w = manifest_writer(io, next_path(), snapshot_id, &schema, &spec)?;
         for json in slice {
             let df = iceberg::spec::deserialize_data_file_from_json(
                 &json,
@@ -145,13 +156,7 @@ pub async fn snapshot(
                     let (entries, md) = m.load_manifest(io).await?.into_parts();
                     let m_schema = md.schema().clone();
                     let m_spec = Arc::new(md.partition_spec().clone());
-                    let mut w = ManifestWriterBuilder::new(
-                        io.new_output(next_path())?,
-                        Some(snapshot_id),
-                        m_schema.clone(),
-                        md.partition_spec().clone(),
-                    )
-                    .build_v2_data();
+                    let mut w = manifest_writer(io, next_path(), snapshot_id, &m_schema, &m_spec)?;
                     let mut n = 0;
                     for e in entries
                         .iter()

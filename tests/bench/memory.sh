@@ -75,7 +75,7 @@ setup() { # scenario, dir
       cp "$WORK/demo-src/state/demo/worldzone.db" "$dir/state/demo/"
       echo "--workflows $WF run demo" ;;
     partitioned)
-      printf '[source]\nkind = "sqlite"\npath = "%s"\n\n[lake]\nnamespace = "bench"\npartition = "auto"\n' \
+      printf '[source]\nkind = "sqlite"\npath = "%s"\n\n[lake]\nnamespace = "bench"\npartition = "auto"\npartition_min_rows_per_day = 1\n' \
         "$WORK/events.db" >"$wf"
       echo "run bench --lake-only" ;;
     mariadb)

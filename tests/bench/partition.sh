@@ -38,7 +38,7 @@ measure() { # name, days, order, partition setting
   local dir="$WORK/$name"
   mkdir -p "$dir/workflows"
   make_source "$dir/src.db" "$days" "$order"
-  printf '[source]\nkind = "sqlite"\npath = "%s"\n\n[lake]\nnamespace = "bench"\npartition = "%s"\n\n[limits]\nmemory = "1GiB"\n' \
+  printf '[source]\nkind = "sqlite"\npath = "%s"\n\n[lake]\nnamespace = "bench"\npartition = "%s"\npartition_min_rows_per_day = 1\n\n[limits]\nmemory = "1GiB"\n' \
     "$dir/src.db" "$part" >"$dir/workflows/p.toml"
   (cd "$dir" && DAG_PROGRESS=plain /usr/bin/time -v -o "$dir/time.txt" \
       "$DAG" run p --lake-only >"$dir/out.txt" 2>"$dir/err.txt") || {

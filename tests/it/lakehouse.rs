@@ -164,6 +164,16 @@ pub(crate) fn check_with_catalog(
     check.run()
 }
 
+/// `check_with_catalog` on the workflow's own SQLite catalog (`<state>/catalog.db`).
+fn check_local_catalog(env: &Env, source: &Path, tables: Option<&str>) -> String {
+    check_with_catalog(
+        env,
+        source,
+        &env.state().join("catalog.db").to_string_lossy(),
+        tables,
+    )
+}
+
 /// The SQL catalog on PostgreSQL: two full refreshes in a row, read by pyiceberg and DuckDB
 /// through the same catalog database, with the source's counts and fingerprints.
 #[test]
@@ -293,12 +303,7 @@ fn readers_see_old_or_new_during_refreshes() {
     );
     assert!(seen["polls"].as_u64().unwrap() >= 10, "{seen}");
     // Exactly the source's rows after two refreshes, read by pyiceberg and DuckDB.
-    let out = check_with_catalog(
-        &env,
-        &source,
-        &env.state().join("catalog.db").to_string_lossy(),
-        Some("TRANSACTIONS"),
-    );
+    let out = check_local_catalog(&env, &source, Some("TRANSACTIONS"));
     assert!(out.contains("TRANSACTIONS source rows=12000"), "{out}");
 }
 
@@ -525,12 +530,7 @@ fn refreshes_keep_the_table_identity_and_its_history() {
         env.task("wz", "TRANSACTIONS", "write_iceberg")["outputs"]["snapshots"],
         4
     );
-    let out = check_with_catalog(
-        &env,
-        &source,
-        &env.state().join("catalog.db").to_string_lossy(),
-        Some("TRANSACTIONS"),
-    );
+    let out = check_local_catalog(&env, &source, Some("TRANSACTIONS"));
     assert!(out.contains("TRANSACTIONS source rows=12000"), "{out}");
 }
 
@@ -608,12 +608,7 @@ fn sqlite_source_columns_are_typed_by_affinity() {
         (2_000, 2_000)
     );
     if require(python_readers()) {
-        let out = check_with_catalog(
-            &env,
-            &source,
-            &env.state().join("catalog.db").to_string_lossy(),
-            None,
-        );
+        let out = check_local_catalog(&env, &source, None);
         assert!(out.contains("all 1 tables match the source"), "{out}");
     }
 }

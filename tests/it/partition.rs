@@ -115,7 +115,8 @@ fn auto_partitions_big_dated_tables_by_day() {
         "w",
         &workflow(
             &src,
-            "partition = \"auto\"",
+            // EVENTS holds 2 rows a day.
+            "partition = \"auto\"\npartition_min_rows_per_day = 2",
             "[table.EVENTS]\nchunk_rows = 700\n",
         ),
     );
@@ -156,7 +157,7 @@ fn off_and_thresholds_disable_partitioning() {
         "w",
         &workflow(
             &src,
-            "partition = \"off\"",
+            "partition = \"off\"\npartition_min_rows_per_day = 1",
             "[table.SMALL]\npartition = \"auto\"\npartition_min_rows = 999\n",
         ),
     );
@@ -177,13 +178,22 @@ fn off_and_thresholds_disable_partitioning() {
     );
     run_ok(&env, "w");
     assert_eq!(partitions(&env, "EVENTS")["spec"], serde_json::json!([]));
-    // The [lake] default is off: no table is partitioned unless it or the lake says so.
+    // The [lake] default is auto, which weighs rows per day: EVENTS (2 a day) and SMALL (1 a
+    // day) are under the default 1000 a day, so nothing is partitioned, and the notes say why.
     let env = Env::new();
     env.workflow("w", &workflow(&src, "", ""));
     run_ok(&env, "w");
     for table in ["EVENTS", "SMALL"] {
         assert_eq!(partitions(&env, table)["spec"], serde_json::json!([]));
     }
+    let note = env.task("w", "EVENTS", "extract")["outputs"]["note"].clone();
+    assert!(
+        note.as_str().is_some_and(|n| n.contains(&format!(
+            "not partitioned: {} rows over {DAYS} days of DAY (2 a day",
+            2 * DAYS
+        ))),
+        "{note}"
+    );
 }
 
 #[test]
@@ -299,7 +309,8 @@ fn partitioned_tables_on_s3_with_a_postgres_catalog() {
     let env = Env::new();
     let src = source(env.path());
     let lake = format!(
-        "uri = \"{}\"\nwarehouse = \"s3://{BUCKET}/lake\"\npartition = \"auto\"\n\n\
+        "uri = \"{}\"\nwarehouse = \"s3://{BUCKET}/lake\"\npartition = \"auto\"\n\
+         partition_min_rows_per_day = 2\n\n\
          [lake.s3]\nendpoint = \"{}\"\npath_style = true",
         db.uri(),
         s3.endpoint()
