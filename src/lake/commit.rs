@@ -2,6 +2,9 @@
 //! its files as one new snapshot of the *same* table (an overwrite for a full refresh, an append
 //! for an incremental run), safe to repeat after a crash at any point.
 //!
+//! An incremental run of a table with a key first rewrites the current files that hold older
+//! versions of its rows (see `rewrite`), so the table equals the source by key.
+//!
 //! The commit is recognised by the run id in its snapshot's summary: a commit that finds it in
 //! the table's history was made by an earlier attempt and is not made again. A commit that loses
 //! a race with another writer (the catalog's pointer moved since the snapshot was built on it) is
@@ -10,10 +13,11 @@
 use std::collections::HashMap;
 
 use super::produce::{self, Change};
+use super::rewrite;
 use super::{FINGERPRINT_PROP, Lake, Published, ROWS_PROP, RUN_ID_PROP, TASK_PROP, metadata};
 use crate::error::{Error, Result};
-use crate::model::TableInfo;
 use crate::model::fingerprint::Digest128;
+use crate::model::{ColType, TableInfo};
 
 /// Times a commit is built and tried against a table that other writers keep changing.
 const COMMIT_ATTEMPTS: usize = 5;
@@ -24,11 +28,23 @@ impl Lake {
     /// going to the run's own directory. It is not in any catalog and is never committed to.
     pub async fn writer_table(&self, info: &TableInfo, run: &str) -> Result<iceberg::table::Table> {
         let current = self.current_table(&info.name).await?;
+        let data = self.storage.location(&self.run_data_dir(&info.name, run));
+        self.writer_table_at(current.as_ref(), info, &data)
+    }
+
+    /// The table the writers of a run write through into the directory `data_location`, built
+    /// on the table `current` (none: not created yet).
+    fn writer_table_at(
+        &self,
+        current: Option<&iceberg::table::Table>,
+        info: &TableInfo,
+        data_location: &str,
+    ) -> Result<iceberg::table::Table> {
         let md = metadata::for_writers(
-            current.as_ref().map(table_state).transpose()?,
+            current.map(table_state).transpose()?,
             info,
             &self.table_location(&info.name),
-            &self.storage.location(&self.run_data_dir(&info.name, run)),
+            data_location,
         )?;
         Ok(iceberg::table::Table::builder()
             .metadata(md)
@@ -59,6 +75,7 @@ impl Lake {
     /// previous snapshot's plus `batch`). The table keeps its identity (table-uuid, history); it
     /// is created by the first commit. Skipped when a snapshot of the table already carries the
     /// run id (an earlier attempt committed), and a run with nothing to append commits nothing.
+    #[allow(clippy::too_many_arguments)]
     pub async fn commit_run(
         &self,
         info: &TableInfo,
@@ -67,10 +84,13 @@ impl Lake {
         change: Change,
         batch: Digest128,
         mut props: HashMap<String, String>,
+        tuning: &RewriteTuning,
     ) -> Result<Published> {
         props.insert(RUN_ID_PROP.into(), run.into());
         props.insert(TASK_PROP.into(), format!("{}.write_iceberg", info.name));
         let _g = self.commit_lock.lock().await;
+        // An incremental run of a keyed table replaces the older versions of its rows.
+        let mut keys: Option<rewrite::Keys> = None;
         for attempt in 1..=COMMIT_ATTEMPTS {
             let current = self.current_table(&info.name).await?;
             if let Some(t) = &current {
@@ -88,6 +108,53 @@ impl Lake {
                 }
             }
             let state = current.as_ref().map(table_state).transpose()?;
+            let mut rewritten = rewrite::Rewritten::default();
+            if let (Change::Append, Some(key), Some(t)) = (change, &info.key, &current)
+                && t.metadata().current_snapshot().is_some()
+                && !files_json.is_empty()
+            {
+                if keys.is_none() {
+                    let integer = info
+                        .columns
+                        .iter()
+                        .find(|c| &c.name == key)
+                        .is_some_and(|c| matches!(c.ty, ColType::Int32 | ColType::Int64));
+                    keys = Some(
+                        rewrite::run_keys(
+                            self.file_io(),
+                            files_json.iter().filter_map(|j| file_path(j)).collect(),
+                            key,
+                            integer,
+                            tuning.batch_rows,
+                        )
+                        .await?,
+                    );
+                }
+                let keys = keys.as_ref().expect("set above");
+                let writers = self.writer_table_at(
+                    Some(t),
+                    info,
+                    &self
+                        .storage
+                        .location(&format!("{}/{run}/rewrite", self.table_dir(&info.name))),
+                )?;
+                if let Some(field) = writers.metadata().current_schema().field_by_name(key)
+                    && !keys.is_empty()
+                {
+                    let files = rewrite::candidates(t, field.id, keys).await?;
+                    let settings = rewrite::RewriteSettings {
+                        writer_table: &writers,
+                        prefix: format!(
+                            "{run}-rw-{}",
+                            &uuid::Uuid::new_v4().simple().to_string()[..8]
+                        ),
+                        batch_rows: tuning.batch_rows,
+                        row_group_rows: tuning.row_group_rows,
+                        open_partitions: tuning.open_partitions,
+                    };
+                    rewritten = rewrite::rewrite(&settings, info, files, keys).await?;
+                }
+            }
             let mut props = props.clone();
             if change == Change::Append {
                 let mut total = batch;
@@ -104,16 +171,20 @@ impl Lake {
                 {
                     total.add(before);
                 }
+                total.sub(rewritten.dropped);
                 props.insert(ROWS_PROP.into(), total.rows.to_string());
                 props.insert(FINGERPRINT_PROP.into(), total.hex());
             }
+            let mut added = files_json.to_vec();
+            added.append(&mut rewritten.added_json);
             let produced = produce::snapshot(
                 self.file_io(),
                 state,
                 info,
                 &self.table_location(&info.name),
-                files_json.to_vec(),
+                added,
                 change,
+                &rewritten.removed,
                 props,
             )
             .await?;
@@ -142,6 +213,23 @@ impl Lake {
             info.name
         )))
     }
+}
+
+/// How an incremental run reads and writes the files it rewrites (the run's tuning).
+#[derive(Debug, Clone, Copy)]
+pub struct RewriteTuning {
+    pub batch_rows: usize,
+    pub row_group_rows: usize,
+    pub open_partitions: usize,
+}
+
+/// The `file_path` of a data file's recorded description.
+fn file_path(json: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()?
+        .get("file_path")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The metadata and metadata location of a table loaded from the catalog.

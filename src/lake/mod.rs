@@ -28,6 +28,7 @@ mod metadata;
 pub mod partition;
 mod produce;
 pub mod read;
+mod rewrite;
 pub mod schema;
 mod snapshot;
 pub mod storage;
@@ -46,6 +47,7 @@ use crate::model::fingerprint::Digest128;
 use catalog::sqlite_file;
 
 pub use catalog::{is_postgres, redact_uri};
+pub use commit::RewriteTuning;
 pub use produce::Change;
 pub use storage::{LakeStorage, Warehouse};
 pub use writer::ChunkWriter;

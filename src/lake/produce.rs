@@ -14,7 +14,7 @@
 //! thousands of files a day-partitioned table can have; the replaced files are read one manifest
 //! at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use iceberg::io::FileIO;
@@ -58,6 +58,15 @@ fn new_snapshot_id(md: &TableMetadata) -> i64 {
     }
 }
 
+/// The data sequence number of a manifest entry read back (inherited when it was written).
+fn entry_sequence(e: &iceberg::spec::ManifestEntry, table: &str, manifest: &str) -> Result<i64> {
+    e.sequence_number.ok_or_else(|| {
+        Error::state(format!(
+            "lake table {table}: manifest {manifest} has an entry without a sequence number"
+        ))
+    })
+}
+
 /// A format-version-2 data manifest of snapshot `snapshot_id` at `path`.
 fn manifest_writer(
     io: &FileIO,
@@ -77,7 +86,9 @@ fn manifest_writer(
 
 /// Writes the files of a snapshot of `info`'s table that adds the data files `files_json`
 /// (descriptions recorded by the chunk writers, which wrote through [`metadata::for_writers`]
-/// of the same `current`) with `change`, and returns the table metadata that adds it.
+/// of the same `current`) with `change`, and returns the table metadata that adds it. An append
+/// also removes the current files in `removed` (those an incremental run rewrote without the
+/// rows it replaces; their rewrites are among `files_json`).
 /// `current` is the table's metadata and its location (none: the table is created by this
 /// commit, at `location`).
 pub async fn snapshot(
@@ -87,6 +98,7 @@ pub async fn snapshot(
     location: &str,
     files_json: Vec<String>,
     change: Change,
+    removed: &HashSet<String>,
     props: HashMap<String, String>,
 ) -> Result<Produced> {
     // The table as the run's writers saw it: its schema and spec read the file descriptions.
@@ -145,9 +157,42 @@ pub async fn snapshot(
             }
             match change {
                 Change::Append => {
-                    if m.has_added_files() || m.has_existing_files() {
-                        manifests.push(m);
+                    if !(m.has_added_files() || m.has_existing_files()) {
+                        continue;
                     }
+                    if removed.is_empty() {
+                        manifests.push(m);
+                        continue;
+                    }
+                    let (entries, md) = m.load_manifest(io).await?.into_parts();
+                    if !entries
+                        .iter()
+                        .any(|e| e.is_alive() && removed.contains(e.file_path()))
+                    {
+                        manifests.push(m);
+                        continue;
+                    }
+                    // The manifest names a replaced file: written again, the others existing.
+                    let m_schema = md.schema().clone();
+                    let m_spec = Arc::new(md.partition_spec().clone());
+                    let mut w = manifest_writer(io, next_path(), snapshot_id, &m_schema, &m_spec)?;
+                    for e in entries.iter().filter(|e| e.is_alive()) {
+                        let seq = entry_sequence(e, &info.name, &m.manifest_path)?;
+                        if removed.contains(e.file_path()) {
+                            summary.remove_file(&e.data_file, m_schema.clone(), m_spec.clone());
+                            w.add_delete_file(e.data_file.clone(), seq, e.file_sequence_number)?;
+                            removed_files += 1;
+                        } else {
+                            let added_by = e.snapshot_id.or(parent).unwrap_or(snapshot_id);
+                            w.add_existing_file(
+                                e.data_file.clone(),
+                                added_by,
+                                seq,
+                                e.file_sequence_number,
+                            )?;
+                        }
+                    }
+                    manifests.push(w.write_manifest_file().await?);
                 }
                 Change::Replace => {
                     if !(m.has_added_files() || m.has_existing_files()) {
@@ -162,13 +207,7 @@ pub async fn snapshot(
                         .iter()
                         .filter(|e| e.status != ManifestStatus::Deleted)
                     {
-                        let seq = e.sequence_number.ok_or_else(|| {
-                            Error::state(format!(
-                                "lake table {}: manifest {} has an entry without a sequence \
-                                 number",
-                                info.name, m.manifest_path
-                            ))
-                        })?;
+                        let seq = entry_sequence(e, &info.name, &m.manifest_path)?;
                         summary.remove_file(&e.data_file, m_schema.clone(), m_spec.clone());
                         w.add_delete_file(e.data_file.clone(), seq, e.file_sequence_number)?;
                         n += 1;
@@ -193,9 +232,10 @@ pub async fn snapshot(
     list.add_manifests(manifests.into_iter())?;
     list.close().await?;
 
-    let operation = match (change, removed_files) {
-        (Change::Replace, n) if n > 0 => Operation::Overwrite,
-        _ => Operation::Append,
+    let operation = if removed_files > 0 {
+        Operation::Overwrite
+    } else {
+        Operation::Append
     };
     let mut additional = props;
     let computed = summary.build();
@@ -209,19 +249,32 @@ pub async fn snapshot(
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
+    // (total, added, removed): the totals of the table after the snapshot.
     let totals = [
-        ("total-records", "added-records"),
-        ("total-data-files", "added-data-files"),
-        ("total-files-size", "added-files-size"),
-        ("total-delete-files", "added-delete-files"),
-        ("total-position-deletes", "added-position-deletes"),
-        ("total-equality-deletes", "added-equality-deletes"),
+        ("total-records", "added-records", "deleted-records"),
+        ("total-data-files", "added-data-files", "deleted-data-files"),
+        ("total-files-size", "added-files-size", "removed-files-size"),
+        (
+            "total-delete-files",
+            "added-delete-files",
+            "removed-delete-files",
+        ),
+        (
+            "total-position-deletes",
+            "added-position-deletes",
+            "removed-position-deletes",
+        ),
+        (
+            "total-equality-deletes",
+            "added-equality-deletes",
+            "removed-equality-deletes",
+        ),
     ];
     additional.extend(computed.clone());
-    for (total, added) in totals {
+    for (total, added, gone) in totals {
         let kept = match change {
             Change::Replace => 0,
-            Change::Append => before(total),
+            Change::Append => before(total).saturating_sub(count(gone).unwrap_or(0)),
         };
         additional.insert(
             total.to_string(),

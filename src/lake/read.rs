@@ -8,9 +8,9 @@ use arrow_array::RecordBatch;
 use futures::StreamExt;
 use iceberg::arrow::ArrowFileReader;
 use iceberg::io::FileIO;
-use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
 use crate::error::{Error, Result};
 
@@ -60,12 +60,57 @@ pub fn open_parquet(
     batch_rows: usize,
     offset: usize,
 ) -> Result<ParquetBatches> {
+    open(io, location, batch_rows, offset, None)
+}
+
+/// Like [`open_parquet`] from the first row, reading only the top-level column `only` when
+/// given (an incremental run's key check reads the key column alone).
+pub fn open_parquet_columns(
+    io: &FileIO,
+    location: &str,
+    batch_rows: usize,
+    only: Option<&str>,
+) -> Result<ParquetBatches> {
+    open(io, location, batch_rows, 0, only)
+}
+
+/// The projection of `only` (a top-level column name) over a file's Parquet schema.
+fn projection(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    schema: &arrow_schema::SchemaRef,
+    only: Option<&str>,
+    location: &str,
+) -> Result<Option<ProjectionMask>> {
+    let Some(name) = only else {
+        return Ok(None);
+    };
+    let i = schema
+        .fields()
+        .iter()
+        .position(|f| f.name() == name)
+        .ok_or_else(|| Error::internal(format!("data file {location} has no column {name}")))?;
+    Ok(Some(ProjectionMask::roots(
+        meta.file_metadata().schema_descr(),
+        [i],
+    )))
+}
+
+fn open(
+    io: &FileIO,
+    location: &str,
+    batch_rows: usize,
+    offset: usize,
+    only: Option<&str>,
+) -> Result<ParquetBatches> {
     if is_local(location) {
         let path = local_path(location);
         let file = std::fs::File::open(path)
             .map_err(|e| Error::internal(format!("cannot open data file {path}: {e}")))?;
         let mut b =
             ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(batch_rows.max(1));
+        if let Some(mask) = projection(b.metadata(), b.schema(), only, location)? {
+            b = b.with_projection(mask);
+        }
         if offset > 0 {
             b = b.with_offset(offset);
         }
@@ -82,6 +127,9 @@ pub fn open_parquet(
         let mut b = ParquetRecordBatchStreamBuilder::new(reader)
             .await?
             .with_batch_size(batch_rows.max(1));
+        if let Some(mask) = projection(b.metadata(), b.schema(), only, location)? {
+            b = b.with_projection(mask);
+        }
         if offset > 0 {
             b = b.with_offset(offset);
         }

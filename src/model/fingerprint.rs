@@ -37,6 +37,12 @@ impl Digest128 {
         self.sum = self.sum.wrapping_add(other.sum);
     }
 
+    /// Takes `other`'s rows out (rows that were added before and are gone now).
+    pub fn sub(&mut self, other: Digest128) {
+        self.rows = self.rows.saturating_sub(other.rows);
+        self.sum = self.sum.wrapping_sub(other.sum);
+    }
+
     pub fn hex(&self) -> String {
         format!("{:032x}", self.sum)
     }

@@ -50,7 +50,19 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     };
     let published = ctx
         .lake
-        .commit_run(&info, run, &files, change, digest, props)
+        .commit_run(
+            &info,
+            run,
+            &files,
+            change,
+            digest,
+            props,
+            &lake::RewriteTuning {
+                batch_rows: ctx.tuning.batch_rows(&info, grant.scale),
+                row_group_rows: ctx.tuning.row_group_rows(&info, grant.scale),
+                open_partitions: ctx.tuning.open_partitions,
+            },
+        )
         .await?;
     drop(files);
     crate::fault::point(&format!("after_publish:{table}"));
