@@ -106,22 +106,40 @@ impl Lake {
                 }
             }
         }
-        let referenced = self.referenced_files(&t).await?;
         let dir = self.table_dir(table);
         let run_dir = self.storage.location(&format!("{dir}/{run}"));
         let root = self.storage.location(&dir);
+        // Files old enough to go, outside this run's directory: usually few (a retention's worth
+        // of runs is younger), so only they are looked up in the metadata, which keeps the
+        // memory of this pass small however many files the table's history holds.
+        let listed = self.storage.list_files_below_with_time(&dir).await?;
+        let mut old_files: HashSet<String> = HashSet::new();
+        let mut young_dirs: HashSet<String> = HashSet::new();
+        let top_of = |file: &str| {
+            file.strip_prefix(&root)
+                .map(|r| r.trim_start_matches('/'))
+                .map(|r| r.split('/').next().unwrap_or_default().to_string())
+        };
+        for (file, modified_ms) in listed {
+            let Some(top) = top_of(&file) else { continue };
+            let old_enough = modified_ms.is_none_or(|m| m <= cutoff_ms);
+            if old_enough && !file.starts_with(&format!("{run_dir}/")) {
+                old_files.insert(file);
+            } else {
+                young_dirs.insert(top);
+            }
+        }
+        if old_files.is_empty() {
+            return Ok(out);
+        }
+        let referenced = self.referenced_among(&t, &old_files).await?;
         // Unreferenced files by the directory directly under the table's: a directory whose
         // files all go (an expired run's) is removed whole, partition directories included.
         let mut by_dir: HashMap<String, (Vec<String>, bool)> = HashMap::new();
-        for (file, modified_ms) in self.storage.list_files_below_with_time(&dir).await? {
-            let Some(rel) = file.strip_prefix(&root).map(|r| r.trim_start_matches('/')) else {
-                continue;
-            };
-            let top = rel.split('/').next().unwrap_or_default().to_string();
+        for file in old_files {
+            let top = top_of(&file).unwrap_or_default();
             let entry = by_dir.entry(top).or_default();
-            let old_enough = modified_ms.is_none_or(|m| m <= cutoff_ms);
-            if referenced.contains(&file) || file.starts_with(&format!("{run_dir}/")) || !old_enough
-            {
+            if referenced.contains(&file) {
                 entry.1 = true;
             } else {
                 entry.0.push(file);
@@ -132,7 +150,9 @@ impl Lake {
                 continue;
             }
             out.files += files.len();
-            if !kept_some && !top.is_empty() && !rel_is_file(&top, &files, &root) {
+            let whole =
+                !kept_some && !young_dirs.contains(&top) && !rel_is_file(&top, &files, &root);
+            if whole && !top.is_empty() {
                 self.storage.delete_dir(&format!("{dir}/{top}")).await?;
             } else {
                 for f in &files {
@@ -143,22 +163,32 @@ impl Lake {
         Ok(out)
     }
 
-    /// Every file the table's metadata reaches: the current metadata file and those in its log,
-    /// statistics files, and for each snapshot its manifest list, manifests and live data files.
-    async fn referenced_files(&self, t: &iceberg::table::Table) -> Result<HashSet<String>> {
+    /// Those of `files` that the table's metadata reaches: the current metadata file and those
+    /// in its log, statistics files, and for each snapshot its manifest list, manifests and
+    /// live data files.
+    async fn referenced_among(
+        &self,
+        t: &iceberg::table::Table,
+        files: &HashSet<String>,
+    ) -> Result<HashSet<String>> {
         let (md, loc) = table_state(t)?;
         let io = self.file_io();
         let mut keep: HashSet<String> = HashSet::new();
-        keep.insert(loc.to_string());
-        keep.extend(md.metadata_log().iter().map(|l| l.metadata_file.clone()));
-        keep.extend(md.statistics_iter().map(|s| s.statistics_path.clone()));
-        keep.extend(
-            md.partition_statistics_iter()
-                .map(|s| s.statistics_path.clone()),
-        );
+        let mut note = |path: &str| {
+            if files.contains(path) {
+                keep.insert(path.to_string());
+            }
+        };
+        note(loc);
+        md.metadata_log()
+            .iter()
+            .for_each(|l| note(&l.metadata_file));
+        md.statistics_iter().for_each(|s| note(&s.statistics_path));
+        md.partition_statistics_iter()
+            .for_each(|s| note(&s.statistics_path));
         let mut manifests_seen: HashSet<String> = HashSet::new();
         for s in md.snapshots() {
-            keep.insert(s.manifest_list().to_string());
+            note(s.manifest_list());
             let list = io.new_input(s.manifest_list())?.read().await?;
             let list = iceberg::spec::ManifestList::parse_with_version(&list, md.format_version())?;
             let entries: Vec<iceberg::spec::ManifestFile> =
@@ -167,15 +197,11 @@ impl Lake {
                 if !manifests_seen.insert(m.manifest_path.clone()) {
                     continue;
                 }
-                keep.insert(m.manifest_path.clone());
+                note(&m.manifest_path);
                 let manifest = m.load_manifest(io).await?;
-                keep.extend(
-                    manifest
-                        .entries()
-                        .iter()
-                        .filter(|e| e.is_alive())
-                        .map(|e| e.file_path().to_string()),
-                );
+                for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                    note(e.file_path());
+                }
             }
         }
         Ok(keep)
