@@ -182,10 +182,12 @@ impl Lake {
                 state,
                 info,
                 &self.table_location(&info.name),
-                added,
-                change,
-                &rewritten.removed,
-                props,
+                produce::Changes {
+                    files_json: added,
+                    change,
+                    removed: &rewritten.removed,
+                    props,
+                },
             )
             .await?;
             crate::fault::point(&format!("before_catalog_commit:{}", info.name));

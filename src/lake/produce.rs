@@ -41,6 +41,16 @@ pub enum Change {
     Append,
 }
 
+/// What a snapshot changes: the data files it adds (descriptions as the chunk writers record
+/// them), whether it replaces the table's files or adds to them, the current files it removes
+/// besides (an incremental run's rewritten files), and its summary properties.
+pub struct Changes<'a> {
+    pub files_json: Vec<String>,
+    pub change: Change,
+    pub removed: &'a HashSet<String>,
+    pub props: HashMap<String, String>,
+}
+
 /// The new snapshot's id and the metadata that makes it current.
 pub struct Produced {
     pub snapshot_id: i64,
@@ -96,11 +106,14 @@ pub async fn snapshot(
     current: Option<(&TableMetadata, &str)>,
     info: &TableInfo,
     location: &str,
-    files_json: Vec<String>,
-    change: Change,
-    removed: &HashSet<String>,
-    props: HashMap<String, String>,
+    what: Changes<'_>,
 ) -> Result<Produced> {
+    let Changes {
+        files_json,
+        change,
+        removed,
+        props,
+    } = what;
     // The table as the run's writers saw it: its schema and spec read the file descriptions.
     let base = metadata::for_run(current, info, location)?
         .build()?
