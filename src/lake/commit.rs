@@ -175,15 +175,14 @@ impl Lake {
                 props.insert(ROWS_PROP.into(), total.rows.to_string());
                 props.insert(FINGERPRINT_PROP.into(), total.hex());
             }
-            let mut added = files_json.to_vec();
-            added.append(&mut rewritten.added_json);
             let produced = produce::snapshot(
                 self.file_io(),
                 state,
                 info,
                 &self.table_location(&info.name),
                 produce::Changes {
-                    files_json: added,
+                    files_json,
+                    more_json: std::mem::take(&mut rewritten.added_json),
                     change,
                     removed: &rewritten.removed,
                     props,

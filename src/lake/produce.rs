@@ -45,7 +45,10 @@ pub enum Change {
 /// them), whether it replaces the table's files or adds to them, the current files it removes
 /// besides (an incremental run's rewritten files), and its summary properties.
 pub struct Changes<'a> {
-    pub files_json: Vec<String>,
+    /// The run's files.
+    pub files_json: &'a [String],
+    /// Files added besides (an incremental run's rewrites).
+    pub more_json: Vec<String>,
     pub change: Change,
     pub removed: &'a HashSet<String>,
     pub props: HashMap<String, String>,
@@ -110,6 +113,7 @@ pub async fn snapshot(
 ) -> Result<Produced> {
     let Changes {
         files_json,
+        more_json,
         change,
         removed,
         props,
@@ -134,17 +138,20 @@ pub async fn snapshot(
         format!("{meta_dir}/{commit}-m{}.avro", counter - 1)
     };
 
-    let added_files = files_json.len();
-    let mut files = files_json.into_iter();
+    let added_files = files_json.len() + more_json.len();
+    let mut files = files_json
+        .iter()
+        .map(String::as_str)
+        .chain(more_json.iter().map(String::as_str));
     loop {
-        let slice: Vec<String> = files.by_ref().take(MANIFEST_FILES).collect();
+        let slice: Vec<&str> = files.by_ref().take(MANIFEST_FILES).collect();
         if slice.is_empty() {
             break;
         }
         let mut w = manifest_writer(io, next_path(), snapshot_id, &schema, &spec)?;
         for json in slice {
             let df = iceberg::spec::deserialize_data_file_from_json(
-                &json,
+                json,
                 spec.spec_id(),
                 &partition_type,
                 &schema,

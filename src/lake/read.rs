@@ -4,7 +4,7 @@
 //! A load reads the committed snapshot's files, never the source again, so the lake must be
 //! readable on its own, locally or from an object store, a batch at a time.
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use futures::StreamExt;
 use iceberg::arrow::ArrowFileReader;
 use iceberg::io::FileIO;
@@ -137,4 +137,23 @@ fn open(
     });
     let stream = opened.map_err(|e| e.context(format!("cannot open data file {location}")))?;
     Ok(ParquetBatches::Remote { rt, stream })
+}
+
+/// `b`'s columns as `schema` has them: by name, cast where a column was widened, null where the
+/// file predates a column.
+pub fn conform(b: &RecordBatch, schema: &arrow_schema::SchemaRef) -> Result<RecordBatch> {
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| match b.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => Ok(arrow_cast::cast(c, f.data_type())?),
+            None => Ok(arrow_array::new_null_array(f.data_type(), b.num_rows())),
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        cols,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+    )?)
 }

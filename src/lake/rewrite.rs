@@ -216,25 +216,6 @@ fn stream_file(
     rx
 }
 
-/// `b`'s columns as `schema` has them: by name, cast where a column was widened, null where the
-/// file predates a column.
-fn conform(b: &RecordBatch, schema: &arrow_schema::SchemaRef) -> Result<RecordBatch> {
-    let cols = schema
-        .fields()
-        .iter()
-        .map(|f| match b.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            Some(c) => Ok(arrow_cast::cast(c, f.data_type())?),
-            None => Ok(arrow_array::new_null_array(f.data_type(), b.num_rows())),
-        })
-        .collect::<Result<Vec<ArrayRef>>>()?;
-    Ok(RecordBatch::try_new_with_options(
-        schema.clone(),
-        cols,
-        &arrow_array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
-    )?)
-}
-
 /// How the rewrite reads and writes.
 pub struct RewriteSettings<'a> {
     /// The table as this run commits it, writing into the run's rewrite directory.
@@ -298,7 +279,7 @@ pub async fn rewrite(
             let keep: BooleanArray = mask.iter().map(|v| Some(!v.unwrap_or(false))).collect();
             let kept = arrow_select::filter::filter_record_batch(&b, &keep)?;
             if kept.num_rows() > 0 {
-                writer.write(conform(&kept, &schema)?).await?;
+                writer.write(super::read::conform(&kept, &schema)?).await?;
             }
         }
         out.added_json
