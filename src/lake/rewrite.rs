@@ -60,51 +60,43 @@ impl Keys {
     /// A mask of the rows of `col` whose key is one of these.
     fn hits(&self, col: &ArrayRef) -> Result<BooleanArray> {
         Ok(match self {
-            Keys::Int { set, .. } => {
-                let c = arrow_cast::cast(col, &DataType::Int64)?;
-                let c = c
-                    .as_any()
-                    .downcast_ref::<arrow_array::Int64Array>()
-                    .ok_or_else(|| Error::internal("key column cast to int64"))?;
-                c.iter()
-                    .map(|v| Some(v.is_some_and(|v| set.contains(&v))))
-                    .collect()
-            }
-            Keys::Text(set) => {
-                let c = arrow_cast::cast(col, &DataType::Utf8)?;
-                let c = c
-                    .as_any()
-                    .downcast_ref::<arrow_array::StringArray>()
-                    .ok_or_else(|| Error::internal("key column cast to text"))?;
-                c.iter()
-                    .map(|v| Some(v.is_some_and(|v| set.contains(v))))
-                    .collect()
-            }
+            Keys::Int { set, .. } => as_i64(col)?
+                .iter()
+                .map(|v| Some(v.is_some_and(|v| set.contains(&v))))
+                .collect(),
+            Keys::Text(set) => as_text(col)?
+                .iter()
+                .map(|v| Some(v.is_some_and(|v| set.contains(v))))
+                .collect(),
         })
     }
 
     /// Adds the keys of `col`.
     fn extend(&mut self, col: &ArrayRef) -> Result<()> {
         match self {
-            Keys::Int { set, .. } => {
-                let c = arrow_cast::cast(col, &DataType::Int64)?;
-                let c = c
-                    .as_any()
-                    .downcast_ref::<arrow_array::Int64Array>()
-                    .ok_or_else(|| Error::internal("key column cast to int64"))?;
-                set.extend(c.iter().flatten());
-            }
-            Keys::Text(set) => {
-                let c = arrow_cast::cast(col, &DataType::Utf8)?;
-                let c = c
-                    .as_any()
-                    .downcast_ref::<arrow_array::StringArray>()
-                    .ok_or_else(|| Error::internal("key column cast to text"))?;
-                set.extend(c.iter().flatten().map(str::to_string));
-            }
+            Keys::Int { set, .. } => set.extend(as_i64(col)?.iter().flatten()),
+            Keys::Text(set) => set.extend(as_text(col)?.iter().flatten().map(str::to_string)),
         }
         Ok(())
     }
+}
+
+/// A key column as 64-bit integers.
+fn as_i64(col: &ArrayRef) -> Result<arrow_array::Int64Array> {
+    arrow_cast::cast(col, &DataType::Int64)?
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .cloned()
+        .ok_or_else(|| Error::internal("key column cast to int64"))
+}
+
+/// A key column as text.
+fn as_text(col: &ArrayRef) -> Result<arrow_array::StringArray> {
+    arrow_cast::cast(col, &DataType::Utf8)?
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .cloned()
+        .ok_or_else(|| Error::internal("key column cast to text"))
 }
 
 /// The keys of the rows in `paths` (the run's data files), from column `key`.

@@ -222,6 +222,26 @@ fn postgres_catalog_read_by_independent_readers() {
     );
 }
 
+/// One of the small readers of `tests/readers` on `table` of the workflow's own catalog,
+/// reading `column`.
+fn reader(env: &Env, script: &str, table: &str, column: &str) -> Command {
+    let mut c = python_command();
+    c.arg(repo().join("tests/readers").join(script))
+        .arg("--catalog")
+        .arg(env.state().join("catalog.db"))
+        .arg("--warehouse")
+        .arg(env.state().join("warehouse"))
+        .args([
+            "--namespace",
+            "worldzone",
+            "--table",
+            table,
+            "--column",
+            column,
+        ]);
+    c
+}
+
 /// A copy of the small demo that the test may change.
 fn own_demo(env: &Env) -> PathBuf {
     let copy = env.path().join("source.db");
@@ -251,20 +271,7 @@ fn readers_see_old_or_new_during_refreshes() {
     let first = count_distinct(&source, "TRANSACTIONS", "TXN_ID").0;
 
     let stop = env.path().join("stop");
-    let poller = python_command()
-        .arg(repo().join("tests/readers/poll_table.py"))
-        .arg("--catalog")
-        .arg(env.state().join("catalog.db"))
-        .arg("--warehouse")
-        .arg(env.state().join("warehouse"))
-        .args([
-            "--namespace",
-            "worldzone",
-            "--table",
-            "TRANSACTIONS",
-            "--column",
-            "TXN_ID",
-        ])
+    let poller = reader(&env, "poll_table.py", "TRANSACTIONS", "TXN_ID")
         .arg("--stop")
         .arg(&stop)
         .stdout(Stdio::piped())
@@ -413,23 +420,7 @@ fn refreshes_keep_the_table_identity_and_its_history() {
     let env = Env::new();
     let source = own_demo(&env);
     env.workflow("wz", &small_workflow(&source));
-    let args = |column: &str| {
-        let mut c = python_command();
-        c.arg(repo().join("tests/readers/history.py"))
-            .arg("--catalog")
-            .arg(env.state().join("catalog.db"))
-            .arg("--warehouse")
-            .arg(env.state().join("warehouse"))
-            .args([
-                "--namespace",
-                "worldzone",
-                "--table",
-                "TRANSACTIONS",
-                "--column",
-                column,
-            ]);
-        c
-    };
+    let args = |column: &str| reader(&env, "history.py", "TRANSACTIONS", column);
     let sums = |source: &Path| -> (i64, i64) {
         let c = rusqlite::Connection::open(source).unwrap();
         c.query_row(
