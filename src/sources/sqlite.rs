@@ -504,6 +504,60 @@ mod tests {
         }
     }
 
+    /// SQLite itself is the oracle: the storage classes it gives the same three values in a
+    /// column of each declared type reveal the column's affinity, which our mapping must follow
+    /// (INTEGER and NUMERIC affinity store alike, so either numeric type passes there).
+    #[test]
+    fn affinity_mapping_agrees_with_how_sqlite_stores_values() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        for decl in [
+            "NUMERIC",
+            "DECIMAL",
+            "NUMBER",
+            "GEOGRAPHY",
+            "ANY",
+            "VARYING CHARACTER(255)",
+            "NATIVE CHARACTER(70)",
+            "UNSIGNED BIG INT",
+            "INT8",
+            "INT2",
+            "FLOATING POINT",
+            "LONGBLOB",
+            "DOUBLE(10)",
+            "REALLY",
+            "",
+            "JSON",
+            "CLOB2",
+            "DOUB",
+        ] {
+            c.execute_batch(&format!(
+                "DROP TABLE IF EXISTS a; CREATE TABLE a (c {decl});"
+            ))
+            .unwrap();
+            c.execute_batch("INSERT INTO a VALUES ('12'), ('1.5'), (7);")
+                .unwrap();
+            let classes: Vec<String> = c
+                .prepare("SELECT typeof(c) FROM a ORDER BY rowid")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            let classes: Vec<&str> = classes.iter().map(String::as_str).collect();
+            let ours = decl_type(decl).unwrap();
+            let ok = match classes.as_slice() {
+                ["text", "text", "text"] => ours == ColType::String,
+                ["real", "real", "real"] => ours == ColType::Float64,
+                ["integer", "real", "integer"] => {
+                    matches!(ours, ColType::Int64 | ColType::Float64)
+                }
+                ["text", "text", "integer"] => matches!(ours, ColType::Binary | ColType::String),
+                other => panic!("{decl:?}: SQLite stored {other:?}"),
+            };
+            assert!(ok, "{decl:?}: SQLite stored {classes:?}, we read {ours:?}");
+        }
+    }
+
     #[test]
     fn affinity_columns_read_what_sqlite_stored_or_fail_naming_the_value() {
         let c = rusqlite::Connection::open_in_memory().unwrap();
