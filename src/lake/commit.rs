@@ -55,6 +55,61 @@ impl Lake {
             .build()?)
     }
 
+    /// An incremental run of a keyed table, before its commit to `t`: the current files that
+    /// hold older versions of the rows in the run's files (`paths`) written again without them
+    /// (see `rewrite`). The run's keys are read once (`keys`) however often the commit is
+    /// rebuilt. Nothing for a table without a key.
+    async fn rewrite_older_versions(
+        &self,
+        t: &iceberg::table::Table,
+        info: &TableInfo,
+        run: &str,
+        paths: &[String],
+        keys: &mut Option<rewrite::Keys>,
+        tuning: &RewriteTuning,
+    ) -> Result<rewrite::Rewritten> {
+        let Some(key) = &info.key else {
+            return Ok(rewrite::Rewritten::default());
+        };
+        if keys.is_none() {
+            let integer = info
+                .columns
+                .iter()
+                .find(|c| &c.name == key)
+                .is_some_and(|c| matches!(c.ty, ColType::Int32 | ColType::Int64));
+            *keys = Some(
+                rewrite::run_keys(
+                    self.file_io(),
+                    paths.to_vec(),
+                    key,
+                    integer,
+                    tuning.batch_rows,
+                )
+                .await?,
+            );
+        }
+        let Some(keys) = keys.as_ref().filter(|k| !k.is_empty()) else {
+            return Ok(rewrite::Rewritten::default());
+        };
+        let rewrites = format!("{}/{run}/rewrite", self.table_dir(&info.name));
+        let writers = self.writer_table_at(Some(t), info, &self.storage.location(&rewrites))?;
+        let Some(field) = writers.metadata().current_schema().field_by_name(key) else {
+            return Ok(rewrite::Rewritten::default());
+        };
+        let files = rewrite::candidates(t, field.id, keys).await?;
+        let settings = rewrite::RewriteSettings {
+            writer_table: &writers,
+            prefix: format!(
+                "{run}-rw-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            batch_rows: tuning.batch_rows,
+            row_group_rows: tuning.row_group_rows,
+            open_partitions: tuning.open_partitions,
+        };
+        rewrite::rewrite(&settings, info, files, keys).await
+    }
+
     pub(super) fn snapshot_of_run(t: &iceberg::table::Table, run: &str) -> Option<i64> {
         t.metadata()
             .snapshots()
@@ -68,7 +123,7 @@ impl Lake {
             .map(|s| s.snapshot_id())
     }
 
-    /// Commits the run's data files (`files_json`, as the chunk writers described them) to
+    /// Commits the run's data files (`files`, as the chunk writers recorded them) to
     /// `info`'s lake table as one snapshot carrying the run id and `props`: replacing every
     /// current file (`Change::Replace`) or added to them (`Change::Append`, where `batch` is what
     /// the run read: the snapshot's `dag.rows` and `dag.fingerprint` are the table's totals, the
@@ -80,7 +135,7 @@ impl Lake {
         &self,
         info: &TableInfo,
         run: &str,
-        files_json: &[String],
+        files: &RunFiles,
         change: Change,
         batch: Digest128,
         mut props: HashMap<String, String>,
@@ -100,7 +155,7 @@ impl Lake {
                         found: true,
                     });
                 }
-                if change == Change::Append && files_json.is_empty() {
+                if change == Change::Append && files.json.is_empty() {
                     return Ok(Published {
                         snapshot_id: t.metadata().current_snapshot_id().unwrap_or_default(),
                         found: false,
@@ -109,51 +164,13 @@ impl Lake {
             }
             let state = current.as_ref().map(table_state).transpose()?;
             let mut rewritten = rewrite::Rewritten::default();
-            if let (Change::Append, Some(key), Some(t)) = (change, &info.key, &current)
+            if let (Change::Append, Some(t)) = (change, &current)
                 && t.metadata().current_snapshot().is_some()
-                && !files_json.is_empty()
+                && !files.json.is_empty()
             {
-                if keys.is_none() {
-                    let integer = info
-                        .columns
-                        .iter()
-                        .find(|c| &c.name == key)
-                        .is_some_and(|c| matches!(c.ty, ColType::Int32 | ColType::Int64));
-                    keys = Some(
-                        rewrite::run_keys(
-                            self.file_io(),
-                            files_json.iter().filter_map(|j| file_path(j)).collect(),
-                            key,
-                            integer,
-                            tuning.batch_rows,
-                        )
-                        .await?,
-                    );
-                }
-                let keys = keys.as_ref().expect("set above");
-                let writers = self.writer_table_at(
-                    Some(t),
-                    info,
-                    &self
-                        .storage
-                        .location(&format!("{}/{run}/rewrite", self.table_dir(&info.name))),
-                )?;
-                if let Some(field) = writers.metadata().current_schema().field_by_name(key)
-                    && !keys.is_empty()
-                {
-                    let files = rewrite::candidates(t, field.id, keys).await?;
-                    let settings = rewrite::RewriteSettings {
-                        writer_table: &writers,
-                        prefix: format!(
-                            "{run}-rw-{}",
-                            &uuid::Uuid::new_v4().simple().to_string()[..8]
-                        ),
-                        batch_rows: tuning.batch_rows,
-                        row_group_rows: tuning.row_group_rows,
-                        open_partitions: tuning.open_partitions,
-                    };
-                    rewritten = rewrite::rewrite(&settings, info, files, keys).await?;
-                }
+                rewritten = self
+                    .rewrite_older_versions(t, info, run, &files.paths, &mut keys, tuning)
+                    .await?;
             }
             let mut props = props.clone();
             if change == Change::Append {
@@ -181,7 +198,7 @@ impl Lake {
                 info,
                 &self.table_location(&info.name),
                 produce::Changes {
-                    files_json,
+                    files_json: &files.json,
                     more_json: std::mem::take(&mut rewritten.added_json),
                     change,
                     removed: &rewritten.removed,
@@ -224,13 +241,12 @@ pub struct RewriteTuning {
     pub open_partitions: usize,
 }
 
-/// The `file_path` of a data file's recorded description.
-fn file_path(json: &str) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(json)
-        .ok()?
-        .get("file_path")?
-        .as_str()
-        .map(str::to_string)
+/// A run's data files of a table as its chunks recorded them: each file's description (what a
+/// commit adds) and its path (what is read back).
+#[derive(Debug, Default)]
+pub struct RunFiles {
+    pub json: Vec<String>,
+    pub paths: Vec<String>,
 }
 
 /// The metadata and metadata location of a table loaded from the catalog.

@@ -16,6 +16,8 @@ use crate::error::Result;
 pub struct Expired {
     pub snapshots: usize,
     pub files: usize,
+    /// Snapshots in the table's history after the pass.
+    pub left: usize,
 }
 
 impl Expired {
@@ -55,19 +57,12 @@ impl Lake {
         Ok(n)
     }
 
-    /// Snapshots of `table` in its history, current one included (0 when it has none).
-    pub async fn snapshot_count(&self, table: &str) -> Result<usize> {
-        Ok(match self.current_table(table).await? {
-            Some(t) => t.metadata().snapshots().len(),
-            None => 0,
-        })
-    }
-
     /// Applies `[lake] retention` to `table` after run `run` committed to it: expires the
     /// snapshots older than the retention except the current one and its parent, then deletes
     /// the files under the table's directory that nothing left references and that are older
     /// than the retention (the run's own directory is never touched). A commit by another writer
-    /// in between leaves the history as it is until the next run.
+    /// in between leaves the history as it is until the next run. Says how many snapshots the
+    /// history holds after.
     pub async fn expire(&self, table: &str, run: &str) -> Result<Expired> {
         let _g = self.commit_lock.lock().await;
         let mut out = Expired::default();
@@ -97,6 +92,7 @@ impl Lake {
                     .build()?
                     .metadata;
                 if !self.swap_metadata(table, Some(loc), &new).await? {
+                    out.left = md.snapshots().len();
                     return Ok(out);
                 }
                 out.snapshots = old.len();
@@ -106,6 +102,7 @@ impl Lake {
                 }
             }
         }
+        out.left = t.metadata().snapshots().len();
         let dir = self.table_dir(table);
         let run_dir = self.storage.location(&format!("{dir}/{run}"));
         let root = self.storage.location(&dir);
@@ -115,17 +112,17 @@ impl Lake {
         let listed = self.storage.list_files_below_with_time(&dir).await?;
         let mut old_files: HashSet<String> = HashSet::new();
         let mut young_dirs: HashSet<String> = HashSet::new();
+        // The directory directly under the table's that holds `file` (none for a file of the
+        // table's directory itself).
         let top_of = |file: &str| {
-            file.strip_prefix(&root)
-                .map(|r| r.trim_start_matches('/'))
-                .map(|r| r.split('/').next().unwrap_or_default().to_string())
+            let rel = file.strip_prefix(&root)?.trim_start_matches('/');
+            rel.split_once('/').map(|(top, _)| top.to_string())
         };
         for (file, modified_ms) in listed {
-            let Some(top) = top_of(&file) else { continue };
             let old_enough = modified_ms.is_none_or(|m| m <= cutoff_ms);
             if old_enough && !file.starts_with(&format!("{run_dir}/")) {
                 old_files.insert(file);
-            } else {
+            } else if let Some(top) = top_of(&file) {
                 young_dirs.insert(top);
             }
         }
@@ -135,10 +132,9 @@ impl Lake {
         let referenced = self.referenced_among(&t, &old_files).await?;
         // Unreferenced files by the directory directly under the table's: a directory whose
         // files all go (an expired run's) is removed whole, partition directories included.
-        let mut by_dir: HashMap<String, (Vec<String>, bool)> = HashMap::new();
+        let mut by_dir: HashMap<Option<String>, (Vec<String>, bool)> = HashMap::new();
         for file in old_files {
-            let top = top_of(&file).unwrap_or_default();
-            let entry = by_dir.entry(top).or_default();
+            let entry = by_dir.entry(top_of(&file)).or_default();
             if referenced.contains(&file) {
                 entry.1 = true;
             } else {
@@ -146,17 +142,15 @@ impl Lake {
             }
         }
         for (top, (files, kept_some)) in by_dir {
-            if files.is_empty() {
-                continue;
-            }
             out.files += files.len();
-            let whole =
-                !kept_some && !young_dirs.contains(&top) && !rel_is_file(&top, &files, &root);
-            if whole && !top.is_empty() {
-                self.storage.delete_dir(&format!("{dir}/{top}")).await?;
-            } else {
-                for f in &files {
-                    self.storage.delete_file(f).await?;
+            match top {
+                Some(top) if !kept_some && !young_dirs.contains(&top) => {
+                    self.storage.delete_dir(&format!("{dir}/{top}")).await?;
+                }
+                _ => {
+                    for f in &files {
+                        self.storage.delete_file(f).await?;
+                    }
                 }
             }
         }
@@ -189,11 +183,7 @@ impl Lake {
         let mut manifests_seen: HashSet<String> = HashSet::new();
         for s in md.snapshots() {
             note(s.manifest_list());
-            let list = io.new_input(s.manifest_list())?.read().await?;
-            let list = iceberg::spec::ManifestList::parse_with_version(&list, md.format_version())?;
-            let entries: Vec<iceberg::spec::ManifestFile> =
-                list.consume_entries().into_iter().collect();
-            for m in entries {
+            for m in super::snapshot::manifests(io, md, s).await? {
                 if !manifests_seen.insert(m.manifest_path.clone()) {
                     continue;
                 }
@@ -206,9 +196,4 @@ impl Lake {
         }
         Ok(keep)
     }
-}
-
-/// Whether `top` is a file directly in the table's directory (no subdirectory to remove).
-fn rel_is_file(top: &str, files: &[String], root: &str) -> bool {
-    files.len() == 1 && files[0] == format!("{root}/{top}")
 }

@@ -47,7 +47,7 @@ use crate::model::fingerprint::Digest128;
 use catalog::sqlite_file;
 
 pub use catalog::{is_postgres, redact_uri};
-pub use commit::RewriteTuning;
+pub use commit::{RewriteTuning, RunFiles};
 pub use produce::Change;
 pub use storage::{LakeStorage, Warehouse};
 pub use writer::ChunkWriter;

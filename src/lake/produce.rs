@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestListWriter, ManifestStatus,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
-    SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuildResult,
+    MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
+    Operation, Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
+    TableMetadata, TableMetadataBuildResult,
 };
 
 use super::metadata;
@@ -164,81 +164,50 @@ pub async fn snapshot(
 
     let mut removed_files = 0usize;
     if let Some(current) = base.current_snapshot() {
-        let list = io.new_input(current.manifest_list())?.read().await?;
-        let list = iceberg::spec::ManifestList::parse_with_version(&list, base.format_version())?;
-        let entries: Vec<iceberg::spec::ManifestFile> =
-            list.consume_entries().into_iter().collect();
-        for m in entries {
+        for m in super::snapshot::manifests(io, &base, current).await? {
             if m.content != ManifestContentType::Data {
                 return Err(Error::state(format!(
                     "lake table {} has delete files ({}), which dag does not write",
                     info.name, m.manifest_path
                 )));
             }
-            match change {
-                Change::Append => {
-                    if !(m.has_added_files() || m.has_existing_files()) {
-                        continue;
-                    }
-                    if removed.is_empty() {
-                        manifests.push(m);
-                        continue;
-                    }
-                    let (entries, md) = m.load_manifest(io).await?.into_parts();
-                    if !entries
-                        .iter()
-                        .any(|e| e.is_alive() && removed.contains(e.file_path()))
-                    {
-                        manifests.push(m);
-                        continue;
-                    }
-                    // The manifest names a replaced file: written again, the others existing.
-                    let m_schema = md.schema().clone();
-                    let m_spec = Arc::new(md.partition_spec().clone());
-                    let mut w = manifest_writer(io, next_path(), snapshot_id, &m_schema, &m_spec)?;
-                    for e in entries.iter().filter(|e| e.is_alive()) {
-                        let seq = entry_sequence(e, &info.name, &m.manifest_path)?;
-                        if removed.contains(e.file_path()) {
-                            summary.remove_file(&e.data_file, m_schema.clone(), m_spec.clone());
-                            w.add_delete_file(e.data_file.clone(), seq, e.file_sequence_number)?;
-                            removed_files += 1;
-                        } else {
-                            let added_by = e.snapshot_id.or(parent).unwrap_or(snapshot_id);
-                            w.add_existing_file(
-                                e.data_file.clone(),
-                                added_by,
-                                seq,
-                                e.file_sequence_number,
-                            )?;
-                        }
-                    }
-                    manifests.push(w.write_manifest_file().await?);
-                }
-                Change::Replace => {
-                    if !(m.has_added_files() || m.has_existing_files()) {
-                        continue;
-                    }
-                    let (entries, md) = m.load_manifest(io).await?.into_parts();
-                    let m_schema = md.schema().clone();
-                    let m_spec = Arc::new(md.partition_spec().clone());
-                    let mut w = manifest_writer(io, next_path(), snapshot_id, &m_schema, &m_spec)?;
-                    let mut n = 0;
-                    for e in entries
-                        .iter()
-                        .filter(|e| e.status != ManifestStatus::Deleted)
-                    {
-                        let seq = entry_sequence(e, &info.name, &m.manifest_path)?;
-                        summary.remove_file(&e.data_file, m_schema.clone(), m_spec.clone());
-                        w.add_delete_file(e.data_file.clone(), seq, e.file_sequence_number)?;
-                        n += 1;
-                    }
-                    drop(entries);
-                    if n > 0 {
-                        removed_files += n;
-                        manifests.push(w.write_manifest_file().await?);
-                    }
+            if !(m.has_added_files() || m.has_existing_files()) {
+                // Only files an earlier snapshot removed.
+                continue;
+            }
+            // A full refresh removes every current file; an append the ones it rewrote.
+            let gone = |path: &str| change == Change::Replace || removed.contains(path);
+            if change == Change::Append && removed.is_empty() {
+                manifests.push(m);
+                continue;
+            }
+            let (entries, md) = m.load_manifest(io).await?.into_parts();
+            if !entries.iter().any(|e| e.is_alive() && gone(e.file_path())) {
+                manifests.push(m);
+                continue;
+            }
+            // Written again: removed files as deleted entries, the others as existing.
+            let m_schema = md.schema().clone();
+            let m_spec = Arc::new(md.partition_spec().clone());
+            let mut w = manifest_writer(io, next_path(), snapshot_id, &m_schema, &m_spec)?;
+            for e in entries.iter().filter(|e| e.is_alive()) {
+                let seq = entry_sequence(e, &info.name, &m.manifest_path)?;
+                if gone(e.file_path()) {
+                    summary.remove_file(&e.data_file, m_schema.clone(), m_spec.clone());
+                    w.add_delete_file(e.data_file.clone(), seq, e.file_sequence_number)?;
+                    removed_files += 1;
+                } else {
+                    let added_by = e.snapshot_id.or(parent).unwrap_or(snapshot_id);
+                    w.add_existing_file(
+                        e.data_file.clone(),
+                        added_by,
+                        seq,
+                        e.file_sequence_number,
+                    )?;
                 }
             }
+            drop(entries);
+            manifests.push(w.write_manifest_file().await?);
         }
     }
 

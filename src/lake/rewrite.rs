@@ -28,14 +28,15 @@ use crate::model::fingerprint::Digest128;
 
 /// The keys of the rows an incremental run read: integers (and bounds to prune files by) or text.
 pub enum Keys {
-    Int { set: HashSet<i64>, sorted: Vec<i64> },
+    /// Sorted, without repeats: membership and file bounds are both binary searches.
+    Int(Vec<i64>),
     Text(HashSet<String>),
 }
 
 impl Keys {
     pub fn is_empty(&self) -> bool {
         match self {
-            Keys::Int { set, .. } => set.is_empty(),
+            Keys::Int(sorted) => sorted.is_empty(),
             Keys::Text(s) => s.is_empty(),
         }
     }
@@ -43,7 +44,7 @@ impl Keys {
     /// Whether a file whose key column lies within `lo..=hi` (unknown bounds: anything) may hold
     /// one of the keys.
     fn may_hold(&self, lo: Option<&Datum>, hi: Option<&Datum>) -> bool {
-        let Keys::Int { sorted, .. } = self else {
+        let Keys::Int(sorted) = self else {
             return true;
         };
         let int = |d: Option<&Datum>| match d.map(|d| d.literal()) {
@@ -60,9 +61,9 @@ impl Keys {
     /// A mask of the rows of `col` whose key is one of these.
     fn hits(&self, col: &ArrayRef) -> Result<BooleanArray> {
         Ok(match self {
-            Keys::Int { set, .. } => as_i64(col)?
+            Keys::Int(sorted) => as_i64(col)?
                 .iter()
-                .map(|v| Some(v.is_some_and(|v| set.contains(&v))))
+                .map(|v| Some(v.is_some_and(|v| sorted.binary_search(&v).is_ok())))
                 .collect(),
             Keys::Text(set) => as_text(col)?
                 .iter()
@@ -74,7 +75,7 @@ impl Keys {
     /// Adds the keys of `col`.
     fn extend(&mut self, col: &ArrayRef) -> Result<()> {
         match self {
-            Keys::Int { set, .. } => set.extend(as_i64(col)?.iter().flatten()),
+            Keys::Int(keys) => keys.extend(as_i64(col)?.iter().flatten()),
             Keys::Text(set) => set.extend(as_text(col)?.iter().flatten().map(str::to_string)),
         }
         Ok(())
@@ -111,25 +112,19 @@ pub async fn run_keys(
     let key = key.to_string();
     tokio::task::spawn_blocking(move || {
         let mut keys = if integer {
-            Keys::Int {
-                set: HashSet::new(),
-                sorted: Vec::new(),
-            }
+            Keys::Int(Vec::new())
         } else {
             Keys::Text(HashSet::new())
         };
         for p in &paths {
-            for b in super::read::open_parquet(&io, p, batch_rows, 0)? {
-                let b = b?;
-                let col = b.column_by_name(&key).ok_or_else(|| {
-                    Error::internal(format!("data file {p} has no key column {key}"))
-                })?;
-                keys.extend(col)?;
+            // The key column alone (the projection fails naming the file if it lacks it).
+            for b in super::read::open_parquet_columns(&io, p, batch_rows, Some(&key))? {
+                keys.extend(b?.column(0))?;
             }
         }
-        if let Keys::Int { set, sorted } = &mut keys {
-            *sorted = set.iter().copied().collect();
-            sorted.sort_unstable();
+        if let Keys::Int(k) = &mut keys {
+            k.sort_unstable();
+            k.dedup();
         }
         Ok(keys)
     })
@@ -152,30 +147,19 @@ pub async fn candidates(
     key_field: i32,
     keys: &Keys,
 ) -> Result<Vec<String>> {
-    let md = t.metadata();
-    let Some(snap) = md.current_snapshot() else {
+    let Some(snap) = t.metadata().current_snapshot() else {
         return Ok(Vec::new());
     };
-    let io = t.file_io();
-    let list = io.new_input(snap.manifest_list())?.read().await?;
-    let list = iceberg::spec::ManifestList::parse_with_version(&list, md.format_version())?;
-    let entries: Vec<iceberg::spec::ManifestFile> = list.consume_entries().into_iter().collect();
     let mut out = Vec::new();
-    for m in entries {
-        if !(m.has_added_files() || m.has_existing_files()) {
-            continue;
+    super::snapshot::for_each_live_file(t, snap, |df| {
+        if keys.may_hold(
+            df.lower_bounds().get(&key_field),
+            df.upper_bounds().get(&key_field),
+        ) {
+            out.push(df.file_path().to_string());
         }
-        let manifest = m.load_manifest(io).await?;
-        for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-            let df = e.data_file();
-            if keys.may_hold(
-                df.lower_bounds().get(&key_field),
-                df.upper_bounds().get(&key_field),
-            ) {
-                out.push(df.file_path().to_string());
-            }
-        }
-    }
+    })
+    .await?;
     out.sort();
     Ok(out)
 }

@@ -28,34 +28,9 @@ impl Lake {
         let Some(snapshot) = t.metadata().current_snapshot() else {
             return Ok(Vec::new());
         };
-        // The manifests are read one at a time and only the paths kept: a table of many small
-        // files (a partitioned one: thousands per run) would otherwise hold every file's
-        // statistics at once, as a scan's planning does.
-        let io = t.file_io();
-        let list = io.new_input(snapshot.manifest_list())?.read().await?;
-        let list =
-            iceberg::spec::ManifestList::parse_with_version(&list, t.metadata().format_version())?;
+        // Only the paths are kept (see `for_each_live_file`).
         let mut files = Vec::new();
-        for m in list.entries() {
-            if m.content != iceberg::spec::ManifestContentType::Data {
-                return Err(Error::state(format!(
-                    "lake table {table} has delete files ({}), which dag does not write",
-                    m.manifest_path
-                )));
-            }
-            if !(m.has_added_files() || m.has_existing_files()) {
-                // Only files this snapshot removed (an overwrite's record of what it replaced).
-                continue;
-            }
-            let manifest = m.load_manifest(io).await?;
-            files.extend(
-                manifest
-                    .entries()
-                    .iter()
-                    .filter(|e| e.is_alive())
-                    .map(|e| e.file_path().to_string()),
-            );
-        }
+        for_each_live_file(&t, snapshot, |df| files.push(df.file_path().to_string())).await?;
         files.sort();
         files.dedup();
         Ok(files)
@@ -182,6 +157,48 @@ impl Lake {
         .await
         .map_err(|e| Error::internal(format!("lake reader panicked: {e}")))?
     }
+}
+
+/// The manifests of `snapshot` of a table with metadata `md`, from its manifest list (their
+/// entries are read one manifest at a time by the callers, never all at once).
+pub(super) async fn manifests(
+    io: &iceberg::io::FileIO,
+    md: &iceberg::spec::TableMetadata,
+    snapshot: &iceberg::spec::Snapshot,
+) -> Result<Vec<iceberg::spec::ManifestFile>> {
+    let list = io.new_input(snapshot.manifest_list())?.read().await?;
+    let list = iceberg::spec::ManifestList::parse_with_version(&list, md.format_version())?;
+    Ok(list.consume_entries().into_iter().collect())
+}
+
+/// Calls `f` with each live data file of `snapshot` of table `t`, reading one manifest at a
+/// time (a table of many small files, a partitioned one, would otherwise hold every file's
+/// statistics at once, as a scan's planning does). A snapshot with delete files is refused:
+/// dag writes none, and ignoring them would read deleted rows.
+pub(super) async fn for_each_live_file(
+    t: &iceberg::table::Table,
+    snapshot: &iceberg::spec::Snapshot,
+    mut f: impl FnMut(&iceberg::spec::DataFile),
+) -> Result<()> {
+    let io = t.file_io();
+    for m in manifests(io, t.metadata(), snapshot).await? {
+        if m.content != iceberg::spec::ManifestContentType::Data {
+            return Err(Error::state(format!(
+                "lake table {} has delete files ({}), which dag does not write",
+                t.identifier().name(),
+                m.manifest_path
+            )));
+        }
+        if !(m.has_added_files() || m.has_existing_files()) {
+            // Only files this snapshot removed (an overwrite's record of what it replaced).
+            continue;
+        }
+        let manifest = m.load_manifest(io).await?;
+        for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+            f(e.data_file());
+        }
+    }
+    Ok(())
 }
 
 /// Data files a scan reads at once (and manifests it plans from at once). iceberg-rust's

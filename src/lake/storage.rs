@@ -176,6 +176,16 @@ impl LakeStorage {
     /// Locations of every file below `rel`, at any depth, in one listing (on S3 one paginated
     /// ListObjects, however many partition directories there are). A missing directory has none.
     pub async fn list_files_below(&self, rel: &str) -> Result<Vec<String>> {
+        Ok(self
+            .file_entries_below(rel)
+            .await?
+            .into_iter()
+            .map(|e| self.location(e.path()))
+            .collect())
+    }
+
+    /// The listing entries of every file below `rel` (see [`Self::list_files_below`]).
+    async fn file_entries_below(&self, rel: &str) -> Result<Vec<opendal::Entry>> {
         let dir = format!("{}/", rel.trim_matches('/'));
         let listed = match self.op.list_with(&dir).recursive(true).await {
             Ok(l) => l,
@@ -185,7 +195,6 @@ impl LakeStorage {
         Ok(listed
             .into_iter()
             .filter(|e| e.metadata().mode() == EntryMode::FILE && !e.path().ends_with('/'))
-            .map(|e| self.location(e.path()))
             .collect())
     }
 
@@ -196,12 +205,7 @@ impl LakeStorage {
         &self,
         rel: &str,
     ) -> Result<Vec<(String, Option<i64>)>> {
-        let dir = format!("{}/", rel.trim_matches('/'));
-        let listed = match self.op.list_with(&dir).recursive(true).await {
-            Ok(l) => l,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(opendal_error(&format!("list {}", self.location(rel)), e)),
-        };
+        let listed = self.file_entries_below(rel).await?;
         let to_ms = |t: opendal::raw::Timestamp| {
             std::time::SystemTime::from(t)
                 .duration_since(std::time::UNIX_EPOCH)
@@ -210,9 +214,6 @@ impl LakeStorage {
         };
         let mut out = Vec::new();
         for e in listed {
-            if e.metadata().mode() != EntryMode::FILE || e.path().ends_with('/') {
-                continue;
-            }
             let modified = match e.metadata().last_modified() {
                 Some(t) => to_ms(t),
                 None => match self.op.stat(e.path()).await {

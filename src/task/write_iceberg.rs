@@ -16,12 +16,11 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let mut rec = ctx.start(table, Stage::WriteIceberg, grant)?;
     let run = &ctx.run_id;
     let (info, digest) = ctx.extracted(table)?;
-    let files: Vec<String> = ctx
-        .store
-        .chunks(run, table)?
-        .into_iter()
-        .flat_map(|c| c.files)
-        .collect();
+    let mut files = lake::RunFiles::default();
+    for c in ctx.store.chunks(run, table)? {
+        files.json.extend(c.files);
+        files.paths.extend(c.paths);
+    }
     let append = info.incremental.as_ref().is_some_and(|i| i.append);
     let mut props = HashMap::from([
         (lake::ROWS_PROP.to_string(), digest.rows.to_string()),
@@ -41,7 +40,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
             props.insert("dag.cursor-high".into(), hi.to_string());
         }
     }
-    let data_files = files.len();
+    let data_files = files.json.len();
     // A full refresh replaces the table's files; an incremental run adds its rows.
     let change = if append {
         lake::Change::Append
@@ -71,10 +70,13 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     rec.outputs.digest = Some(digest);
     rec.outputs.data_files = Some(data_files);
     match ctx.lake.expire(table, run).await {
-        Ok(x) if x.is_empty() => {}
-        Ok(x) => tracing::info!(table, "retention: {}", x.describe()),
+        Ok(x) => {
+            if !x.is_empty() {
+                tracing::info!(table, "retention: {}", x.describe());
+            }
+            rec.outputs.snapshots = Some(x.left);
+        }
         Err(e) => tracing::warn!(table, "retention could not expire old snapshots: {e}"),
     }
-    rec.outputs.snapshots = ctx.lake.snapshot_count(table).await.ok();
     ctx.succeed(rec)
 }

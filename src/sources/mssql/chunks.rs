@@ -108,34 +108,52 @@ impl Mssql {
         info: &TableInfo,
         cursor: &str,
     ) -> Result<Option<crate::model::CursorValue>> {
-        self.extreme(info, cursor, "MAX").await
+        let mut v = self.extremes(info, cursor, &["MAX"]).await?;
+        Ok(v.pop().flatten())
     }
 
     /// Days (since 1970-01-01) of the earliest and the latest value of a date/datetime column,
     /// `None` when no row has one: how densely a table's rows fill its days.
     pub async fn day_span(&self, info: &TableInfo, column: &str) -> Result<Option<(i64, i64)>> {
-        let lo = self.extreme(info, column, "MIN").await?;
-        let hi = self.extreme(info, column, "MAX").await?;
-        Ok(lo.zip(hi).and_then(|(a, b)| Some((a.day()?, b.day()?))))
+        let v = self.extremes(info, column, &["MIN", "MAX"]).await?;
+        let day = |i: usize| v.get(i).copied().flatten().and_then(|c| c.day());
+        Ok(day(0).zip(day(1)))
     }
 
-    /// `MIN` or `MAX` (`agg`) of a cursor-like column as a cursor value.
-    async fn extreme(
+    /// Aggregates (`MIN`, `MAX`) of a cursor-like column as cursor values, in one query.
+    async fn extremes(
         &self,
         info: &TableInfo,
         cursor: &str,
-        agg: &str,
-    ) -> Result<Option<crate::model::CursorValue>> {
-        use crate::model::CursorValue as V;
+        aggs: &[&str],
+    ) -> Result<Vec<Option<crate::model::CursorValue>>> {
         let q = self.qualified(&info.name);
         let mut c = self.connect().await?;
-        let sql = format!("SELECT {agg}({}) AS m FROM {q}", quote(cursor));
+        let items: Vec<String> = aggs
+            .iter()
+            .enumerate()
+            .map(|(i, agg)| format!("{agg}({}) AS m{i}", quote(cursor)))
+            .collect();
+        let sql = format!("SELECT {} FROM {q}", items.join(", "));
         let rows = query_all(&mut c, &sql, &[])
             .await
             .map_err(|e| map_err(&format!("reading the cursor {cursor} of {q}"), e))?;
-        let Some(cell) = rows.into_iter().next().and_then(|r| r.into_iter().next()) else {
-            return Ok(None);
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(vec![None; aggs.len()]);
         };
+        row.into_iter()
+            .map(|cell| Self::cursor_value(cell, info, cursor))
+            .collect()
+    }
+
+    /// One cell of a cursor-like column as a cursor value (`None` for NULL); a column of
+    /// another type is a configuration error naming it.
+    fn cursor_value(
+        cell: ColumnData<'static>,
+        info: &TableInfo,
+        cursor: &str,
+    ) -> Result<Option<crate::model::CursorValue>> {
+        use crate::model::CursorValue as V;
         let ceil = |(us, lost): (i64, bool)| us + i64::from(lost);
         Ok(match cell {
             ColumnData::U8(v) => v.map(|v| V::Int(i64::from(v))),
