@@ -182,7 +182,8 @@ pub enum Encrypt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LakeConfig {
     pub catalog: CatalogKind,
-    /// Catalog database URI; `None` means `sqlite:<state dir>/catalog.db`.
+    /// Catalog database URI (SQL) or base URL (REST); `None` means `sqlite:<state
+    /// dir>/catalog.db`.
     pub uri: Option<String>,
     pub catalog_name: String,
     /// A local warehouse directory; `None` means `<state dir>/warehouse`, or the S3 location in
@@ -266,11 +267,29 @@ pub const DEFAULT_PARTITION_MIN_ROWS: u64 = 1000;
 pub const DEFAULT_PARTITION_MIN_ROWS_PER_DAY: u64 = 1000;
 pub const DEFAULT_OPEN_PARTITIONS: usize = 8;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum CatalogKind {
-    /// Iceberg SQL catalog.
+    /// Iceberg SQL catalog (`catalog = "sql"`): `uri` is its database.
     #[default]
     Sql,
+    /// Iceberg REST catalog (`catalog = "rest"`): `uri` is its base URL.
+    Rest(RestCatalogConfig),
+}
+
+/// How dag reaches an Iceberg REST catalog besides its `uri`. dag writes the data files itself
+/// into `warehouse`; the catalog keeps the tables' metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestCatalogConfig {
+    /// The warehouse asked of the catalog's configuration (`catalog_warehouse`): a name or a
+    /// location, as the catalog expects; none asked when not set.
+    pub warehouse: Option<String>,
+    /// A bearer token (`token`).
+    pub token: Option<Secret>,
+    /// An OAuth2 client credential, `client_id:client_secret` (`credential`), exchanged for a
+    /// token at `oauth_uri` (default `<uri>/v1/oauth/tokens`) with `scope` (default `catalog`).
+    pub credential: Option<Secret>,
+    pub oauth_uri: Option<String>,
+    pub scope: Option<String>,
 }
 
 /// The database the lake tables are copied into.

@@ -333,7 +333,7 @@ fn wrong_types_and_bad_values() {
 kind = "postgres"
 
 [lake]
-catalog = "rest"
+catalog = "glue"
 namespace = "world-zone"
 
 [limits]
@@ -350,8 +350,8 @@ after = ["a", 3]
         vec![
             "workflows/demo.toml:3:1: source.kind: \"postgres\" is not a supported source kind \
              (expected one of: sqlite, mssql)",
-            "workflows/demo.toml:6:1: lake.catalog: \"rest\" is not a supported catalog \
-             (expected one of: sql)",
+            "workflows/demo.toml:6:1: lake.catalog: \"glue\" is not a supported catalog \
+             (expected one of: sql, rest)",
             "workflows/demo.toml:7:1: lake.namespace: \"world-zone\" is not a namespace \
              (use ASCII letters, digits and '_')",
             "workflows/demo.toml:10:1: limits.memory: 8MiB is below the minimum of 16MiB",
@@ -968,4 +968,80 @@ fn bad_time_zones_and_refreshes_of_full_tables_are_reported_where_they_are() {
         errors[2].contains("table.B.full_refresh: \"fortnightly\" is not a duration"),
         "{errors:#?}"
     );
+}
+
+#[test]
+fn rest_catalogs_take_a_url_and_one_kind_of_credential() {
+    let wf = parse_ok(
+        r#"
+[source]
+kind = "sqlite"
+path = "db.sqlite"
+
+[lake]
+catalog = "rest"
+uri = "https://catalog.example:8181/api"
+credential = "${MSSQL_URL}"
+scope = "PRINCIPAL_ROLE:ALL"
+catalog_warehouse = "lakehouse"
+namespace = "ns"
+"#,
+    );
+    assert_eq!(
+        wf.lake.uri.as_deref(),
+        Some("https://catalog.example:8181/api")
+    );
+    let CatalogKind::Rest(rest) = &wf.lake.catalog else {
+        panic!("not a REST catalog: {:?}", wf.lake.catalog);
+    };
+    assert_eq!(
+        rest.credential.as_ref().map(Secret::expose),
+        Some("mssql://sa:s3cret@sql:1433/WorldZone")
+    );
+    assert_eq!(rest.token, None);
+    assert_eq!(rest.scope.as_deref(), Some("PRINCIPAL_ROLE:ALL"));
+    assert_eq!(rest.warehouse.as_deref(), Some("lakehouse"));
+    assert!(!format!("{wf:?}").contains("s3cret"), "a secret is printed");
+
+    let errors = parse_err(
+        r#"
+[source]
+kind = "sqlite"
+path = "db.sqlite"
+
+[lake]
+catalog = "rest"
+uri = "sqlite:state/catalog.db"
+token = "t"
+credential = "c"
+namespace = "ns"
+"#,
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "workflows/demo.toml:6:1: lake: set either token or credential for the REST \
+             catalog, not both",
+            "workflows/demo.toml:8:1: lake.uri: \"sqlite:state/catalog.db\" is not a REST \
+             catalog URL (expected http://host:port[/path] or https://...)",
+        ]
+    );
+    let errors = parse_err(
+        r#"
+[source]
+kind = "sqlite"
+path = "db.sqlite"
+
+[lake]
+catalog = "rest"
+token = "t"
+namespace = "ns"
+"#,
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("lake.uri"), "{errors:?}");
+    // REST-only keys beside the SQL catalog are reported.
+    let errors = parse_err(&MINIMAL.replace("[lake]\n", "[lake]\ntoken = \"t\"\n"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("lake.token"), "{errors:?}");
 }

@@ -1,18 +1,54 @@
-//! The SQL catalog's database as this crate reaches it directly, beside the iceberg crate: a
-//! commit writes the new metadata file and swaps the table's `iceberg_tables` row to it with a
-//! compare-and-swap on the location the commit was built on (as the Java and Rust SQL catalogs
-//! commit), in SQLite's or PostgreSQL's placeholder style. Also the catalog URI's kind, its
-//! SQLite file, and the URI without its password for messages.
+//! The lake's catalog, SQL or REST, behind the few calls the lake makes: does a table exist,
+//! load it, list the namespace's tables, and commit new metadata built on a known state.
+//!
+//! The SQL catalog's database is reached directly, beside the iceberg crate: a commit writes the
+//! new metadata file and swaps the table's `iceberg_tables` row to it with a compare-and-swap on
+//! the location the commit was built on (as the Java and Rust SQL catalogs commit), in SQLite's
+//! or PostgreSQL's placeholder style. A REST catalog gets the metadata's changes with the
+//! requirements of the state they were built on, and writes the metadata file itself (see
+//! `rest`). Also the catalog URI's kind, its SQLite file, and the URI without its password for
+//! messages.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use iceberg::spec::TableMetadata;
-use iceberg::{MetadataLocation, NamespaceIdent};
+use iceberg::spec::{TableMetadata, TableMetadataBuildResult};
+use iceberg::{Catalog, MetadataLocation, NamespaceIdent};
+use iceberg_catalog_sql::SqlCatalog;
 use sqlx::Row;
 
 use super::Lake;
-use crate::error::Result;
+use super::rest::{self, RestCatalog};
+use crate::error::{Error, Result};
+
+/// What [`Lake::commit_metadata`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Committed {
+    /// The new metadata is the table's.
+    Yes,
+    /// Another writer changed the table (or created it) first; nothing was committed.
+    Conflict,
+    /// A REST catalog created the table empty (a REST table is created before its first
+    /// snapshot is committed); the snapshot was not committed.
+    Created,
+}
+
+/// The catalog the lake's tables are registered in.
+pub(super) enum Backend {
+    Sql(SqlDb),
+    Rest(RestCatalog),
+}
+
+/// An SQL catalog: the crate's catalog for reading, and our own pool on its database for
+/// commits.
+pub(super) struct SqlDb {
+    pub(super) catalog: SqlCatalog,
+    pub(super) db: sqlx::AnyPool,
+    /// The catalog's name (`catalog_name` of its rows).
+    pub(super) name: String,
+    /// PostgreSQL (`$n` placeholders) rather than SQLite (`?`).
+    pub(super) postgres: bool,
+}
 
 /// `uri` with any password replaced by `***`, for messages.
 pub fn redact_uri(uri: &str) -> String {
@@ -57,9 +93,9 @@ pub(super) fn sqlite_file(uri: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
-impl Lake {
+impl SqlDb {
     /// Our own catalog statements in the database's placeholder style.
-    pub(super) fn sql(&self, sql: &str) -> String {
+    fn sql(&self, sql: &str) -> String {
         if self.postgres {
             dollar_numeric(sql)
         } else {
@@ -68,7 +104,7 @@ impl Lake {
     }
 
     /// The catalog row of `ns.table`: its metadata location and the one before it.
-    pub(super) async fn locations<'e, E>(
+    async fn locations<'e, E>(
         &self,
         exec: E,
         ns: &NamespaceIdent,
@@ -81,7 +117,7 @@ impl Lake {
             "SELECT metadata_location, previous_metadata_location FROM iceberg_tables \
              WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
         ))
-        .bind(&self.catalog_name)
+        .bind(&self.name)
         .bind(ns.join("."))
         .bind(table)
         .fetch_optional(exec)
@@ -95,8 +131,9 @@ impl Lake {
     /// nothing was changed (the metadata file written stays unreferenced). Rows that dag
     /// versions before one table identity across runs left in the staging namespace for this
     /// table go in the same transaction.
-    pub(super) async fn swap_metadata(
+    async fn swap_metadata(
         &self,
+        lake: &Lake,
         table: &str,
         previous: Option<&str>,
         md: &TableMetadata,
@@ -107,7 +144,7 @@ impl Lake {
                 .with_new_metadata(md),
             None => MetadataLocation::new_with_metadata(md.location(), md),
         };
-        md.write_to(self.file_io(), &loc).await?;
+        md.write_to(lake.file_io(), &loc).await?;
         let new_loc = loc.to_string();
         let mut tx = self.db.begin().await?;
         let swapped = match previous {
@@ -118,8 +155,8 @@ impl Lake {
             ))
             .bind(&new_loc)
             .bind(old)
-            .bind(&self.catalog_name)
-            .bind(self.namespace.join("."))
+            .bind(&self.name)
+            .bind(lake.namespace.join("."))
             .bind(table)
             .bind(old)
             .execute(&mut *tx)
@@ -128,7 +165,7 @@ impl Lake {
                 == 1,
             None => {
                 if self
-                    .locations(&mut *tx, &self.namespace, table)
+                    .locations(&mut *tx, &lake.namespace, table)
                     .await?
                     .is_some()
                 {
@@ -138,8 +175,8 @@ impl Lake {
                         "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
                          metadata_location, iceberg_type) VALUES (?, ?, ?, ?, 'TABLE')",
                     ))
-                    .bind(&self.catalog_name)
-                    .bind(self.namespace.join("."))
+                    .bind(&self.name)
+                    .bind(lake.namespace.join("."))
                     .bind(table)
                     .bind(&new_loc)
                     .execute(&mut *tx)
@@ -157,20 +194,138 @@ impl Lake {
             "DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
              AND substr(table_name, 1, length(?)) = ?",
         ))
-        .bind(&self.catalog_name)
-        .bind(self.staging.join("."))
+        .bind(&self.name)
+        .bind(lake.staging.join("."))
         .bind(&prefix)
         .bind(&prefix)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         // Read back: a commit the database did not keep must not count as made.
-        let row = self.locations(&self.db, &self.namespace, table).await?;
+        let row = self.locations(&self.db, &lake.namespace, table).await?;
         if row.as_ref().map(|(l, _)| l.as_str()) != Some(new_loc.as_str()) {
-            return Err(crate::error::Error::unavailable(format!(
+            return Err(Error::unavailable(format!(
                 "lake commit of {table} was not stored by the catalog database; will retry"
             )));
         }
         Ok(true)
+    }
+}
+
+impl Lake {
+    /// The lake table `table` as the catalog has it now, if it exists.
+    pub(super) async fn current_table(&self, table: &str) -> Result<Option<iceberg::table::Table>> {
+        let ident = self.ident(table);
+        match &self.backend {
+            Backend::Sql(sql) => {
+                if !sql.catalog.table_exists(&ident).await? {
+                    return Ok(None);
+                }
+                Ok(Some(sql.catalog.load_table(&ident).await?))
+            }
+            Backend::Rest(cat) => {
+                let Some(loaded) = cat.load(&self.namespace, table).await? else {
+                    return Ok(None);
+                };
+                Ok(Some(
+                    iceberg::table::Table::builder()
+                        .metadata(loaded.metadata)
+                        .metadata_location(loaded.metadata_location)
+                        .identifier(ident)
+                        .file_io(self.file_io().clone())
+                        .runtime(iceberg::Runtime::try_current()?)
+                        .readonly(true)
+                        .build()?,
+                ))
+            }
+        }
+    }
+
+    /// Tables of the namespace, sorted.
+    pub async fn tables(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = match &self.backend {
+            Backend::Sql(sql) => sql
+                .catalog
+                .list_tables(&self.namespace)
+                .await?
+                .into_iter()
+                .map(|t| t.name().to_string())
+                .collect(),
+            Backend::Rest(cat) => cat.list_tables(&self.namespace).await?,
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    /// Makes `built` (new metadata of `table`, built on `previous`: its metadata and location,
+    /// none for a table not created yet) the table's current metadata, if the catalog still has
+    /// `previous`. Unless it says [`Committed::Yes`], nothing of `built` was committed and the
+    /// commit must be built again on the table as it is now.
+    pub(super) async fn commit_metadata(
+        &self,
+        table: &str,
+        previous: Option<(&TableMetadata, &str)>,
+        built: &TableMetadataBuildResult,
+    ) -> Result<Committed> {
+        let done = |yes: bool| {
+            if yes {
+                Committed::Yes
+            } else {
+                Committed::Conflict
+            }
+        };
+        match &self.backend {
+            Backend::Sql(sql) => Ok(done(
+                sql.swap_metadata(self, table, previous.map(|(_, l)| l), &built.metadata)
+                    .await?,
+            )),
+            Backend::Rest(cat) => match previous {
+                Some((md, _)) => Ok(done(
+                    cat.commit(
+                        &self.namespace,
+                        table,
+                        &rest::requirements(md),
+                        &built.changes,
+                    )
+                    .await?,
+                )),
+                None => {
+                    if !cat.create(&self.namespace, table, &built.metadata).await? {
+                        return Ok(Committed::Conflict);
+                    }
+                    self.check_created(table, &built.metadata).await?;
+                    Ok(Committed::Created)
+                }
+            },
+        }
+    }
+
+    /// A table the REST catalog created from `md` must have kept `md`'s field ids: the run's
+    /// data files were written with them.
+    async fn check_created(&self, table: &str, md: &TableMetadata) -> Result<()> {
+        let Some(t) = self.current_table(table).await? else {
+            return Err(Error::unavailable(format!(
+                "lake table {}: the REST catalog created it but cannot load it",
+                self.ident(table)
+            )));
+        };
+        let ids = |m: &TableMetadata| -> Vec<(i32, String)> {
+            m.current_schema()
+                .as_struct()
+                .fields()
+                .iter()
+                .map(|f| (f.id, f.name.clone()))
+                .collect()
+        };
+        if ids(t.metadata()) != ids(md) {
+            return Err(Error::internal(format!(
+                "lake table {}: the REST catalog assigned other field ids than the ones the \
+                 run's data files were written with ({:?} instead of {:?})",
+                self.ident(table),
+                ids(t.metadata()),
+                ids(md)
+            )));
+        }
+        Ok(())
     }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use super::catalog::Committed;
 use super::produce::{self, Change};
 use super::rewrite;
 use super::{FINGERPRINT_PROP, Lake, Published, ROWS_PROP, RUN_ID_PROP, TASK_PROP, metadata};
@@ -207,23 +208,28 @@ impl Lake {
             )
             .await?;
             crate::fault::point(&format!("before_catalog_commit:{}", info.name));
-            let previous = state.map(|(_, loc)| loc);
-            if self
-                .swap_metadata(&info.name, previous, &produced.result.metadata)
+            match self
+                .commit_metadata(&info.name, state, &produced.result)
                 .await?
             {
-                crate::fault::point(&format!("after_commit:{}", info.name));
-                return Ok(Published {
-                    snapshot_id: produced.snapshot_id,
-                    found: false,
-                });
+                Committed::Yes => {
+                    crate::fault::point(&format!("after_commit:{}", info.name));
+                    return Ok(Published {
+                        snapshot_id: produced.snapshot_id,
+                        found: false,
+                    });
+                }
+                Committed::Created => tracing::debug!(
+                    table = info.name,
+                    "the REST catalog created the table; committing its first snapshot"
+                ),
+                Committed::Conflict => tracing::info!(
+                    table = info.name,
+                    attempt,
+                    "the lake table changed while committing; building the commit again on its \
+                     new state"
+                ),
             }
-            tracing::info!(
-                table = info.name,
-                attempt,
-                "the lake table changed while committing; building the commit again on its new \
-                 state"
-            );
         }
         Err(Error::unavailable(format!(
             "lake table {}: {COMMIT_ATTEMPTS} commits in a row lost a race with other writers \

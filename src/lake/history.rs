@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::Lake;
+use super::catalog::Committed;
 use super::commit::table_state;
 use crate::error::Result;
 
@@ -89,9 +90,8 @@ impl Lake {
                     .clone()
                     .into_builder(Some(loc.to_string()))
                     .remove_snapshots(&old)
-                    .build()?
-                    .metadata;
-                if !self.swap_metadata(table, Some(loc), &new).await? {
+                    .build()?;
+                if self.commit_metadata(table, Some((md, loc)), &new).await? != Committed::Yes {
                     out.left = md.snapshots().len();
                     return Ok(out);
                 }

@@ -17,9 +17,13 @@
 //! is the warehouse URL followed by the same relative layout, so both kinds lay out their files
 //! alike and everything here works on location strings.
 //!
+//! The catalog is an SQL catalog (SQLite or PostgreSQL, the JDBC catalog's tables, whose row is
+//! swapped with a compare-and-swap) or a REST catalog (the commit's updates posted with the
+//! requirements of the state they were built on, see `rest`); `catalog` hides which.
+//!
 //! `impl Lake` is spread by concern: opening and naming here, the commit in `commit`, the
-//! catalog rows read and written directly in `catalog`, reading tables back in `snapshot`, and
-//! expiring snapshots and removing unreferenced files in `history`.
+//! catalog's reads and writes in `catalog`, reading tables back in `snapshot`, and expiring
+//! snapshots and removing unreferenced files in `history`.
 
 mod catalog;
 mod commit;
@@ -28,6 +32,7 @@ mod metadata;
 pub mod partition;
 mod produce;
 pub mod read;
+mod rest;
 mod rewrite;
 pub mod schema;
 mod snapshot;
@@ -35,16 +40,16 @@ pub mod storage;
 pub mod writer;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableIdent};
-use iceberg_catalog_sql::{SqlCatalog, SqlCatalogBuilder};
+use iceberg_catalog_sql::SqlCatalogBuilder;
 
+use crate::config::RestCatalogConfig;
 use crate::error::{Error, Result};
 use crate::model::TableInfo;
 use crate::model::fingerprint::Digest128;
 
-use catalog::sqlite_file;
+use catalog::{Backend, SqlDb, sqlite_file};
 
 pub use catalog::{is_postgres, redact_uri};
 pub use commit::{RewriteTuning, RunFiles};
@@ -73,9 +78,7 @@ pub struct LakeExtract {
 }
 
 pub struct Lake {
-    catalog: Arc<SqlCatalog>,
-    db: sqlx::AnyPool,
-    catalog_name: String,
+    backend: Backend,
     namespace: NamespaceIdent,
     /// Where dag versions before one table identity across runs kept each run's table until it
     /// was published (`<ns>_dag_staging`); rows left there by such runs are removed.
@@ -84,15 +87,16 @@ pub struct Lake {
     /// SQLite catalogs fail with "database is locked" on concurrent commits (not retried by the
     /// crate): catalog writes from this process go one at a time.
     commit_lock: tokio::sync::Mutex<()>,
-    /// The catalog database is PostgreSQL (`$n` placeholders) rather than SQLite (`?`).
-    postgres: bool,
     retention_secs: u64,
 }
 
 #[derive(Debug, Clone)]
 pub struct LakeSettings {
+    /// The SQL catalog's database URI, or the REST catalog's base URL.
     pub uri: String,
     pub catalog_name: String,
+    /// Set for a REST catalog.
+    pub rest: Option<RestCatalogConfig>,
     pub warehouse: Warehouse,
     pub namespace: String,
     /// See [`crate::config::LakeConfig::retention_secs`].
@@ -140,7 +144,37 @@ pub fn writer_bytes(columns: usize) -> u64 {
 
 impl Lake {
     pub async fn open(s: &LakeSettings) -> Result<Lake> {
-        let storage = LakeStorage::open(&s.warehouse)?;
+        let storage = LakeStorage::open(&s.warehouse, s.rest.is_some())?;
+        let namespace = NamespaceIdent::new(s.namespace.clone());
+        let staging = NamespaceIdent::new(format!("{}_dag_staging", s.namespace));
+        let backend = match &s.rest {
+            Some(rest) => {
+                let cat = rest::RestCatalog::connect(&s.uri, rest).await?;
+                cat.ensure_namespace(&namespace).await?;
+                Backend::Rest(cat)
+            }
+            None => {
+                let sql = Self::open_sql(s, &storage).await?;
+                if !sql.catalog.namespace_exists(&namespace).await? {
+                    sql.catalog
+                        .create_namespace(&namespace, HashMap::new())
+                        .await?;
+                }
+                Backend::Sql(sql)
+            }
+        };
+        Ok(Lake {
+            backend,
+            namespace,
+            staging,
+            storage,
+            commit_lock: tokio::sync::Mutex::new(()),
+            retention_secs: s.retention_secs,
+        })
+    }
+
+    /// The SQL catalog of `s`: the crate's catalog, and a pool of our own on its database.
+    async fn open_sql(s: &LakeSettings, storage: &LakeStorage) -> Result<SqlDb> {
         let mut uri = s.uri.clone();
         let postgres = is_postgres(&uri);
         if !postgres && !uri.starts_with("sqlite:") {
@@ -183,21 +217,11 @@ impl Lake {
             .connect(&uri)
             .await
             .map_err(|e| Error::unavailable(format!("lake catalog {}: {e}", redact_uri(&s.uri))))?;
-        let namespace = NamespaceIdent::new(s.namespace.clone());
-        let staging = NamespaceIdent::new(format!("{}_dag_staging", s.namespace));
-        if !catalog.namespace_exists(&namespace).await? {
-            catalog.create_namespace(&namespace, HashMap::new()).await?;
-        }
-        Ok(Lake {
-            catalog: Arc::new(catalog),
+        Ok(SqlDb {
+            catalog,
             db,
-            catalog_name: s.catalog_name.clone(),
-            namespace,
-            staging,
-            storage,
-            commit_lock: tokio::sync::Mutex::new(()),
+            name: s.catalog_name.clone(),
             postgres,
-            retention_secs: s.retention_secs,
         })
     }
 
@@ -235,39 +259,21 @@ impl Lake {
         format!("{}/{run}/data", self.table_dir(table))
     }
 
+    /// The lake table `table`; an error when it does not exist.
     pub async fn load_table(&self, table: &str) -> Result<iceberg::table::Table> {
-        Ok(self.catalog.load_table(&self.ident(table)).await?)
-    }
-
-    /// The lake table `table` as the catalog has it now, if it exists.
-    async fn current_table(&self, table: &str) -> Result<Option<iceberg::table::Table>> {
-        let ident = self.ident(table);
-        if !self.catalog.table_exists(&ident).await? {
-            return Ok(None);
-        }
-        Ok(Some(self.catalog.load_table(&ident).await?))
+        self.current_table(table).await?.ok_or_else(|| {
+            Error::state(format!(
+                "lake table {} does not exist in the catalog",
+                self.ident(table)
+            ))
+        })
     }
 
     /// Whether the table exists in the lake with at least one snapshot.
     pub async fn is_published(&self, table: &str) -> Result<bool> {
-        let ident = self.ident(table);
-        if !self.catalog.table_exists(&ident).await? {
-            return Ok(false);
-        }
-        let t = self.catalog.load_table(&ident).await?;
-        Ok(t.metadata().current_snapshot().is_some())
-    }
-
-    /// Tables of the namespace (published ones only).
-    pub async fn tables(&self) -> Result<Vec<String>> {
-        let mut names: Vec<String> = self
-            .catalog
-            .list_tables(&self.namespace)
+        Ok(self
+            .current_table(table)
             .await?
-            .into_iter()
-            .map(|t| t.name().to_string())
-            .collect();
-        names.sort();
-        Ok(names)
+            .is_some_and(|t| t.metadata().current_snapshot().is_some()))
     }
 }

@@ -3,7 +3,6 @@
 //! the source's columns differ from the lake's.
 
 use futures::TryStreamExt;
-use iceberg::Catalog;
 
 use super::{FINGERPRINT_PROP, Lake, LakeExtract, ROWS_PROP, RUN_ID_PROP, TABLE_INFO_PROP, schema};
 use crate::error::{Error, Result};
@@ -39,12 +38,10 @@ impl Lake {
     /// How the source's columns differ from the published lake table's (nothing when the table
     /// was never published).
     pub async fn schema_diff(&self, info: &TableInfo) -> Result<schema::SchemaDiff> {
-        let ident = self.ident(&info.name);
-        if !self.catalog.table_exists(&ident).await? {
-            return Ok(schema::SchemaDiff::default());
-        }
-        let t = self.catalog.load_table(&ident).await?;
-        Ok(schema::diff(t.metadata().current_schema(), info))
+        Ok(match self.current_table(&info.name).await? {
+            Some(t) => schema::diff(t.metadata().current_schema(), info),
+            None => schema::SchemaDiff::default(),
+        })
     }
 
     /// The extract behind the table's current snapshot, from the properties `write_iceberg`

@@ -30,7 +30,7 @@ pub enum Warehouse {
 
 /// The warehouse opened: its URL, the `FileIO` properties and a lister.
 pub struct LakeStorage {
-    /// Absolute local path or `s3://bucket[/prefix]`, without a trailing `/`: every location
+    /// Absolute local path (or its `file://` URL) or `s3://bucket[/prefix]`, without a trailing `/`: every location
     /// in the lake is this, `/`, and a path relative to the warehouse.
     url: String,
     factory: Arc<dyn StorageFactory>,
@@ -54,7 +54,10 @@ fn opendal_error(what: &str, e: opendal::Error) -> Error {
 }
 
 impl LakeStorage {
-    pub fn open(w: &Warehouse) -> Result<LakeStorage> {
+    /// Opens the warehouse. A local one's locations are plain absolute paths, as SQL catalogs
+    /// written by earlier versions hold them, or `file://` URLs (`file_urls`), which REST
+    /// catalogs require.
+    pub fn open(w: &Warehouse, file_urls: bool) -> Result<LakeStorage> {
         match w {
             Warehouse::Local(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -64,10 +67,15 @@ impl LakeStorage {
                     ))
                 })?;
                 let dir = dir.canonicalize()?;
-                let url = dir.to_string_lossy().into_owned();
-                let op = Operator::new(opendal::services::Fs::default().root(&url))
-                    .map_err(|e| opendal_error(&url, e))?
+                let path = dir.to_string_lossy().into_owned();
+                let op = Operator::new(opendal::services::Fs::default().root(&path))
+                    .map_err(|e| opendal_error(&path, e))?
                     .finish();
+                let url = if file_urls {
+                    format!("file://{path}")
+                } else {
+                    path
+                };
                 let factory: Arc<dyn StorageFactory> = Arc::new(LocalFsStorageFactory);
                 Ok(LakeStorage {
                     file_io: FileIOBuilder::new(factory.clone()).build(),
@@ -285,7 +293,7 @@ mod tests {
     #[tokio::test]
     async fn local_lists_and_deletes_like_the_filesystem() {
         let tmp = tempfile::tempdir().unwrap();
-        let s = LakeStorage::open(&Warehouse::Local(tmp.path().join("wh"))).unwrap();
+        let s = LakeStorage::open(&Warehouse::Local(tmp.path().join("wh")), false).unwrap();
         let root = tmp.path().join("wh").canonicalize().unwrap();
         assert_eq!(s.url(), root.to_string_lossy());
         std::fs::create_dir_all(root.join("ns/t/r1/data")).unwrap();
@@ -319,17 +327,45 @@ mod tests {
         assert!(root.join("ns/t/r2").exists());
     }
 
+    #[tokio::test]
+    async fn local_locations_can_be_file_urls() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = LakeStorage::open(&Warehouse::Local(tmp.path().join("wh")), true).unwrap();
+        let root = tmp.path().join("wh").canonicalize().unwrap();
+        let url = format!("file://{}", root.display());
+        assert_eq!(s.url(), url);
+        assert_eq!(s.location("ns/t"), format!("{url}/ns/t"));
+        std::fs::create_dir_all(root.join("ns/t/r1/data")).unwrap();
+        std::fs::write(root.join("ns/t/r1/data/a.parquet"), b"x").unwrap();
+        let files = s.list_files_below("ns/t").await.unwrap();
+        assert_eq!(files, [format!("{url}/ns/t/r1/data/a.parquet")]);
+        // FileIO reads the URL, and the lister deletes by it.
+        let bytes = s
+            .file_io()
+            .new_input(&files[0])
+            .unwrap()
+            .read()
+            .await
+            .unwrap();
+        assert_eq!(&bytes[..], b"x");
+        s.delete_file(&files[0]).await.unwrap();
+        assert!(!root.join("ns/t/r1/data/a.parquet").exists());
+    }
+
     #[test]
     fn debug_hides_the_s3_keys() {
-        let s = LakeStorage::open(&Warehouse::S3(S3Settings {
-            bucket: "bkt".into(),
-            prefix: "p".into(),
-            endpoint: Some("http://127.0.0.1:1".into()),
-            region: "us-east-1".into(),
-            access_key_id: crate::config::Secret::new("AKIDKEY"),
-            secret_access_key: crate::config::Secret::new("SUPERSECRET"),
-            path_style: true,
-        }))
+        let s = LakeStorage::open(
+            &Warehouse::S3(S3Settings {
+                bucket: "bkt".into(),
+                prefix: "p".into(),
+                endpoint: Some("http://127.0.0.1:1".into()),
+                region: "us-east-1".into(),
+                access_key_id: crate::config::Secret::new("AKIDKEY"),
+                secret_access_key: crate::config::Secret::new("SUPERSECRET"),
+                path_style: true,
+            }),
+            false,
+        )
         .unwrap();
         assert_eq!(s.location("ns/t/r"), "s3://bkt/p/ns/t/r");
         let shown = format!("{s:?}");

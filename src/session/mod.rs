@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::Workflow;
+use crate::config::{CatalogKind, Workflow};
 use crate::error::{Error, Result};
 use crate::lake::{Lake, LakeSettings, Warehouse};
 use crate::model::Stage;
@@ -106,6 +106,10 @@ async fn open_components(state: &Path, wf: &Workflow, start: Start) -> Result<Co
             .clone()
             .unwrap_or_else(|| format!("sqlite:{}", state.join("catalog.db").display())),
         catalog_name: wf.lake.catalog_name.clone(),
+        rest: match &wf.lake.catalog {
+            CatalogKind::Rest(r) => Some(r.clone()),
+            CatalogKind::Sql => None,
+        },
         warehouse: match &wf.lake.s3 {
             Some(s3) => Warehouse::S3(s3.clone()),
             None => Warehouse::Local(

@@ -243,13 +243,13 @@ fn reader(env: &Env, script: &str, table: &str, column: &str) -> Command {
 }
 
 /// A copy of the small demo that the test may change.
-fn own_demo(env: &Env) -> PathBuf {
+pub(crate) fn own_demo(env: &Env) -> PathBuf {
     let copy = env.path().join("source.db");
     std::fs::copy(small_demo_source(), &copy).unwrap();
     copy
 }
 
-fn keep_transactions(source: &Path, below: i64) {
+pub(crate) fn keep_transactions(source: &Path, below: i64) {
     let c = rusqlite::Connection::open(source).unwrap();
     c.execute("DELETE FROM TRANSACTIONS WHERE TXN_ID >= ?1", [below])
         .unwrap();

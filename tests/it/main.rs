@@ -2,7 +2,7 @@
 //! SQL catalog, the machine's MariaDB, a TDS test server standing in for SQL Server (validated by
 //! pytds and tsql), a StarRocks test double (validated by curl, the mariadb client and Python's
 //! csv module), an S3 server (moto) holding the lake, and independent readers (pyiceberg, DuckDB) of
-//! what it wrote.
+//! what it wrote, also through a REST catalog (rustberg).
 
 mod cli;
 mod crash;
@@ -14,6 +14,7 @@ mod mssql;
 mod mssql_live;
 mod mysql_target;
 mod partition;
+mod rest;
 mod s3;
 mod schedule;
 mod starrocks_double;

@@ -266,6 +266,13 @@ impl LakeCheck {
         self
     }
 
+    /// A REST catalog at `uri`, reached with the bearer `token` (given in the environment).
+    pub fn rest(mut self, uri: &str, token: &str) -> Self {
+        self.catalog = uri.into();
+        self.envs.push(("DAG_TEST_REST_TOKEN".into(), token.into()));
+        self
+    }
+
     /// The warehouse in S3 (path style), with the keys given to the readers in the environment.
     pub fn s3(mut self, warehouse: &str, endpoint: &str, key_id: &str, secret: &str) -> Self {
         self.warehouse = warehouse.into();

@@ -577,6 +577,12 @@ class S3Options:
 def open_catalog(name: str, catalog_path: str, warehouse: str, s3: S3Options | None = None) -> Any:
     from pyiceberg.catalog.sql import SqlCatalog
 
+    if catalog_path.startswith(("http://", "https://")):
+        # A REST catalog: pyiceberg's own REST client, with the bearer token from the
+        # environment (DAG_TEST_REST_TOKEN) so that it stays off the command line.
+        from pyiceberg.catalog.rest import RestCatalog
+
+        return RestCatalog(name, uri=catalog_path, token=os.environ["DAG_TEST_REST_TOKEN"])
     props = {}
     if s3 is not None:
         props = {
@@ -621,7 +627,8 @@ def latest_versions(t: pa.Table, key: str, cursor: str) -> pa.Table:
 
 def add_table_args(p: argparse.ArgumentParser) -> None:
     """The arguments that name one lake table, shared by the small readers."""
-    p.add_argument("--catalog", required=True, help="SQLite catalog file or postgres:// URI")
+    p.add_argument("--catalog", required=True,
+                   help="SQLite catalog file, postgres:// URI or a REST catalog's http(s):// URI")
     p.add_argument("--catalog-name", default="dag")
     p.add_argument("--warehouse", required=True)
     p.add_argument("--namespace", required=True)
@@ -939,8 +946,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--expect", help="instead of --source: JSON {table: {rows, fingerprint, "
                                     "columns: [[name, iceberg type], ...]}} computed from the "
                                     "source's values by the caller")
-    p.add_argument("--catalog", help="SQLite file holding the Iceberg SQL catalog, or the "
-                   "postgres://user@host:port/db URI of a PostgreSQL one")
+    p.add_argument("--catalog", help="SQLite file holding the Iceberg SQL catalog, the "
+                   "postgres://user@host:port/db URI of a PostgreSQL one, or the http(s):// URI "
+                   "of a REST catalog (bearer token in DAG_TEST_REST_TOKEN)")
     p.add_argument("--catalog-name", default="dag", help="catalog name (default: dag)")
     p.add_argument("--warehouse", help="warehouse directory, or s3://bucket/prefix")
     p.add_argument("--s3-endpoint", help="S3-compatible server, e.g. http://127.0.0.1:9000 "

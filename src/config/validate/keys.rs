@@ -66,7 +66,19 @@ pub(super) const LAKE_KEYS: Keys = Keys {
         "retention",
         "s3",
     ],
-    by_kind: &[],
+    by_kind: &[
+        ("sql", &[]),
+        (
+            "rest",
+            &[
+                "catalog_warehouse",
+                "token",
+                "credential",
+                "oauth_uri",
+                "scope",
+            ],
+        ),
+    ],
 };
 
 pub(super) const LAKE_S3_KEYS: Keys = Keys {

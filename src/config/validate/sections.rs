@@ -13,7 +13,8 @@ use super::{Located, Need, Section, Validator};
 use crate::config::{
     CatalogKind, DEFAULT_OPEN_PARTITIONS, DEFAULT_PARTITION_MIN_ROWS, Distribution, Encrypt,
     LakeConfig, LakePartition, Limits, LoadMode, MIN_MEMORY, MssqlSettings, MysqlTargetConfig,
-    S3Settings, Secret, SourceConfig, StarRocksConfig, TableModel, TargetConfig, parse_size,
+    RestCatalogConfig, S3Settings, Secret, SourceConfig, StarRocksConfig, TableModel, TargetConfig,
+    parse_size,
 };
 
 impl Validator<'_> {
@@ -127,18 +128,53 @@ impl Validator<'_> {
 
     pub(super) fn lake(&mut self, root: &Section<'_, '_>) -> Option<LakeConfig> {
         let sec = self.section(root, "lake", Need::Required)?;
-        self.check_keys(&sec, &LAKE_KEYS, None);
         let catalog = self.string(&sec, "catalog", Need::Optional);
-        if let Some(catalog) = &catalog
-            && catalog.value != "sql"
-        {
+        let kind = catalog.as_ref().map_or("sql", |c| c.value.as_str());
+        let known = ["sql", "rest"].contains(&kind);
+        self.check_keys(&sec, &LAKE_KEYS, known.then_some(kind));
+        if !known && let Some(catalog) = &catalog {
             let message = format!(
-                "{:?} is not a supported catalog (expected one of: sql)",
+                "{:?} is not a supported catalog (expected one of: sql, rest)",
                 catalog.value
             );
             self.report(catalog.at, &sec.key_of("catalog"), message);
         }
-        let uri = self.name(&sec, "uri", Need::Optional);
+        let uri = if kind == "rest" {
+            let uri = self.string(&sec, "uri", Need::RequiredFor("rest"));
+            if let Some(u) = &uri
+                && !(u.value.starts_with("http://") || u.value.starts_with("https://"))
+            {
+                let message = format!(
+                    "{:?} is not a REST catalog URL (expected http://host:port[/path] or \
+                     https://...)",
+                    u.value
+                );
+                self.report(u.at, &sec.key_of("uri"), message);
+            }
+            uri.map(|u| u.value)
+        } else {
+            self.name(&sec, "uri", Need::Optional)
+        };
+        let catalog_kind = if kind == "rest" {
+            let token = self.secret(&sec, "token", Need::Optional);
+            let credential = self.secret(&sec, "credential", Need::Optional);
+            if token.is_some() && credential.is_some() {
+                self.report(
+                    sec.at,
+                    &sec.key,
+                    "set either token or credential for the REST catalog, not both",
+                );
+            }
+            CatalogKind::Rest(RestCatalogConfig {
+                warehouse: self.name(&sec, "catalog_warehouse", Need::Optional),
+                token,
+                credential,
+                oauth_uri: self.name(&sec, "oauth_uri", Need::Optional),
+                scope: self.name(&sec, "scope", Need::Optional),
+            })
+        } else {
+            CatalogKind::Sql
+        };
         let catalog_name = self.name(&sec, "catalog_name", Need::Optional);
         let warehouse = self.string(&sec, "warehouse", Need::Optional);
         let s3 = self.lake_s3(&sec, warehouse.as_ref());
@@ -174,7 +210,7 @@ impl Validator<'_> {
         let open_partitions = self.integer(&sec, "open_partitions", 1, 1024);
         let retention = self.retention(&sec);
         Some(LakeConfig {
-            catalog: CatalogKind::Sql,
+            catalog: catalog_kind,
             uri,
             catalog_name: catalog_name.unwrap_or_else(|| "dag".to_owned()),
             warehouse,
