@@ -277,6 +277,40 @@ fn rest_catalog_demo_read_by_independent_readers() {
     assert_eq!(status.code, Some(0), "{status:?}");
     no_key_in(&status);
     assert!(status.stdout.contains("snapshot"), "{status:?}");
+
+    // Retention through the catalog: a third run keeping no history expires the first snapshot
+    // (a commit of its own) and deletes the files only it referenced.
+    let first_run_id = snaps[0]["summary"]["dag.run-id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(parquet_files(&env.state(), "TRANSACTIONS", &first_run_id) > 0);
+    env.workflow(
+        "wz",
+        &through_rest(&small_workflow(&source), &srv)
+            .replace("[lake]\n", "[lake]\nretention = 0\n"),
+    );
+    let r = env.dag(&["run", "wz", "--lake-only"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let o: Ran = history(&env, &srv, "worldzone", "TRANSACTIONS", "TXN_ID")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(o.code, Some(0), "{o:?}");
+    let h: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    let left = h["snapshots"].as_array().unwrap();
+    assert_eq!(
+        left.len(),
+        2,
+        "the current snapshot and its parent stay: {h}"
+    );
+    assert_eq!(left[0]["id"], snaps[1]["id"], "{h}");
+    assert_eq!(left[1]["pyiceberg"]["rows"], second.0, "{h}");
+    assert_eq!(
+        parquet_files(&env.state(), "TRANSACTIONS", &first_run_id),
+        0,
+        "the expired snapshot's files are deleted"
+    );
 }
 
 /// Another writer commits to the table while dag commits a refresh (dag is held just before its
