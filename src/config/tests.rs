@@ -970,23 +970,20 @@ fn bad_time_zones_and_refreshes_of_full_tables_are_reported_where_they_are() {
     );
 }
 
+/// A workflow file whose lake is a REST catalog with the key lines `keys`.
+fn rest_lake(keys: &str) -> String {
+    format!(
+        "\n[source]\nkind = \"sqlite\"\npath = \"db.sqlite\"\n\n[lake]\ncatalog = \"rest\"\n{keys}\
+         namespace = \"ns\"\n"
+    )
+}
+
 #[test]
 fn rest_catalogs_take_a_url_and_one_kind_of_credential() {
-    let wf = parse_ok(
-        r#"
-[source]
-kind = "sqlite"
-path = "db.sqlite"
-
-[lake]
-catalog = "rest"
-uri = "https://catalog.example:8181/api"
-credential = "${MSSQL_URL}"
-scope = "PRINCIPAL_ROLE:ALL"
-catalog_warehouse = "lakehouse"
-namespace = "ns"
-"#,
-    );
+    let wf = parse_ok(&rest_lake(
+        "uri = \"https://catalog.example:8181/api\"\ncredential = \"${MSSQL_URL}\"\n\
+         scope = \"PRINCIPAL_ROLE:ALL\"\ncatalog_warehouse = \"lakehouse\"\n",
+    ));
     assert_eq!(
         wf.lake.uri.as_deref(),
         Some("https://catalog.example:8181/api")
@@ -1003,20 +1000,9 @@ namespace = "ns"
     assert_eq!(rest.warehouse.as_deref(), Some("lakehouse"));
     assert!(!format!("{wf:?}").contains("s3cret"), "a secret is printed");
 
-    let errors = parse_err(
-        r#"
-[source]
-kind = "sqlite"
-path = "db.sqlite"
-
-[lake]
-catalog = "rest"
-uri = "sqlite:state/catalog.db"
-token = "t"
-credential = "c"
-namespace = "ns"
-"#,
-    );
+    let errors = parse_err(&rest_lake(
+        "uri = \"sqlite:state/catalog.db\"\ntoken = \"t\"\ncredential = \"c\"\n",
+    ));
     assert_eq!(
         errors,
         vec![
@@ -1026,18 +1012,7 @@ namespace = "ns"
              catalog URL (expected http://host:port[/path] or https://...)",
         ]
     );
-    let errors = parse_err(
-        r#"
-[source]
-kind = "sqlite"
-path = "db.sqlite"
-
-[lake]
-catalog = "rest"
-token = "t"
-namespace = "ns"
-"#,
-    );
+    let errors = parse_err(&rest_lake("token = \"t\"\n"));
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("lake.uri"), "{errors:?}");
     // REST-only keys beside the SQL catalog are reported.

@@ -6,7 +6,7 @@
 //! lake commit point is resumed without a second commit.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -142,27 +142,8 @@ sink = "none"
 
     /// One authenticated HTTP/1.1 GET: status and body.
     fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
-        let mut c = TcpStream::connect(("127.0.0.1", self.port))?;
-        c.set_read_timeout(Some(Duration::from_secs(30)))?;
-        write!(
-            c,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {KEY}\r\n\
-             Connection: close\r\n\r\n",
-            self.port
-        )?;
-        let mut out = Vec::new();
-        c.read_to_end(&mut out)?;
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text}")))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
+        let auth = format!("Authorization: Bearer {KEY}\r\n");
+        http_request(self.port, "GET", path, &auth, "")
     }
 }
 
@@ -207,6 +188,16 @@ fn history(env: &Env, srv: &RestServer, ns: &str, table: &str, column: &str) -> 
         .args(["--namespace", ns, "--table", table, "--column", column])
         .env("DAG_TEST_REST_TOKEN", KEY);
     c
+}
+
+/// What history.py reads of TRANSACTIONS (by TXN_ID) in the REST catalog `srv`.
+fn read_history(env: &Env, srv: &RestServer) -> Value {
+    let o: Ran = history(env, srv, "worldzone", "TRANSACTIONS", "TXN_ID")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(o.code, Some(0), "{o:?}");
+    serde_json::from_str(o.stdout.trim()).unwrap()
 }
 
 fn sums(source: &Path) -> (i64, i64) {
@@ -258,12 +249,7 @@ fn rest_catalog_demo_read_by_independent_readers() {
         .run();
     assert!(out.contains("all 4 tables match the source"), "{out}");
 
-    let o: Ran = history(&env, &srv, "worldzone", "TRANSACTIONS", "TXN_ID")
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(o.code, Some(0), "{o:?}");
-    let h: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    let h = read_history(&env, &srv);
     let snaps = h["snapshots"].as_array().unwrap();
     assert_eq!(snaps.len(), 2, "{h}");
     assert_eq!(snaps[1]["parent"], snaps[0]["id"], "{h}");
@@ -292,12 +278,7 @@ fn rest_catalog_demo_read_by_independent_readers() {
     );
     let r = env.dag(&["run", "wz", "--lake-only"]);
     assert_eq!(r.code, Some(0), "{r:?}");
-    let o: Ran = history(&env, &srv, "worldzone", "TRANSACTIONS", "TXN_ID")
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(o.code, Some(0), "{o:?}");
-    let h: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    let h = read_history(&env, &srv);
     let left = h["snapshots"].as_array().unwrap();
     assert_eq!(
         left.len(),
@@ -371,12 +352,7 @@ fn rest_catalog_detects_a_concurrent_commit() {
     drain.join().unwrap();
     assert!(status.success(), "{status}: {err}");
 
-    let o: Ran = history(&env, &srv, "worldzone", "TRANSACTIONS", "TXN_ID")
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(o.code, Some(0), "{o:?}");
-    let h: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    let h = read_history(&env, &srv);
     let snaps = h["snapshots"].as_array().unwrap();
     assert_eq!(snaps.len(), 3, "dag, pyiceberg, dag: {h}");
     assert_eq!(
@@ -450,12 +426,7 @@ fn rest_catalog_kills_at_the_commit_points_commit_once() {
         let r = env.dag(&args);
         assert_eq!(r.code, Some(0), "{point}: {r:?}");
         assert!(r.stderr.contains("resuming run"), "{point}: {r:?}");
-        let o: Ran = history(&env, &srv, "worldzone", "TRANSACTIONS", "TXN_ID")
-            .output()
-            .unwrap()
-            .into();
-        assert_eq!(o.code, Some(0), "{o:?}");
-        let h: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+        let h = read_history(&env, &srv);
         assert_eq!(
             h["snapshots"].as_array().unwrap().len(),
             1,

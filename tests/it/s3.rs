@@ -2,8 +2,7 @@
 //! (moto, in memory, on loopback, started by each test), read back by pyiceberg and DuckDB,
 //! loaded into the SQLite target, replaced by later runs and resumed after a crash.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -79,28 +78,7 @@ impl S3Server {
 
     /// One plain HTTP/1.1 request (moto accepts unsigned ones): status and body.
     fn http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-        let mut c = TcpStream::connect(("127.0.0.1", self.port))?;
-        c.set_read_timeout(Some(Duration::from_secs(30)))?;
-        write!(
-            c,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        )?;
-        let mut out = Vec::new();
-        c.read_to_end(&mut out)?;
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text}")))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
+        http_request(self.port, method, path, "", body)
     }
 
     /// Every key in the bucket under `prefix`, sorted.
