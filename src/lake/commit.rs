@@ -57,7 +57,7 @@ impl Lake {
     }
 
     /// An incremental run of a keyed table, before its commit to `t`: the current files that
-    /// hold older versions of the rows in the run's files (`paths`) written again without them
+    /// hold older versions of the rows in the run's files (`files`) written again without them
     /// (see `rewrite`). The run's keys are read once (`keys`) however often the commit is
     /// rebuilt. Nothing for a table without a key.
     async fn rewrite_older_versions(
@@ -65,7 +65,7 @@ impl Lake {
         t: &iceberg::table::Table,
         info: &TableInfo,
         run: &str,
-        paths: &[String],
+        files: &RunFiles,
         keys: &mut Option<rewrite::Keys>,
         tuning: &RewriteTuning,
     ) -> Result<rewrite::Rewritten> {
@@ -81,7 +81,7 @@ impl Lake {
             *keys = Some(
                 rewrite::run_keys(
                     self.file_io(),
-                    paths.to_vec(),
+                    files.paths()?,
                     key,
                     integer,
                     tuning.batch_rows,
@@ -156,7 +156,7 @@ impl Lake {
                         found: true,
                     });
                 }
-                if change == Change::Append && files.json.is_empty() {
+                if change == Change::Append && files.is_empty() {
                     return Ok(Published {
                         snapshot_id: t.metadata().current_snapshot_id().unwrap_or_default(),
                         found: false,
@@ -167,10 +167,10 @@ impl Lake {
             let mut rewritten = rewrite::Rewritten::default();
             if let (Change::Append, Some(t)) = (change, &current)
                 && t.metadata().current_snapshot().is_some()
-                && !files.json.is_empty()
+                && !files.is_empty()
             {
                 rewritten = self
-                    .rewrite_older_versions(t, info, run, &files.paths, &mut keys, tuning)
+                    .rewrite_older_versions(t, info, run, files, &mut keys, tuning)
                     .await?;
             }
             let mut props = props.clone();
@@ -199,7 +199,8 @@ impl Lake {
                 info,
                 &self.table_location(&info.name),
                 produce::Changes {
-                    files_json: &files.json,
+                    files: files.iter(),
+                    files_count: files.len(),
                     more_json: std::mem::take(&mut rewritten.added_json),
                     change,
                     removed: &rewritten.removed,
@@ -247,12 +248,60 @@ pub struct RewriteTuning {
     pub open_partitions: usize,
 }
 
-/// A run's data files of a table as its chunks recorded them: each file's description (what a
-/// commit adds) and its path (what is read back).
-#[derive(Debug, Default)]
+/// One data file of a run as its chunk recorded it: its description (what a commit adds) and
+/// its path (what is read back).
+#[derive(Debug, Clone)]
+pub struct RunFile {
+    pub json: String,
+    pub path: String,
+}
+
+/// Reads a run's data files again, in the order their chunks recorded them.
+pub type RunFileIter = Box<dyn Iterator<Item = Result<RunFile>> + Send>;
+
+/// A run's data files of a table, read afresh (from the state store) each time a commit is
+/// built rather than held: a day-partitioned table's run has tens of thousands, about a
+/// kilobyte of description each, and a commit needs only one manifest's worth at a time.
 pub struct RunFiles {
-    pub json: Vec<String>,
-    pub paths: Vec<String>,
+    count: usize,
+    read: Box<dyn Fn() -> RunFileIter + Send + Sync>,
+}
+
+impl RunFiles {
+    /// `count` files, read by `read`.
+    pub fn new(count: usize, read: impl Fn() -> RunFileIter + Send + Sync + 'static) -> RunFiles {
+        RunFiles {
+            count,
+            read: Box::new(read),
+        }
+    }
+
+    /// Files held in memory.
+    #[cfg(test)]
+    pub fn from_vec(files: Vec<RunFile>) -> RunFiles {
+        let files = std::sync::Arc::new(files);
+        RunFiles::new(files.len(), move || {
+            let files = files.clone();
+            Box::new((0..files.len()).map(move |i| Ok(files[i].clone())))
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> RunFileIter {
+        (self.read)()
+    }
+
+    /// The files' paths.
+    pub fn paths(&self) -> Result<Vec<String>> {
+        self.iter().map(|f| f.map(|f| f.path)).collect()
+    }
 }
 
 /// The metadata and metadata location of a table loaded from the catalog.
@@ -266,4 +315,41 @@ pub(super) fn table_state(
         ))
     })?;
     Ok((t.metadata(), loc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_files_are_read_afresh_for_each_commit_attempt() {
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = reads.clone();
+        let files = RunFiles::new(3, move || -> RunFileIter {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::new((0..3).map(|i| {
+                Ok(RunFile {
+                    json: format!("{{\"n\":{i}}}"),
+                    path: format!("/w/f{i}.parquet"),
+                })
+            }))
+        });
+        assert_eq!((files.len(), files.is_empty()), (3, false));
+        let first: Vec<String> = files.iter().map(|f| f.unwrap().json).collect();
+        let second: Vec<String> = files.iter().map(|f| f.unwrap().json).collect();
+        assert_eq!(first, second);
+        assert_eq!(
+            files.paths().unwrap(),
+            ["/w/f0.parquet", "/w/f1.parquet", "/w/f2.parquet"]
+        );
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // A record that cannot be read fails the reading of the paths.
+        let broken = RunFiles::new(1, || -> RunFileIter {
+            Box::new(std::iter::once(Err(Error::state(
+                "chunk record unreadable",
+            ))))
+        });
+        assert!(broken.paths().is_err());
+        assert!(RunFiles::from_vec(Vec::new()).is_empty());
+    }
 }

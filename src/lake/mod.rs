@@ -52,7 +52,7 @@ use crate::model::fingerprint::Digest128;
 use catalog::{Backend, SqlDb, sqlite_file};
 
 pub use catalog::{is_postgres, redact_uri};
-pub use commit::{RewriteTuning, RunFiles};
+pub use commit::{RewriteTuning, RunFile, RunFileIter, RunFiles};
 pub use produce::Change;
 pub use storage::{LakeStorage, Warehouse};
 pub use writer::ChunkWriter;

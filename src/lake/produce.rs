@@ -45,8 +45,9 @@ pub enum Change {
 /// them), whether it replaces the table's files or adds to them, the current files it removes
 /// besides (an incremental run's rewritten files), and its summary properties.
 pub struct Changes<'a> {
-    /// The run's files.
-    pub files_json: &'a [String],
+    /// The run's files, read as they are written into manifests.
+    pub files: super::commit::RunFileIter,
+    pub files_count: usize,
     /// Files added besides (an incremental run's rewrites).
     pub more_json: Vec<String>,
     pub change: Change,
@@ -97,11 +98,11 @@ fn manifest_writer(
     .build_v2_data())
 }
 
-/// Writes the files of a snapshot of `info`'s table that adds the data files `files_json`
+/// Writes the files of a snapshot of `info`'s table that adds the data files `files`
 /// (descriptions recorded by the chunk writers, which wrote through [`metadata::for_writers`]
 /// of the same `current`) with `change`, and returns the table metadata that adds it. An append
 /// also removes the current files in `removed` (those an incremental run rewrote without the
-/// rows it replaces; their rewrites are among `files_json`).
+/// rows it replaces; their rewrites are `more_json`).
 /// `current` is the table's metadata and its location (none: the table is created by this
 /// commit, at `location`).
 pub async fn snapshot(
@@ -112,7 +113,8 @@ pub async fn snapshot(
     what: Changes<'_>,
 ) -> Result<Produced> {
     let Changes {
-        files_json,
+        files,
+        files_count,
         more_json,
         change,
         removed,
@@ -138,20 +140,19 @@ pub async fn snapshot(
         format!("{meta_dir}/{commit}-m{}.avro", counter - 1)
     };
 
-    let added_files = files_json.len() + more_json.len();
-    let mut files = files_json
-        .iter()
-        .map(String::as_str)
-        .chain(more_json.iter().map(String::as_str));
+    let added_files = files_count + more_json.len();
+    let mut files = files
+        .map(|f| f.map(|f| f.json))
+        .chain(more_json.into_iter().map(Ok));
     loop {
-        let slice: Vec<&str> = files.by_ref().take(MANIFEST_FILES).collect();
+        let slice: Vec<String> = files.by_ref().take(MANIFEST_FILES).collect::<Result<_>>()?;
         if slice.is_empty() {
             break;
         }
         let mut w = manifest_writer(io, next_path(), snapshot_id, &schema, &spec)?;
         for json in slice {
             let df = iceberg::spec::deserialize_data_file_from_json(
-                json,
+                &json,
                 spec.spec_id(),
                 &partition_type,
                 &schema,

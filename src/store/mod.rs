@@ -215,6 +215,16 @@ impl Store {
 
     /// Finished chunks of a table in a run, by index.
     pub fn chunks(&self, run: &str, table: &str) -> Result<Vec<ChunkRecord>> {
+        self.chunk_iter(run, table).collect()
+    }
+
+    /// The chunk records of `table` in run `run`, read one at a time (a day-partitioned
+    /// table's records describe thousands of files).
+    pub fn chunk_iter(
+        &self,
+        run: &str,
+        table: &str,
+    ) -> impl Iterator<Item = Result<ChunkRecord>> + Send + 'static {
         self.chunks
             .scan_prefix(format!("{run}/{table}/").as_bytes())
             .map(|kv| {
@@ -226,7 +236,6 @@ impl Store {
                     ))
                 })
             })
-            .collect()
     }
 
     /// The watermark of an incremental table (its name as the run recorded it).

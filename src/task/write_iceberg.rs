@@ -16,11 +16,28 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let mut rec = ctx.start(table, Stage::WriteIceberg, grant)?;
     let run = &ctx.run_id;
     let (info, digest) = ctx.extracted(table)?;
-    let mut files = lake::RunFiles::default();
-    for c in ctx.store.chunks(run, table)? {
-        files.json.extend(c.files);
-        files.paths.extend(c.paths);
+    // The files are counted here and read again, chunk by chunk, as the commit writes them.
+    let mut count = 0;
+    for c in ctx.store.chunk_iter(run, table) {
+        count += c?.files.len();
     }
+    let files = {
+        let (store, run, table) = (ctx.store.clone(), run.clone(), table.to_string());
+        lake::RunFiles::new(count, move || -> lake::RunFileIter {
+            Box::new(store.chunk_iter(&run, &table).flat_map(|c| {
+                let files: Vec<Result<lake::RunFile>> = match c {
+                    Ok(c) => c
+                        .files
+                        .into_iter()
+                        .zip(c.paths)
+                        .map(|(json, path)| Ok(lake::RunFile { json, path }))
+                        .collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                files
+            }))
+        })
+    };
     let append = info.incremental.as_ref().is_some_and(|i| i.append);
     let mut props = HashMap::from([
         (lake::ROWS_PROP.to_string(), digest.rows.to_string()),
@@ -40,7 +57,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
             props.insert("dag.cursor-high".into(), hi.to_string());
         }
     }
-    let data_files = files.json.len();
+    let data_files = files.len();
     // A full refresh replaces the table's files; an incremental run adds its rows.
     let change = if append {
         lake::Change::Append
