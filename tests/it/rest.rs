@@ -308,7 +308,26 @@ fn rest_catalog_detects_a_concurrent_commit() {
     assert_eq!(r.code, Some(0), "{r:?}");
     keep_transactions(&source, 25_001);
 
-    let mut dag = env.spawn(&args, Some("stall:before_catalog_commit:TRANSACTIONS@6"));
+    // The other writer: pyiceberg loads the table first, then waits to be let go.
+    let (ready, go) = (env.path().join("ready"), env.path().join("go"));
+    let holder = history(&env, &srv, "worldzone", "TRANSACTIONS", "TXN_ID")
+        .arg("--hold")
+        .arg(&ready)
+        .arg("--release")
+        .arg(&go)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start history.py");
+    let t0 = Instant::now();
+    while !ready.exists() {
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "history.py never loaded the table"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut dag = env.spawn(&args, Some("stall:before_catalog_commit:TRANSACTIONS@10"));
     let mut stdout = dag.stdout.take().unwrap();
     let drain = std::thread::spawn(move || {
         let mut out = String::new();
@@ -334,17 +353,9 @@ fn rest_catalog_detects_a_concurrent_commit() {
     });
     rx.recv_timeout(Duration::from_secs(300))
         .expect("dag never reached its catalog commit");
-    // The other writer: pyiceberg appends through the same catalog at once.
-    let go = env.path().join("go");
+    // dag has built its commit and waits before sending it: pyiceberg appends now.
     std::fs::write(&go, "").unwrap();
-    let other: Ran = history(&env, &srv, "worldzone", "TRANSACTIONS", "TXN_ID")
-        .arg("--hold")
-        .arg(env.path().join("ready"))
-        .arg("--release")
-        .arg(&go)
-        .output()
-        .unwrap()
-        .into();
+    let other: Ran = holder.wait_with_output().unwrap().into();
     assert_eq!(other.code, Some(0), "{other:?}");
     let other: Value = serde_json::from_str(other.stdout.trim()).unwrap();
     let status = dag.wait().unwrap();
