@@ -85,7 +85,10 @@ pub fn print_run(run: &RunRecord, tasks: &[TaskRecord], active: bool) {
         run.sessions,
         mib(run.memory_budget),
         run.peak_rss
-            .map(|p| format!("  peak RSS {}", mib(p)))
+            .map(|p| match run.peak_rss_code {
+                Some(c) => format!("  peak RSS {} ({} code)", mib(p), mib(c)),
+                None => format!("  peak RSS {}", mib(p)),
+            })
             .unwrap_or_default(),
     );
     println!(

@@ -245,6 +245,7 @@ pub async fn run(
                 tables: graph.tables.clone(),
                 sessions: 1,
                 peak_rss: None,
+                peak_rss_code: None,
                 peak_reserved: None,
                 from_lake,
             };
@@ -518,6 +519,7 @@ async fn execute(
     // did not finish is recorded pending.
     if let Some(stop) = report.stopped {
         run.peak_rss = run_peak_rss(&store.tasks(&run.id)?);
+        run.peak_rss_code = crate::sysmem::peak_file_rss();
         run.peak_reserved = Some(report.peak_reserved);
         store.put_run(&run)?;
         let resume = match only_table {
@@ -544,6 +546,7 @@ async fn execute(
     };
     run.ended_at = Some(now());
     run.peak_rss = run_peak_rss(&all);
+    run.peak_rss_code = crate::sysmem::peak_file_rss();
     run.peak_reserved = Some(report.peak_reserved);
     store.put_run(&run)?;
     match prune_history(&store, wf.history_retention_secs) {
@@ -639,6 +642,7 @@ mod tests {
             tables: vec!["T".into()],
             sessions: 1,
             peak_rss: None,
+            peak_rss_code: None,
             peak_reserved: None,
             from_lake: false,
         }

@@ -403,6 +403,7 @@ mod tests {
             tables: vec!["T".into()],
             sessions: 1,
             peak_rss: None,
+            peak_rss_code: None,
             peak_reserved: None,
             from_lake: false,
         };

@@ -67,6 +67,9 @@ pub struct RunRecord {
     /// Peak resident memory of the last process that worked on the run.
     #[serde(default)]
     pub peak_rss: Option<u64>,
+    /// Most of that process's resident memory that was file-backed: the program's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_code: Option<u64>,
     /// Most memory the scheduler had reserved at once in that process.
     #[serde(default)]
     pub peak_reserved: Option<u64>,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): does the memory budget hold? For each budget (48MiB, 96MiB, 256MiB,
 # 1GiB and the default) and each scenario, one `dag run` in its own process, printing the whole
-# process's peak RSS (/usr/bin/time -v), the scheduler's peak reservation (the run record's
+# process's peak RSS (/usr/bin/time -v) and how much of it was the program's code (file-backed
+# pages, the run record's peak_rss_code), the scheduler's peak reservation (the run record's
 # peak_reserved), rows/s, the process's RSS while each stage ran (extract, write_iceberg, load,
 # verify: the highest over that stage's tasks, from `dag status`), and whether the peak stayed
 # within budget + 32 MiB.
@@ -133,15 +134,16 @@ for x in st["tasks"]:
         stages[x["stage"]] = max(stages.get(x["stage"], 0), x["peak_rss"])
 by_stage = "/".join(f"{stages[k] / 2**20:.0f}" if k in stages else "-"
                     for k in ("extract", "write_iceberg", "load", "verify"))
+code = (run.get("peak_rss_code") or 0) / 2**20
 print(f"{scenario:<12} {budget:>8} {rows:>9} {secs:8.2f} {rows / secs:>10,.0f} "
-      f"{rss / 2**20:9.1f} {reserved:9.1f} {run['memory_budget'] / 2**20:9.0f}  "
+      f"{rss / 2**20:9.1f} {code:8.1f} {reserved:9.1f} {run['memory_budget'] / 2**20:9.0f}  "
       f"{by_stage:<16} {run['status']:<9} {verdict} {warned}")
 PY
 }
 
 echo "dag $("$DAG" --version | cut -d' ' -f2), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); single runs"
-printf '%-12s %8s %9s %8s %10s %9s %9s %9s  %-16s %s\n' scenario budget rows "wall s" "rows/s" \
-  "RSS MiB" "rsv MiB" "bgt MiB" "RSS e/w/l/v MiB" "status / within budget+32MiB"
+printf '%-12s %8s %9s %8s %10s %9s %8s %9s %9s  %-16s %s\n' scenario budget rows "wall s" "rows/s" \
+  "RSS MiB" "code MiB" "rsv MiB" "bgt MiB" "RSS e/w/l/v MiB" "status / within budget+32MiB"
 for s in "${SCENARIOS[@]}"; do
   for b in "${BUDGET_LIST[@]}"; do
     measure "$s" "$b"

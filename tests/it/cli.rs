@@ -180,6 +180,16 @@ fn status_shows_each_tasks_rss_and_only_tasks_over_budget_are_named_in_warnings(
     let (run, tasks) = env.status("w");
     let limit = run["memory_budget"].as_u64().unwrap() + (32 << 20);
     assert_eq!(limit, 48 << 20);
+    // The part of the peak that is the program's code: some, never all of it.
+    let code = run["peak_rss_code"].as_u64().expect("peak_rss_code");
+    assert!(
+        code > 1 << 20 && code < run["peak_rss"].as_u64().unwrap(),
+        "{run}"
+    );
+    assert!(
+        r.stdout.contains(" code)"),
+        "the run's line shows the code part: {r:?}"
+    );
     let mut over = Vec::new();
     for t in &tasks {
         let rss = t["peak_rss"]
