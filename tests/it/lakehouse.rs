@@ -438,25 +438,7 @@ fn refreshes_keep_the_table_identity_and_its_history() {
     let mut versions = vec![sums(&source)];
 
     // A reader that loaded the table before the refresh.
-    let ready = env.path().join("ready");
-    let go = env.path().join("go");
-    let holder = args("TXN_ID")
-        .arg("--hold")
-        .arg(&ready)
-        .arg("--release")
-        .arg(&go)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start history.py");
-    let t0 = std::time::Instant::now();
-    while !ready.exists() {
-        assert!(
-            t0.elapsed().as_secs() < 120,
-            "history.py never loaded the table"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (holder, go) = hold_table(args("TXN_ID"), env.path());
     keep_transactions(&source, 25_001);
     run();
     versions.push(sums(&source));

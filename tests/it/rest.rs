@@ -309,24 +309,10 @@ fn rest_catalog_detects_a_concurrent_commit() {
     keep_transactions(&source, 25_001);
 
     // The other writer: pyiceberg loads the table first, then waits to be let go.
-    let (ready, go) = (env.path().join("ready"), env.path().join("go"));
-    let holder = history(&env, &srv, "worldzone", "TRANSACTIONS", "TXN_ID")
-        .arg("--hold")
-        .arg(&ready)
-        .arg("--release")
-        .arg(&go)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start history.py");
-    let t0 = Instant::now();
-    while !ready.exists() {
-        assert!(
-            t0.elapsed().as_secs() < 120,
-            "history.py never loaded the table"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (holder, go) = hold_table(
+        history(&env, &srv, "worldzone", "TRANSACTIONS", "TXN_ID"),
+        env.path(),
+    );
     let mut dag = env.spawn(&args, Some("stall:before_catalog_commit:TRANSACTIONS@10"));
     let mut stdout = dag.stdout.take().unwrap();
     let drain = std::thread::spawn(move || {

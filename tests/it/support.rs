@@ -481,3 +481,28 @@ pub fn http_request(
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// Starts history.py's hold mode with `history` (a history.py command): it loads the table,
+/// creates `<dir>/ready`, and waits for `<dir>/go` before it refreshes its handle and appends.
+/// Returns once the table is loaded, with the process and the file that lets it go.
+pub fn hold_table(mut history: Command, dir: &Path) -> (Child, PathBuf) {
+    let (ready, go) = (dir.join("ready"), dir.join("go"));
+    let holder = history
+        .arg("--hold")
+        .arg(&ready)
+        .arg("--release")
+        .arg(&go)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start history.py");
+    let t0 = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "history.py never loaded the table"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (holder, go)
+}
