@@ -61,15 +61,26 @@ pub fn peak_file_rss() -> Option<u64> {
 static PEAK_FILE: AtomicU64 = AtomicU64::new(0);
 
 fn status_kb(field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb = s
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse::<u64>()
-        .ok()?;
-    Some(kb * 1024)
+    let [v] = status_fields([field]);
+    v
+}
+
+/// Bytes of each of `fields` of `/proc/self/status` (kB lines), from one read of it.
+fn status_fields<const N: usize>(fields: [&str; N]) -> [Option<u64>; N] {
+    let mut out = [None; N];
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
+        return out;
+    };
+    for line in s.lines() {
+        if let Some(i) = fields.iter().position(|f| line.starts_with(f)) {
+            out[i] = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map(|kb| kb * 1024);
+        }
+    }
+    out
 }
 
 /// Samples the process's RSS every few milliseconds on a thread of its own, for as long as it
@@ -90,10 +101,11 @@ impl RssWatch {
             .name("dag-rss".into())
             .spawn(move || {
                 while let Some(spans) = weak.upgrade() {
-                    if let Some(file) = status_kb("RssFile:") {
+                    let [rss, file] = status_fields(["VmRSS:", "RssFile:"]);
+                    if let Some(file) = file {
                         PEAK_FILE.fetch_max(file, Ordering::Relaxed);
                     }
-                    if let Some(now) = rss() {
+                    if let Some(now) = rss {
                         let mut spans = spans.lock().unwrap_or_else(|p| p.into_inner());
                         spans.retain(|s| match s.upgrade() {
                             Some(s) => {

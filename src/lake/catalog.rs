@@ -48,6 +48,9 @@ pub(super) struct SqlDb {
     pub(super) name: String,
     /// PostgreSQL (`$n` placeholders) rather than SQLite (`?`).
     pub(super) postgres: bool,
+    /// Where dag versions before one table identity across runs kept each run's table until it
+    /// was published (`<ns>_dag_staging`); rows left there by such runs are removed.
+    pub(super) staging: NamespaceIdent,
 }
 
 /// `uri` with any password replaced by `***`, for messages.
@@ -195,7 +198,7 @@ impl SqlDb {
              AND substr(table_name, 1, length(?)) = ?",
         ))
         .bind(&self.name)
-        .bind(lake.staging.join("."))
+        .bind(self.staging.join("."))
         .bind(&prefix)
         .bind(&prefix)
         .execute(&mut *tx)
@@ -217,12 +220,12 @@ impl Lake {
     pub(super) async fn current_table(&self, table: &str) -> Result<Option<iceberg::table::Table>> {
         let ident = self.ident(table);
         match &self.backend {
-            Backend::Sql(sql) => {
-                if !sql.catalog.table_exists(&ident).await? {
-                    return Ok(None);
-                }
-                Ok(Some(sql.catalog.load_table(&ident).await?))
-            }
+            // The crate's load looks the table up itself: one lookup, not two.
+            Backend::Sql(sql) => match sql.catalog.load_table(&ident).await {
+                Ok(t) => Ok(Some(t)),
+                Err(e) if e.kind() == iceberg::ErrorKind::TableNotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
             Backend::Rest(cat) => {
                 let Some(loaded) = cat.load(&self.namespace, table).await? else {
                     return Ok(None);

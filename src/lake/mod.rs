@@ -80,9 +80,6 @@ pub struct LakeExtract {
 pub struct Lake {
     backend: Backend,
     namespace: NamespaceIdent,
-    /// Where dag versions before one table identity across runs kept each run's table until it
-    /// was published (`<ns>_dag_staging`); rows left there by such runs are removed.
-    staging: NamespaceIdent,
     storage: LakeStorage,
     /// SQLite catalogs fail with "database is locked" on concurrent commits (not retried by the
     /// crate): catalog writes from this process go one at a time.
@@ -146,7 +143,6 @@ impl Lake {
     pub async fn open(s: &LakeSettings) -> Result<Lake> {
         let storage = LakeStorage::open(&s.warehouse, s.rest.is_some())?;
         let namespace = NamespaceIdent::new(s.namespace.clone());
-        let staging = NamespaceIdent::new(format!("{}_dag_staging", s.namespace));
         let backend = match &s.rest {
             Some(rest) => {
                 let cat = rest::RestCatalog::connect(&s.uri, rest).await?;
@@ -166,7 +162,6 @@ impl Lake {
         Ok(Lake {
             backend,
             namespace,
-            staging,
             storage,
             commit_lock: tokio::sync::Mutex::new(()),
             retention_secs: s.retention_secs,
@@ -222,6 +217,7 @@ impl Lake {
             db,
             name: s.catalog_name.clone(),
             postgres,
+            staging: NamespaceIdent::new(format!("{}_dag_staging", s.namespace)),
         })
     }
 

@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
-    Operation, Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
-    TableMetadata, TableMetadataBuildResult,
+    MAIN_BRANCH, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot,
+    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata,
+    TableMetadataBuildResult,
 };
 
 use super::metadata;
@@ -165,17 +165,7 @@ pub async fn snapshot(
 
     let mut removed_files = 0usize;
     if let Some(current) = base.current_snapshot() {
-        for m in super::snapshot::manifests(io, &base, current).await? {
-            if m.content != ManifestContentType::Data {
-                return Err(Error::state(format!(
-                    "lake table {} has delete files ({}), which dag does not write",
-                    info.name, m.manifest_path
-                )));
-            }
-            if !(m.has_added_files() || m.has_existing_files()) {
-                // Only files an earlier snapshot removed.
-                continue;
-            }
+        for m in super::snapshot::data_manifests(io, &base, current, &info.name).await? {
             // A full refresh removes every current file; an append the ones it rewrote.
             let gone = |path: &str| change == Change::Replace || removed.contains(path);
             if change == Change::Append && removed.is_empty() {

@@ -17,7 +17,8 @@
 
 use std::collections::HashSet;
 
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::DataType;
 use iceberg::spec::{Datum, PrimitiveLiteral};
 
@@ -84,20 +85,14 @@ impl Keys {
 
 /// A key column as 64-bit integers.
 fn as_i64(col: &ArrayRef) -> Result<arrow_array::Int64Array> {
-    arrow_cast::cast(col, &DataType::Int64)?
-        .as_any()
-        .downcast_ref::<arrow_array::Int64Array>()
-        .cloned()
-        .ok_or_else(|| Error::internal("key column cast to int64"))
+    let c = arrow_cast::cast(col, &DataType::Int64)?;
+    Ok(c.as_primitive::<arrow_array::types::Int64Type>().clone())
 }
 
 /// A key column as text.
 fn as_text(col: &ArrayRef) -> Result<arrow_array::StringArray> {
-    arrow_cast::cast(col, &DataType::Utf8)?
-        .as_any()
-        .downcast_ref::<arrow_array::StringArray>()
-        .cloned()
-        .ok_or_else(|| Error::internal("key column cast to text"))
+    let c = arrow_cast::cast(col, &DataType::Utf8)?;
+    Ok(c.as_string::<i32>().clone())
 }
 
 /// The keys of the rows in `paths` (the run's data files), from column `key`.

@@ -168,28 +168,40 @@ pub(super) async fn manifests(
     Ok(list.consume_entries().into_iter().collect())
 }
 
+/// The manifests of `snapshot` (of table `name` with metadata `md`) that hold live data files:
+/// those that only record files an earlier snapshot removed are left out. A snapshot with
+/// delete files is refused: dag writes none, and ignoring them would read deleted rows.
+pub(super) async fn data_manifests(
+    io: &iceberg::io::FileIO,
+    md: &iceberg::spec::TableMetadata,
+    snapshot: &iceberg::spec::Snapshot,
+    name: &str,
+) -> Result<Vec<iceberg::spec::ManifestFile>> {
+    let mut out = Vec::new();
+    for m in manifests(io, md, snapshot).await? {
+        if m.content != iceberg::spec::ManifestContentType::Data {
+            return Err(Error::state(format!(
+                "lake table {name} has delete files ({}), which dag does not write",
+                m.manifest_path
+            )));
+        }
+        if m.has_added_files() || m.has_existing_files() {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
 /// Calls `f` with each live data file of `snapshot` of table `t`, reading one manifest at a
 /// time (a table of many small files, a partitioned one, would otherwise hold every file's
-/// statistics at once, as a scan's planning does). A snapshot with delete files is refused:
-/// dag writes none, and ignoring them would read deleted rows.
+/// statistics at once, as a scan's planning does).
 pub(super) async fn for_each_live_file(
     t: &iceberg::table::Table,
     snapshot: &iceberg::spec::Snapshot,
     mut f: impl FnMut(&iceberg::spec::DataFile),
 ) -> Result<()> {
     let io = t.file_io();
-    for m in manifests(io, t.metadata(), snapshot).await? {
-        if m.content != iceberg::spec::ManifestContentType::Data {
-            return Err(Error::state(format!(
-                "lake table {} has delete files ({}), which dag does not write",
-                t.identifier().name(),
-                m.manifest_path
-            )));
-        }
-        if !(m.has_added_files() || m.has_existing_files()) {
-            // Only files this snapshot removed (an overwrite's record of what it replaced).
-            continue;
-        }
+    for m in data_manifests(io, t.metadata(), snapshot, t.identifier().name()).await? {
         let manifest = m.load_manifest(io).await?;
         for e in manifest.entries().iter().filter(|e| e.is_alive()) {
             f(e.data_file());

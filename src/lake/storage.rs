@@ -30,8 +30,8 @@ pub enum Warehouse {
 
 /// The warehouse opened: its URL, the `FileIO` properties and a lister.
 pub struct LakeStorage {
-    /// Absolute local path (or its `file://` URL) or `s3://bucket[/prefix]`, without a trailing `/`: every location
-    /// in the lake is this, `/`, and a path relative to the warehouse.
+    /// Absolute local path (or its `file://` URL) or `s3://bucket[/prefix]`, without a trailing
+    /// `/`: every location in the lake is this, `/`, and a path relative to the warehouse.
     url: String,
     factory: Arc<dyn StorageFactory>,
     /// `s3.*` properties for `FileIO` (and so the catalog); empty for a local warehouse.

@@ -518,9 +518,8 @@ async fn execute(
     // Stopped: the run stays `running` so that the next `dag run` resumes it; every task that
     // did not finish is recorded pending.
     if let Some(stop) = report.stopped {
-        run.peak_rss = run_peak_rss(&store.tasks(&run.id)?);
-        run.peak_rss_code = crate::sysmem::peak_file_rss();
-        run.peak_reserved = Some(report.peak_reserved);
+        let tasks = store.tasks(&run.id)?;
+        note_peaks(&mut run, &tasks, report.peak_reserved);
         store.put_run(&run)?;
         let resume = match only_table {
             Some(t) => format!("dag retry {t} --workflow {}", wf.name),
@@ -545,9 +544,7 @@ async fn execute(
         RunStatus::Failed
     };
     run.ended_at = Some(now());
-    run.peak_rss = run_peak_rss(&all);
-    run.peak_rss_code = crate::sysmem::peak_file_rss();
-    run.peak_reserved = Some(report.peak_reserved);
+    note_peaks(&mut run, &all, report.peak_reserved);
     store.put_run(&run)?;
     match prune_history(&store, wf.history_retention_secs) {
         Ok(0) => {}
@@ -613,15 +610,18 @@ fn reopen_failed_in(store: &Store, wf: &Workflow) -> Result<Option<String>> {
     Ok(Some(run.id))
 }
 
-/// The run's peak RSS: the kernel's high-water mark, or the highest RSS a task's sampler saw if
-/// that is higher (the kernel folds per-thread RSS counters into the mark lazily, so a sample
-/// taken between folds can exceed it).
-fn run_peak_rss(tasks: &[TaskRecord]) -> Option<u64> {
+/// Records this process's peaks in the run: its RSS (the kernel's high-water mark, or the
+/// highest RSS a task's sampler saw if that is higher: the kernel folds per-thread RSS counters
+/// into the mark lazily, so a sample taken between folds can exceed it), how much of it was
+/// code, and the scheduler's highest reservation.
+fn note_peaks(run: &mut RunRecord, tasks: &[TaskRecord], peak_reserved: u64) {
     let sampled = tasks.iter().filter_map(|t| t.peak_rss).max();
-    match (crate::sysmem::peak_rss(), sampled) {
+    run.peak_rss = match (crate::sysmem::peak_rss(), sampled) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
-    }
+    };
+    run.peak_rss_code = crate::sysmem::peak_file_rss();
+    run.peak_reserved = Some(peak_reserved);
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let Some(target) = ctx.target.clone() else {
         return Err(Error::internal("load planned without a target"));
     };
-    let (info, digest) = ctx.extracted(table)?;
+    let super::Extracted { info, digest, .. } = ctx.extracted(table)?;
     let append = info.incremental.as_ref().is_some_and(|i| i.append);
     let files = if append {
         ctx.run_files(table)?

@@ -87,6 +87,14 @@ pub struct TablePlan {
     pub connections: usize,
 }
 
+/// What a table's extract recorded: the table as the source described it, the digest of what
+/// it read, and the number of data files its chunks wrote (none in records of older versions).
+struct Extracted {
+    info: TableInfo,
+    digest: Digest128,
+    data_files: Option<usize>,
+}
+
 pub struct Ctx {
     pub store: Arc<Store>,
     pub run_id: String,
@@ -151,7 +159,7 @@ impl Ctx {
 
     /// What the table's extract recorded: the schema it moved and the digest of the rows the
     /// source returned. Every later stage works from these, never from the source again.
-    fn extracted(&self, table: &str) -> Result<(TableInfo, Digest128)> {
+    fn extracted(&self, table: &str) -> Result<Extracted> {
         let rec = self
             .store
             .task(&self.run_id, table, Stage::Extract)?
@@ -160,7 +168,11 @@ impl Ctx {
             .outputs
             .schema
             .ok_or_else(|| Error::internal("extract recorded no schema"))?;
-        Ok((info, rec.outputs.digest.unwrap_or_default()))
+        Ok(Extracted {
+            info,
+            digest: rec.outputs.digest.unwrap_or_default(),
+            data_files: rec.outputs.data_files,
+        })
     }
 
     /// `verify` of the table's override, else of the workflow.

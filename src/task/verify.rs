@@ -34,7 +34,11 @@ const MAX_HELD_ROWS: usize = 200_000;
 pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let mut rec = ctx.start(table, Stage::Verify, grant)?;
     crate::fault::point(&format!("before_verify:{table}"));
-    let (info, source) = ctx.extracted(table)?;
+    let super::Extracted {
+        info,
+        digest: source,
+        ..
+    } = ctx.extracted(table)?;
     let mode = ctx.verify_mode(table);
     let batch_rows = ctx.tuning.batch_rows(&info, grant.scale);
     let mut problems = Vec::new();

@@ -15,12 +15,23 @@ use super::{Allowance, Ctx};
 pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let mut rec = ctx.start(table, Stage::WriteIceberg, grant)?;
     let run = &ctx.run_id;
-    let (info, digest) = ctx.extracted(table)?;
-    // The files are counted here and read again, chunk by chunk, as the commit writes them.
-    let mut count = 0;
-    for c in ctx.store.chunk_iter(run, table) {
-        count += c?.files.len();
-    }
+    let super::Extracted {
+        info,
+        digest,
+        data_files,
+    } = ctx.extracted(table)?;
+    // The files are read chunk by chunk as the commit writes them; the extract counted them
+    // (records of older versions did not: counted here then).
+    let count = match data_files {
+        Some(n) => n,
+        None => {
+            let mut n = 0;
+            for c in ctx.store.chunk_iter(run, table) {
+                n += c?.files.len();
+            }
+            n
+        }
+    };
     let files = {
         let (store, run, table) = (ctx.store.clone(), run.clone(), table.to_string());
         lake::RunFiles::new(count, move || -> lake::RunFileIter {

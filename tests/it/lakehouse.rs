@@ -249,6 +249,18 @@ pub(crate) fn own_demo(env: &Env) -> PathBuf {
     copy
 }
 
+/// Rows of the source's TRANSACTIONS and the sum of their TXN_IDs: two versions with the same
+/// row count but other rows tell apart.
+pub(crate) fn sums(source: &Path) -> (i64, i64) {
+    let c = rusqlite::Connection::open(source).unwrap();
+    c.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(TXN_ID), 0) FROM TRANSACTIONS",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
 pub(crate) fn keep_transactions(source: &Path, below: i64) {
     let c = rusqlite::Connection::open(source).unwrap();
     c.execute("DELETE FROM TRANSACTIONS WHERE TXN_ID >= ?1", [below])
@@ -421,15 +433,6 @@ fn refreshes_keep_the_table_identity_and_its_history() {
     let source = own_demo(&env);
     env.workflow("wz", &small_workflow(&source));
     let args = |column: &str| reader(&env, "history.py", "TRANSACTIONS", column);
-    let sums = |source: &Path| -> (i64, i64) {
-        let c = rusqlite::Connection::open(source).unwrap();
-        c.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(TXN_ID), 0) FROM TRANSACTIONS",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
-    };
     let run = || {
         let r = env.dag(&["run", "wz", "--lake-only", "--tables", "TRANSACTIONS"]);
         assert_eq!(r.code, Some(0), "{r:?}");

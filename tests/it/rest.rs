@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::lakehouse::{keep_transactions, own_demo};
+use crate::lakehouse::{keep_transactions, own_demo, sums};
 use crate::mssql::{expected, server, workflow};
 use crate::support::*;
 use crate::tds::fixtures;
@@ -198,16 +198,6 @@ fn read_history(env: &Env, srv: &RestServer) -> Value {
         .into();
     assert_eq!(o.code, Some(0), "{o:?}");
     serde_json::from_str(o.stdout.trim()).unwrap()
-}
-
-fn sums(source: &Path) -> (i64, i64) {
-    let c = rusqlite::Connection::open(source).unwrap();
-    c.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(TXN_ID), 0) FROM TRANSACTIONS",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .unwrap()
 }
 
 fn no_key_in(r: &Ran) {

@@ -139,7 +139,7 @@ impl Validator<'_> {
             );
             self.report(catalog.at, &sec.key_of("catalog"), message);
         }
-        let uri = if kind == "rest" {
+        let (uri, catalog_kind) = if kind == "rest" {
             let uri = self.string(&sec, "uri", Need::RequiredFor("rest"));
             if let Some(u) = &uri
                 && !(u.value.starts_with("http://") || u.value.starts_with("https://"))
@@ -151,11 +151,6 @@ impl Validator<'_> {
                 );
                 self.report(u.at, &sec.key_of("uri"), message);
             }
-            uri.map(|u| u.value)
-        } else {
-            self.name(&sec, "uri", Need::Optional)
-        };
-        let catalog_kind = if kind == "rest" {
             let token = self.secret(&sec, "token", Need::Optional);
             let credential = self.secret(&sec, "credential", Need::Optional);
             if token.is_some() && credential.is_some() {
@@ -165,15 +160,16 @@ impl Validator<'_> {
                     "set either token or credential for the REST catalog, not both",
                 );
             }
-            CatalogKind::Rest(RestCatalogConfig {
+            let rest = RestCatalogConfig {
                 warehouse: self.name(&sec, "catalog_warehouse", Need::Optional),
                 token,
                 credential,
                 oauth_uri: self.name(&sec, "oauth_uri", Need::Optional),
                 scope: self.name(&sec, "scope", Need::Optional),
-            })
+            };
+            (uri.map(|u| u.value), CatalogKind::Rest(rest))
         } else {
-            CatalogKind::Sql
+            (self.name(&sec, "uri", Need::Optional), CatalogKind::Sql)
         };
         let catalog_name = self.name(&sec, "catalog_name", Need::Optional);
         let warehouse = self.string(&sec, "warehouse", Need::Optional);
