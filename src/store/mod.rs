@@ -213,7 +213,9 @@ impl Store {
         self.flush()
     }
 
-    /// Finished chunks of a table in a run, by index.
+    /// Finished chunks of a table in a run, by index, all at once (tests; the tasks read them
+    /// with [`Store::chunk_iter`]).
+    #[cfg(test)]
     pub fn chunks(&self, run: &str, table: &str) -> Result<Vec<ChunkRecord>> {
         self.chunk_iter(run, table).collect()
     }

@@ -86,9 +86,18 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
         }
     };
 
-    let done = ctx.store.chunks(run, table)?;
-    let done_idx: HashSet<u32> = done.iter().map(|c| c.index).collect();
-    let keep: HashSet<String> = done.iter().flat_map(|c| c.paths.iter().cloned()).collect();
+    // Chunks an earlier attempt finished: their indexes, files and rows. Records are read one
+    // at a time and their file descriptions dropped (a day-partitioned table's chunks describe
+    // thousands of files, tens of MiB when held together).
+    let mut done_idx: HashSet<u32> = HashSet::new();
+    let mut keep: HashSet<String> = HashSet::new();
+    let mut reused_rows = 0u64;
+    for c in ctx.store.chunk_iter(run, table) {
+        let c = c?;
+        done_idx.insert(c.index);
+        reused_rows += c.digest.rows;
+        keep.extend(c.paths);
+    }
     let removed = ctx.lake.remove_unrecorded_files(table, run, &keep).await?;
     if removed > 0 {
         ctx.progress.line(&format!(
@@ -100,7 +109,6 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let batch_rows = ctx.tuning.batch_rows(&info, grant.scale);
     let rg_rows = ctx.tuning.row_group_rows(&info, grant.scale);
     let bar = ctx.progress.bar(table, info.rows);
-    let reused_rows: u64 = done.iter().map(|c| c.digest.rows).sum();
     bar.inc(reused_rows);
 
     // Unfinished chunks, read by up to `slots` connections at once. Each chunk is recorded as
@@ -156,13 +164,16 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     }
     drop(work);
 
-    let chunks = ctx.store.chunks(run, table)?;
+    // The table's digest, lossy counts and files, summed over its chunk records one at a time.
     let mut total = Digest128::default();
     let mut lossy: BTreeMap<String, u64> = BTreeMap::new();
-    for c in &chunks {
+    let mut data_files = 0usize;
+    for c in ctx.store.chunk_iter(run, table) {
+        let c = c?;
         total.add(c.digest);
-        for (col, k) in &c.lossy {
-            *lossy.entry(col.clone()).or_default() += k;
+        data_files += c.files.len();
+        for (col, k) in c.lossy {
+            *lossy.entry(col).or_default() += k;
         }
     }
     if !lossy.is_empty() {
@@ -174,7 +185,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     }
     rec.outputs.digest = Some(total);
     rec.outputs.lossy = lossy;
-    rec.outputs.data_files = Some(chunks.iter().map(|c| c.files.len()).sum());
+    rec.outputs.data_files = Some(data_files);
     rec.outputs.chunks_reused = Some(done_idx.len() as u32);
     bar.finish(&format!("{} rows extracted", total.rows));
     ctx.succeed(rec)

@@ -147,12 +147,10 @@ impl Ctx {
     /// The data files this run's extract wrote for `table`, sorted: what an incremental run
     /// appends to the lake, loads and verifies.
     fn run_files(&self, table: &str) -> Result<Vec<String>> {
-        let mut files: Vec<String> = self
-            .store
-            .chunks(&self.run_id, table)?
-            .into_iter()
-            .flat_map(|c| c.paths)
-            .collect();
+        let mut files = Vec::new();
+        for c in self.store.chunk_iter(&self.run_id, table) {
+            files.extend(c?.paths);
+        }
         files.sort();
         Ok(files)
     }
