@@ -5,13 +5,19 @@
 //! its one INSERT.
 //!
 //! No body is held in memory: a first pass over the rows only measures where each request ends
-//! and how many bytes it takes (ahead of the sending, on the blocking pool), and each send encodes
-//! the request's rows again, from the Parquet files onto the socket in small chunks. The CSV
-//! encoding is deterministic, so every send of a request (a retry, a 307 re-send, a resumed
-//! load) carries the same bytes.
+//! and how many bytes it takes (on the blocking pool), and each send encodes the request's rows
+//! again, from the Parquet files onto the socket in small chunks. The CSV encoding is
+//! deterministic, so every send of a request (a retry, a 307 re-send, a resumed load) carries
+//! the same bytes.
+//!
+//! The measuring of the next request starts when the current body has been encoded to its end,
+//! while the sender waits for StarRocks' answer, and opens its own reader for each request: a
+//! Parquet reader holds a decompression context and a page per column (a few MiB for a wide
+//! table), and the two passes never hold one at the same time.
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
@@ -97,7 +103,7 @@ impl StarRocksTarget {
                 file: last.next_file,
                 row: last.next_row,
             };
-            let mut rx = measure(&source, from, Some(to), u64::MAX);
+            let mut rx = measure(&source, from, Some(to), u64::MAX, None);
             let span = rx
                 .recv()
                 .await
@@ -113,6 +119,7 @@ impl StarRocksTarget {
             let body = CsvBody {
                 source: source.clone(),
                 span,
+                encoded: None,
             };
             let outcome = self
                 .send(http, job, stage, &headers, &last.label, &body, n as u32)
@@ -125,7 +132,9 @@ impl StarRocksTarget {
             file: r.next_file,
             row: r.next_row,
         });
-        let mut rx = measure(&source, start, None, self.cfg.request_bytes);
+        // The measuring waits for each body to be encoded before it measures the next request.
+        let (encoded, gate) = std::sync::mpsc::sync_channel(1);
+        let mut rx = measure(&source, start, None, self.cfg.request_bytes, Some(gate));
         while let Some(span) = rx.recv().await {
             let span = span?;
             let n = requests.len() as u32;
@@ -141,13 +150,21 @@ impl StarRocksTarget {
                 outcome: RequestOutcome::Pending,
             });
             record(requests)?;
+            let release = Arc::new(Release {
+                gate: encoded.clone(),
+                done: AtomicBool::new(false),
+            });
             let body = CsvBody {
                 source: source.clone(),
                 span,
+                encoded: Some(release.clone()),
             };
-            let outcome = self
+            let sent = self
                 .send(http, job, stage, &headers, &label, &body, n)
-                .await?;
+                .await;
+            // Also when the send ended without encoding the whole body (an early answer).
+            release.release();
+            let outcome = sent?;
             requests[n as usize].outcome = outcome;
             record(requests)?;
             count(&mut summary, outcome);
@@ -350,8 +367,7 @@ struct Rows {
 }
 
 /// Most bytes of rows a Stream Load reads from Parquet at a time. Rows are encoded one by one,
-/// so a larger batch only costs memory, twice over (the pass measuring the next request reads
-/// alongside the one sending). The load's estimate counts batches of this size
+/// so a larger batch only costs memory. The load's estimate counts batches of this size
 /// (`load_batch_bytes`).
 pub(super) const CSV_BATCH_BYTES: u64 = 1 << 20;
 
@@ -366,6 +382,25 @@ fn csv_batch_rows(batch_rows: usize, info: &TableInfo) -> usize {
 struct CsvBody {
     source: Rows,
     span: Span,
+    /// Released when an encoding of the body has ended (its reader closed): the measuring of
+    /// the next request may start.
+    encoded: Option<Arc<Release>>,
+}
+
+/// Lets the measuring of the next request start, once per request: when its body has first been
+/// encoded to the end, or when its send ended without that.
+struct Release {
+    gate: std::sync::mpsc::SyncSender<()>,
+    done: AtomicBool,
+}
+
+impl Release {
+    fn release(&self) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            // Never full: the measuring takes each signal before the next request exists.
+            let _ = self.gate.try_send(());
+        }
+    }
 }
 
 impl RequestBody for CsvBody {
@@ -379,6 +414,7 @@ impl RequestBody for CsvBody {
         let (tx, rx) = mpsc::channel::<Result<Vec<u8>>>(2);
         let source = self.source.clone();
         let span = self.span;
+        let encoded = self.encoded.clone();
         tokio::task::spawn_blocking(move || {
             let mut buf = Vec::with_capacity(CHUNK_BYTES);
             let walked = walk(&source, span.from, Some(span.to), |row| {
@@ -392,6 +428,10 @@ impl RequestBody for CsvBody {
                 }
                 Ok(true)
             });
+            // The reader is closed: the next request may be measured.
+            if let Some(encoded) = encoded {
+                encoded.release();
+            }
             let _ = match walked {
                 Ok(()) if !buf.is_empty() => tx.blocking_send(Ok(buf)),
                 Ok(()) => Ok(()),
@@ -405,31 +445,52 @@ impl RequestBody for CsvBody {
 }
 
 /// Measures the requests the rows from `from` (up to `until`, or the end) make, at most
-/// `max_bytes` of CSV each, on the blocking pool. Only positions and lengths are kept; the
-/// measuring runs at most two requests ahead of the sending.
+/// `max_bytes` of CSV each, on the blocking pool. Only positions and lengths are kept. With a
+/// `gate`, each request after the first is measured only once the gate is signalled (the body
+/// before it has been encoded), so that the measuring and the sending do not read at once.
 fn measure(
     source: &Rows,
     from: Pos,
     until: Option<Pos>,
     max_bytes: u64,
+    gate: Option<std::sync::mpsc::Receiver<()>>,
 ) -> mpsc::Receiver<Result<Span>> {
     let (tx, rx) = mpsc::channel(1);
     let source = source.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = measure_into(&source, from, until, max_bytes, &tx) {
-            let _ = tx.blocking_send(Err(e));
+        let mut at = from;
+        loop {
+            let span = match measure_one(&source, at, until, max_bytes) {
+                Ok(Some(span)) => span,
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            at = span.to;
+            // A closed channel or gate: the load ended or was abandoned.
+            if tx.blocking_send(Ok(span)).is_err() {
+                return;
+            }
+            if let Some(gate) = &gate
+                && gate.recv().is_err()
+            {
+                return;
+            }
         }
     });
     rx
 }
 
-fn measure_into(
+/// The next request from `from`: the rows (up to `until`, or the end) whose CSV fits in
+/// `max_bytes`; `None` when no row is left. Its reader is closed when it returns.
+fn measure_one(
     source: &Rows,
     from: Pos,
     until: Option<Pos>,
     max_bytes: u64,
-    tx: &mpsc::Sender<Result<Span>>,
-) -> Result<()> {
+) -> Result<Option<Span>> {
     let mut span = Span {
         from,
         to: from,
@@ -447,17 +508,9 @@ fn measure_into(
                         source.info.name, here.row, source.files[here.file as usize],
                     )));
                 }
+                // Full: this row starts the next request (`span.to` is already here).
                 if span.bytes + len > max_bytes && span.rows > 0 {
-                    let next = Span {
-                        from: here,
-                        to: here,
-                        rows: 0,
-                        bytes: 0,
-                    };
-                    let full = std::mem::replace(&mut span, next);
-                    if tx.blocking_send(Ok(full)).is_err() {
-                        return Ok(false);
-                    }
+                    return Ok(false);
                 }
                 span.bytes += len;
                 span.rows += 1;
@@ -477,10 +530,7 @@ fn measure_into(
         }
         Ok(true)
     })?;
-    if span.rows > 0 {
-        let _ = tx.blocking_send(Ok(span));
-    }
-    Ok(())
+    Ok((span.rows > 0).then_some(span))
 }
 
 /// What [`walk`] hands over: a row's CSV line at its position, or the end of a data file with
@@ -549,4 +599,131 @@ fn walk(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ColType, Column};
+    use arrow_array::{ArrayRef, Int32Array, RecordBatch, StringArray};
+    use futures::StreamExt;
+
+    /// Two data files of 20 rows each of an (id, note) table.
+    fn files(dir: &std::path::Path) -> (TableInfo, Vec<String>) {
+        let info = TableInfo::new(
+            "T",
+            vec![
+                Column {
+                    name: "id".into(),
+                    ty: ColType::Int32,
+                    nullable: false,
+                },
+                Column {
+                    name: "note".into(),
+                    ty: ColType::String,
+                    nullable: true,
+                },
+            ],
+            Some("id".into()),
+            40,
+        );
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("id", arrow_schema::DataType::Int32, false),
+            arrow_schema::Field::new("note", arrow_schema::DataType::Utf8, true),
+        ]));
+        let paths = (0..2)
+            .map(|f| {
+                let ids: Vec<i32> = (f * 20..f * 20 + 20).collect();
+                let notes: Vec<String> = ids.iter().map(|i| format!("row {i}")).collect();
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(Int32Array::from(ids)),
+                    Arc::new(StringArray::from(notes)),
+                ];
+                let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+                let path = dir.join(format!("f{f}.parquet"));
+                let file = std::fs::File::create(&path).unwrap();
+                let mut w =
+                    parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+                w.write(&batch).unwrap();
+                w.close().unwrap();
+                format!("file://{}", path.display())
+            })
+            .collect();
+        (info, paths)
+    }
+
+    fn release(gate: &std::sync::mpsc::SyncSender<()>) -> Arc<Release> {
+        Arc::new(Release {
+            gate: gate.clone(),
+            done: AtomicBool::new(false),
+        })
+    }
+
+    async fn encode(body: &CsvBody) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut chunks = body.chunks();
+        while let Some(c) = chunks.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_next_request_is_measured_only_once_the_body_before_it_was_encoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (info, paths) = files(dir.path());
+        let source = Rows {
+            files: Arc::new(paths),
+            io: iceberg::io::FileIO::new_with_fs(),
+            info: Arc::new(info),
+            batch_rows: 7,
+        };
+        let wait = Duration::from_millis(300);
+        let (gate, gated) = std::sync::mpsc::sync_channel(1);
+        let mut rx = measure(&source, Pos { file: 0, row: 0 }, None, 64, Some(gated));
+        let first = rx.recv().await.unwrap().unwrap();
+        assert_eq!(first.from, Pos { file: 0, row: 0 });
+        // Nothing more is measured while the first body has not been encoded.
+        assert!(tokio::time::timeout(wait, rx.recv()).await.is_err());
+        let r = release(&gate);
+        let body = CsvBody {
+            source: source.clone(),
+            span: first,
+            encoded: Some(r.clone()),
+        };
+        let csv = encode(&body).await;
+        assert_eq!(csv.len() as u64, first.bytes);
+        assert!(csv.starts_with(b"0,"), "{}", String::from_utf8_lossy(&csv));
+        let second = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("encoding the first body lets the second request be measured")
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.from, first.to);
+        // A request releases once: sending its body again (a retry) or the send ending lets
+        // nothing more be measured.
+        encode(&body).await;
+        r.release();
+        assert!(tokio::time::timeout(wait, rx.recv()).await.is_err());
+        // The rest, one release each: the requests cover every row once, in order, across the
+        // file boundary, each within the limit.
+        let mut spans = vec![first, second];
+        loop {
+            release(&gate).release();
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+            {
+                Some(span) => spans.push(span.unwrap()),
+                None => break,
+            }
+        }
+        assert!(spans.len() > 4, "{spans:?}");
+        assert_eq!(spans.iter().map(|s| s.rows).sum::<u64>(), 40);
+        for w in spans.windows(2) {
+            assert_eq!(w[1].from, w[0].to);
+        }
+        assert!(spans.iter().all(|s| s.bytes <= 64 && s.rows > 0));
+        assert_eq!(spans.last().unwrap().to, Pos { file: 2, row: 0 });
+    }
 }
