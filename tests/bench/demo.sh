@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # DAG=/absolute/path/to/dag measures another build of dag (e.g. an older commit) with these scripts.
-[ -n "${DAG:-}" ] || cargo build --release --quiet
-DAG="${DAG:-$PWD/target/release/dag}"
+# shellcheck source=tests/bench/dag.sh
+. tests/bench/dag.sh
 WF="$PWD/workflows"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

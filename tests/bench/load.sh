@@ -9,9 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-2000000}
 # DAG=/absolute/path/to/dag measures another build of dag (e.g. an older commit) with these scripts.
-[ -n "${DAG:-}" ] || cargo build --release --quiet
+# shellcheck source=tests/bench/dag.sh
+. tests/bench/dag.sh
 cargo build --release --quiet -p dag-doubles --bins
-DAG="${DAG:-$PWD/target/release/dag}"
 WORK=$(mktemp -d)
 # shellcheck source=tests/bench/servers.sh
 . tests/bench/servers.sh

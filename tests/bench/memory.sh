@@ -24,9 +24,9 @@ SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(tds-1c tds-2c tds-4c demo partitioned mariadb starrocks)
 read -r -a BUDGET_LIST <<<"${BUDGETS:-48MiB 96MiB 256MiB 1GiB default}"
 LOAD_ROWS=200000
-[ -n "${DAG:-}" ] || cargo build --release --quiet
+# shellcheck source=tests/bench/dag.sh
+. tests/bench/dag.sh
 cargo build --release --quiet -p dag-doubles --bins
-DAG="${DAG:-$PWD/target/release/dag}"
 WF="$PWD/workflows"
 WORK=$(mktemp -d)
 # shellcheck source=tests/bench/servers.sh

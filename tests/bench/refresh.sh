@@ -7,8 +7,8 @@
 # Usage: tests/bench/refresh.sh [REFRESHES]      (needs python3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ -n "${DAG:-}" ] || cargo build --release --quiet
-DAG="${DAG:-$PWD/target/release/dag}"
+# shellcheck source=tests/bench/dag.sh
+. tests/bench/dag.sh
 N="${1:-10}"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

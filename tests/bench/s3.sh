@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # DAG=/absolute/path/to/dag measures another build of dag (e.g. an older commit) with these scripts.
-[ -n "${DAG:-}" ] || cargo build --release --quiet
-DAG="${DAG:-$PWD/target/release/dag}"
+# shellcheck source=tests/bench/dag.sh
+. tests/bench/dag.sh
 WORK=$(mktemp -d)
 MOTO_PID=
 trap '[ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
