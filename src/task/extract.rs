@@ -86,16 +86,16 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
         }
     };
 
-    // Chunks an earlier attempt finished: their indexes, files and rows. Records are read one
+    // Chunks an earlier attempt finished: their indexes, files and sums. Records are read one
     // at a time and their file descriptions dropped (a day-partitioned table's chunks describe
     // thousands of files, tens of MiB when held together).
     let mut done_idx: HashSet<u32> = HashSet::new();
     let mut keep: HashSet<String> = HashSet::new();
-    let mut reused_rows = 0u64;
+    let mut sums = Sums::default();
     for c in ctx.store.chunk_iter(run, table) {
         let c = c?;
         done_idx.insert(c.index);
-        reused_rows += c.digest.rows;
+        sums.add(c.digest, c.files.len(), c.lossy);
         keep.extend(c.paths);
     }
     let removed = ctx.lake.remove_unrecorded_files(table, run, &keep).await?;
@@ -109,7 +109,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     let batch_rows = ctx.tuning.batch_rows(&info, grant.scale);
     let rg_rows = ctx.tuning.row_group_rows(&info, grant.scale);
     let bar = ctx.progress.bar(table, info.rows);
-    bar.inc(reused_rows);
+    bar.inc(sums.digest.rows);
 
     // Unfinished chunks, read by up to `slots` connections at once. Each chunk is recorded as
     // soon as it is done, whatever the others are doing, so a crash loses at most the chunks in
@@ -142,6 +142,7 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
             bar_ref.inc(n);
         }
         let files = writer.close().await?;
+        let count = files.len();
         ctx.store.put_chunk(
             run,
             table,
@@ -152,30 +153,25 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
                 paths: files.iter().map(|f| f.path.clone()).collect(),
                 files: files.into_iter().map(|f| f.json).collect(),
                 attempt,
-                lossy,
+                lossy: lossy.clone(),
             },
         )?;
         crate::fault::point(&format!("after_chunk:{table}:{index}"));
-        Ok::<(), crate::error::Error>(())
+        Ok::<_, crate::error::Error>((digest, count, lossy))
     }))
     .buffer_unordered(grant.slots.max(1));
+    // Each chunk's sums as it is recorded, beside those of the chunks reused.
     while let Some(res) = work.next().await {
-        res?;
+        let (digest, files, lossy) = res?;
+        sums.add(digest, files, lossy);
     }
     drop(work);
 
-    // The table's digest, lossy counts and files, summed over its chunk records one at a time.
-    let mut total = Digest128::default();
-    let mut lossy: BTreeMap<String, u64> = BTreeMap::new();
-    let mut data_files = 0usize;
-    for c in ctx.store.chunk_iter(run, table) {
-        let c = c?;
-        total.add(c.digest);
-        data_files += c.files.len();
-        for (col, k) in c.lossy {
-            *lossy.entry(col).or_default() += k;
-        }
-    }
+    let Sums {
+        digest: total,
+        lossy,
+        files: data_files,
+    } = sums;
     if !lossy.is_empty() {
         let cols: Vec<String> = lossy.iter().map(|(c, n)| format!("{c}: {n}")).collect();
         ctx.progress.line(&format!(
@@ -189,4 +185,23 @@ pub async fn run(ctx: &Ctx, table: &str, grant: &Allowance) -> Result<()> {
     rec.outputs.chunks_reused = Some(done_idx.len() as u32);
     bar.finish(&format!("{} rows extracted", total.rows));
     ctx.succeed(rec)
+}
+
+/// What the table's recorded chunks add up to: the digest of their rows, their data files and
+/// the values each column had rounded.
+#[derive(Default)]
+struct Sums {
+    digest: Digest128,
+    files: usize,
+    lossy: BTreeMap<String, u64>,
+}
+
+impl Sums {
+    fn add(&mut self, digest: Digest128, files: usize, lossy: BTreeMap<String, u64>) {
+        self.digest.add(digest);
+        self.files += files;
+        for (col, k) in lossy {
+            *self.lossy.entry(col).or_default() += k;
+        }
+    }
 }
